@@ -1,0 +1,37 @@
+"""Entry point: settings → logging → run.
+
+    python -m bot           run the bot
+    python -m bot --check   validate the configuration and exit (0 = fine, 2 = not)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bot.config import ConfigError, load_settings
+
+EXIT_CONFIG = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}" if not str(exc).startswith("configuration") else exc,
+              file=sys.stderr)
+        return EXIT_CONFIG
+    if args.check:
+        print(f"configuration OK: provider {settings.mj_provider.value}, database {settings.database_url}")
+        return 0
+
+    from bot.app import run  # imported late: --check and config errors stay fast
+
+    return run(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""The neutral follow-up actions and how each becomes an Operation.
+
+Neutral names (PROVIDERS.md §6.3) are what the store, the buttons and the cogs use:
+
+    pick:N            U1..U4 on a grid          vary_grid:N     V1..V4 on a grid
+    reroll            🔄                          upscale_<v>     subtle|creative|2x|4x
+    redo_upscale_<v>  Redo Upscale (…)          vary_subtle / vary_strong
+    vary_region       Vary (Region)             zoom_out_2x / zoom_out_1_5x / zoom_custom
+    make_square                                  pan_left|right|up|down
+    remix / edit / enhance                       seed (🌱, offered by the bot itself)
+    provider:<raw>    an action the bot has no name for; replayed as the provider spells it
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+from bot.domain import Job, Operation, OperationKind, PanDirection, Placement, Size
+
+UPSCALE_VARIANTS = ("subtle", "creative", "2x", "4x")
+ZOOM_FIXED = {"zoom_out_2x": Decimal("2"), "zoom_out_1_5x": Decimal("1.5"), "make_square": Decimal("1")}
+MIN_ZOOM, MAX_ZOOM = Decimal("1.0"), Decimal("2.0")
+
+# Actions that cannot run without something the user types or uploads.
+ALWAYS_NEEDS_INPUT = frozenset({"vary_region", "zoom_custom", "remix", "edit"})
+# Actions that open a prompt box first when the member has remix mode on.
+REMIXABLE = frozenset({"reroll", "vary_subtle", "vary_strong", "pan_left", "pan_right", "pan_up", "pan_down"})
+
+_PICK = re.compile(r"^pick:([1-4])$")
+_VARY_GRID = re.compile(r"^vary_grid:([1-4])$")
+_UPSCALE = re.compile(r"^(redo_)?upscale_(subtle|creative|2x|4x)$")
+_PAN = re.compile(r"^pan_(left|right|up|down)$")
+
+
+class ActionInputError(ValueError):
+    """The user's input for an action is missing or out of range; the message says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActionInput:
+    """What a member may add to a follow-up (through a modal)."""
+
+    prompt: str | None = None
+    zoom_ratio: Decimal | None = None
+    mask_png_base64: str | None = None
+    canvas: Size | None = None
+    placement: Placement | None = None
+    index: int | None = None  # the tile an edit or remix applies to
+
+
+def needs_input(action: str, *, remix_mode: bool = False) -> bool:
+    if action in ALWAYS_NEEDS_INPUT:
+        return True
+    return remix_mode and (action in REMIXABLE or bool(_VARY_GRID.match(action)))
+
+
+def operation_for(action: str, parent: Job, given: ActionInput | None = None) -> Operation:
+    """Translate a neutral action on `parent` into the Operation that performs it."""
+    given = given or ActionInput()
+    base = parent.operation
+    prompt = given.prompt if given.prompt is not None else base.prompt
+    common = {"parent_job_id": parent.id, "mode": base.mode}
+
+    if m := _PICK.match(action):
+        return Operation(OperationKind.UPSCALE, index=int(m[1]), **common)
+    if m := _VARY_GRID.match(action):
+        return Operation(
+            OperationKind.VARIATION, index=int(m[1]), prompt=prompt, aspect_ratio=base.aspect_ratio, **common
+        )
+    if action == "reroll":
+        return Operation(OperationKind.REROLL, prompt=prompt, aspect_ratio=base.aspect_ratio, **common)
+    if m := _UPSCALE.match(action):
+        return Operation(OperationKind.UPSCALE, variant=m[2], **common)
+    if action in ("vary_subtle", "vary_strong"):
+        variant = action.removeprefix("vary_")
+        return Operation(OperationKind.VARIATION, variant=variant, prompt=prompt, **common)
+    if action == "vary_region":
+        if not given.mask_png_base64:
+            raise ActionInputError("Vary (Region) needs a region: upload a mask or choose one.")
+        return Operation(
+            OperationKind.INPAINT, prompt=prompt, mask_png_base64=given.mask_png_base64, **common
+        )
+    if action in ZOOM_FIXED:
+        return Operation(OperationKind.OUTPAINT, zoom_ratio=ZOOM_FIXED[action], prompt=prompt, **common)
+    if action == "zoom_custom":
+        ratio = given.zoom_ratio
+        if ratio is None or not (MIN_ZOOM <= ratio <= MAX_ZOOM):
+            raise ActionInputError("Custom Zoom needs a zoom ratio between 1.0 and 2.0.")
+        return Operation(OperationKind.OUTPAINT, zoom_ratio=ratio, prompt=prompt, **common)
+    if m := _PAN.match(action):
+        return Operation(OperationKind.PAN, direction=PanDirection(m[1]), prompt=prompt, **common)
+    if action == "remix":
+        if not given.prompt:
+            raise ActionInputError("Remix needs a prompt.")
+        return Operation(OperationKind.REMIX, prompt=given.prompt, index=given.index, **common)
+    if action == "edit":
+        if not given.prompt or given.canvas is None or given.placement is None:
+            raise ActionInputError("Edit needs a prompt, a canvas and where the image sits on it.")
+        return Operation(
+            OperationKind.EDIT,
+            prompt=given.prompt,
+            index=given.index,
+            canvas=given.canvas,
+            placement=given.placement,
+            mask_png_base64=given.mask_png_base64,
+            **common,
+        )
+    if action == "enhance":
+        return Operation(OperationKind.ENHANCE, **common)
+    if action == "seed":
+        return Operation(OperationKind.SEED, parent_job_id=parent.id)
+    if action.startswith("provider:"):
+        return Operation(OperationKind.PROVIDER_ACTION, raw_action=action.removeprefix("provider:"), **common)
+    raise ActionInputError(f"Unknown action {action!r}.")

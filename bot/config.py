@@ -1,0 +1,127 @@
+"""Settings from the environment and `.env` (pydantic-settings).
+
+The variable names are a contract: README, `.env.example`, deployment tools and the
+tests rely on them. A missing or malformed value stops the bot at start with one line
+that names the variable and never echoes its value.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DISCORD_API_BASE = "https://discord.com/api/v10"
+DISCORD_GATEWAY_URL = "wss://gateway.discord.gg/"
+
+
+class ProviderName(StrEnum):
+    PIAPI = "piapi"
+    VTRIX = "vtrix"
+    LEGNEXT = "legnext"
+    MJPROXY = "mjproxy"
+
+
+class ConfigError(Exception):
+    """One readable line about what is wrong with the configuration."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # --- Discord -------------------------------------------------------------------------
+    discord_token: SecretStr | None = None
+    discord_api_base: str = DISCORD_API_BASE
+    discord_gateway_url: str = DISCORD_GATEWAY_URL
+    discord_guild_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    # Seconds discord.py waits after the last GUILD_CREATE before on_ready (tests: 0.1).
+    discord_guild_ready_timeout: float = Field(default=2.0, ge=0, le=60)
+
+    # --- provider ------------------------------------------------------------------------
+    mj_provider: ProviderName = ProviderName.PIAPI
+    piapi_api_key: SecretStr | None = None
+    piapi_base_url: str = "https://api.piapi.ai"
+    # "" = the account's default, "public" = pay-as-you-go pool, "private" = host-your-account
+    piapi_service_mode: str = ""
+
+    # --- engine --------------------------------------------------------------------------
+    # Jobs the provider account may run at once; the rest wait, fairly, in the bot.
+    mj_max_concurrent_jobs: int = Field(default=3, ge=1, le=1000)
+    # A job whose visible progress has not changed for this long is ended as timed out.
+    job_stall_timeout_s: float = Field(default=600.0, gt=0)
+    # No job runs longer than this, progress or not.
+    job_max_duration_s: float = Field(default=3600.0, gt=0)
+    # The provider refuses follow-ups on jobs older than this (PiAPI: about 3 hours).
+    follow_up_window_s: float = Field(default=3 * 3600.0, gt=0)
+    provider_timeout_s: float = Field(default=20.0, gt=0)
+
+    # --- storage and logs ----------------------------------------------------------------
+    database_url: str = "sqlite:///data/bot.db"
+    log_level: str = "INFO"
+
+    @field_validator("discord_guild_ids", mode="before")
+    @classmethod
+    def _split_guild_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            for part in parts:
+                if not part.isdigit():
+                    raise ValueError("must be a comma-separated list of numeric guild ids")
+            return [int(p) for p in parts]
+        return value
+
+    @field_validator("discord_api_base", "discord_gateway_url", "piapi_base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://", "ws://", "wss://")):
+            raise ValueError("must be an absolute http(s) or ws(s) URL")
+        return value.rstrip("/") if value.startswith("http") else value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @model_validator(mode="after")
+    def _provider_key_present(self) -> Settings:
+        if self.mj_provider is ProviderName.PIAPI and not _present(self.piapi_api_key):
+            raise ValueError("PIAPI_API_KEY is required when MJ_PROVIDER=piapi")
+        return self
+
+    def secrets(self) -> list[str]:
+        """Every secret value configured, so that log filters can redact them."""
+        values = [self.discord_token, self.piapi_api_key]
+        return [v.get_secret_value() for v in values if _present(v)]  # type: ignore[union-attr]
+
+
+def _present(secret: SecretStr | None) -> bool:
+    return secret is not None and bool(secret.get_secret_value().strip())
+
+
+def load_settings(*, require_discord: bool = True, **overrides: object) -> Settings:
+    """Read the settings, turning any problem into one ConfigError line."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    if require_discord and not _present(settings.discord_token):
+        raise ConfigError("DISCORD_TOKEN is required: set it in the environment or in .env")
+    return settings
+
+
+def _describe(exc: ValidationError) -> str:
+    # Built from the field name and pydantic's message only: the input value (which may
+    # be a secret) is deliberately left out.
+    first = exc.errors(include_input=False, include_url=False)[0]
+    loc = [str(part) for part in first.get("loc", ()) if part != "__root__"]
+    message = str(first.get("msg", "is invalid")).removeprefix("Value error, ")
+    if not loc:
+        return f"configuration error: {message}"
+    return f"{loc[0].upper()} {message}"

@@ -1,0 +1,521 @@
+"""The job engine: owns every job from request to terminal state.
+
+Promises (DESIGN.md invariants 1, 2, 4):
+- A job is stored before its submission is sent, and marked as "being submitted" in
+  the store first. A restart that finds such a mark does not send it again: the
+  outcome is unknown, and a second send could charge the account twice.
+- Every job ends: completed, failed with a reason, cancelled, or timed out when its
+  progress stalls (the deadline restarts on every visible change) or it runs too long.
+- On start, every job that was in flight is picked up again from the store.
+
+One scheduler (a timer heap) wakes jobs for polling; provider slots are shared fairly
+between requesters; "job changed" events go to subscribers after each persisted change.
+The engine knows nothing of Discord.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from bot.clock import Clock, SystemClock
+from bot.domain import (
+    ErrorCode,
+    Job,
+    JobError,
+    JobStatus,
+    Operation,
+    ProviderSnapshot,
+    new_job_id,
+)
+from bot.engine.fair_queue import FairQueue
+from bot.engine.scheduler import TimerHeap
+from bot.providers.base import (
+    NotFoundError,
+    ParentTooOldError,
+    Provider,
+    ProviderError,
+    RateLimitedError,
+    SubmitOutcomeUnknownError,
+    UnsupportedOperationError,
+)
+from bot.store.base import JobRepository
+
+log = logging.getLogger(__name__)
+
+EventKind = Literal["created", "changed"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    kind: EventKind
+    job: Job  # a copy: listeners cannot change the engine's record
+    previous_status: JobStatus | None
+
+
+JobListener = Callable[[JobEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    max_concurrent_jobs: int = 3
+    # Polling: the interval adapts to how often the provider's state actually changes.
+    poll_initial_s: float = 3.0
+    poll_min_s: float = 1.0
+    poll_max_s: float = 15.0
+    stall_timeout_s: float = 600.0
+    max_duration_s: float = 3600.0
+    # A provider that loses a task just after creating it is given this long to find it.
+    not_found_grace_s: float = 60.0
+    # Submissions refused for transient reasons (429, 5xx) are retried for this long.
+    submit_retry_window_s: float = 300.0
+    submit_retry_base_s: float = 2.0
+    max_parallel_requests: int = 8
+
+
+class EngineError(Exception):
+    """A request the engine refuses before anything is sent (message is for users)."""
+
+    def __init__(self, error: JobError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class Engine:
+    def __init__(
+        self,
+        provider: Provider,
+        jobs: JobRepository,
+        *,
+        clock: Clock | None = None,
+        settings: EngineSettings | None = None,
+    ) -> None:
+        self.provider = provider
+        self.jobs = jobs
+        self.clock = clock or SystemClock()
+        self.settings = settings or EngineSettings()
+        self._active: dict[str, Job] = {}  # every non-terminal job, by id
+        self._queue = FairQueue()
+        self._submitting: set[str] = set()
+        self._timers = TimerHeap(self.clock)
+        self._intervals: dict[str, float] = {}
+        self._retry_at: dict[str, float] = {}
+        self._submit_attempts: dict[str, int] = {}
+        self._listeners: list[JobListener] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: asyncio.Task[None] | None = None
+        self._requests = asyncio.Semaphore(self.settings.max_parallel_requests)
+        self._paused_until = 0.0
+        self._slots = self.settings.max_concurrent_jobs
+
+    # --- life cycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Resume every job the store holds as in flight, then start the scheduler."""
+        now = self.clock.time()
+        for job in await self.jobs.list_active():
+            if job.status is JobStatus.QUEUED and job.submit_started_at is not None:
+                # We stopped between sending the submission and storing its answer.
+                await self._finish(
+                    job,
+                    JobStatus.FAILED,
+                    JobError(
+                        ErrorCode.SUBMIT_INTERRUPTED,
+                        "The bot restarted while this job was being sent to the image service. "
+                        "It was not sent again, so that the account is not charged twice.",
+                    ),
+                )
+                continue
+            self._active[job.id] = job
+            if job.status is JobStatus.QUEUED:
+                self._queue.push(job.id, job.requester_id or "")
+            else:
+                self._timers.schedule(job.id, now)
+        log.info("engine started: %d job(s) resumed", len(self._active))
+        self._runner = asyncio.create_task(self._timers.run(self._on_timer), name="engine-scheduler")
+        self._pump()
+
+    async def stop(self) -> None:
+        """Stop watching; jobs stay in the store and resume on the next start."""
+        if self._runner:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+            self._runner = None
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def subscribe(self, listener: JobListener) -> Callable[[], None]:
+        """Call `listener` after every persisted change. It must not block."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def set_max_concurrent_jobs(self, slots: int) -> None:
+        self._slots = max(1, slots)
+        self._pump()
+
+    # --- requests ------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        operation: Operation,
+        *,
+        requester_id: str | None = None,
+        guild_id: str | None = None,
+        channel_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Record a job and queue it. The same idempotency key returns the first job."""
+        if not self.provider.capabilities.supports(operation.kind):
+            raise EngineError(UnsupportedOperationError().to_job_error())
+        now = self.clock.time()
+        job = Job(
+            id=new_job_id(),
+            operation=operation,
+            provider=self.provider.name,
+            requester_id=requester_id,
+            guild_id=guild_id,
+            channel_id=channel_id,
+            idempotency_key=idempotency_key,
+            created_at=now,
+            updated_at=now,
+            last_change_at=now,
+        )
+        stored, created = await self.jobs.insert(job)
+        if not created:
+            return copy.copy(self._active.get(stored.id, stored))
+        self._active[job.id] = job
+        self._queue.push(job.id, requester_id or "")
+        self._emit("created", job, None)
+        self._pump()
+        return copy.copy(job)
+
+    async def cancel(self, job_id: str) -> Job:
+        """Cancel a job: at once if it is still waiting in the bot, else at the provider."""
+        job = self._active.get(job_id)
+        if job is None:
+            stored = await self.jobs.get(job_id)
+            if stored is None:
+                raise EngineError(JobError(ErrorCode.NOT_FOUND, "There is no such job."))
+            return stored
+        if job.id in self._queue:
+            self._queue.remove(job.id)
+            await self._finish(job, JobStatus.CANCELLED, JobError(ErrorCode.CANCELLED, "Cancelled."))
+            self._publish_queue_positions()
+            return copy.copy(job)
+        if job.id in self._submitting or not job.provider_ref:
+            raise EngineError(
+                JobError(ErrorCode.INVALID_REQUEST, "The job is being sent right now; try again in a moment.")
+            )
+        if not self.provider.capabilities.can_cancel:
+            raise EngineError(UnsupportedOperationError("This image service cannot cancel jobs.").to_job_error())
+        try:
+            await self.provider.cancel(job)
+        except ProviderError as exc:
+            raise EngineError(exc.to_job_error()) from None
+        if job.id in self._active:
+            await self._finish(job, JobStatus.CANCELLED, JobError(ErrorCode.CANCELLED, "Cancelled."))
+        return copy.copy(job)
+
+    async def get(self, job_id: str) -> Job | None:
+        if job_id in self._active:
+            return copy.copy(self._active[job_id])
+        return await self.jobs.get(job_id)
+
+    def queue_position(self, job_id: str) -> int | None:
+        return self._queue.positions().get(job_id)
+
+    @property
+    def active_count(self) -> int:
+        return len(self._active)
+
+    # --- dispatching ---------------------------------------------------------------------
+
+    def _in_flight(self) -> int:
+        return sum(1 for job in self._active.values() if job.status is not JobStatus.QUEUED) + len(
+            self._submitting
+        )
+
+    def _pump(self) -> None:
+        """Send queued jobs while provider slots are free."""
+        now = self.clock.time()
+        deferred: list[Job] = []
+        while self._in_flight() < self._slots:
+            job_id = self._queue.pop()
+            if job_id is None:
+                break
+            job = self._active.get(job_id)
+            if job is None:
+                continue
+            retry_at = self._retry_at.get(job_id, 0.0)
+            if retry_at > now:
+                deferred.append(job)
+                continue
+            self._submitting.add(job_id)
+            self._spawn(self._send(job), f"submit-{job_id}")
+        for job in deferred:
+            self._queue.push(job.id, job.requester_id or "", front=True)
+            self._timers.schedule(job.id, self._retry_at[job.id])
+        self._publish_queue_positions()
+
+    def _publish_queue_positions(self) -> None:
+        for job_id, position in self._queue.positions().items():
+            job = self._active.get(job_id)
+            if job is not None and job.queue_position != position:
+                previous = job.status
+                job.queue_position = position
+                self._emit("changed", job, previous)
+
+    async def _send(self, job: Job) -> None:
+        try:
+            await self._send_inner(job)
+        finally:
+            self._submitting.discard(job.id)
+            self._pump()
+
+    async def _send_inner(self, job: Job) -> None:
+        parent: Job | None = None
+        if job.operation.parent_job_id:
+            parent = await self.jobs.get(job.operation.parent_job_id)
+            refusal = self._parent_refusal(parent)
+            if refusal is not None:
+                await self._finish(job, JobStatus.FAILED, refusal)
+                return
+
+        # Invariant 1: the mark goes to disk before the request leaves.
+        job.submit_started_at = self.clock.time()
+        job.queue_position = None
+        await self._save(job)
+        try:
+            async with self._requests:
+                snapshot = await self.provider.submit(job.operation, job=copy.copy(job), parent=parent)
+        except RateLimitedError as exc:
+            await self._retry_submit_later(job, exc, exc.retry_after)
+            return
+        except SubmitOutcomeUnknownError as exc:
+            await self._finish(job, JobStatus.FAILED, exc.to_job_error())
+            return
+        except ProviderError as exc:
+            if exc.transient:
+                await self._retry_submit_later(job, exc, None)
+            else:
+                await self._finish(job, JobStatus.FAILED, exc.to_job_error())
+            return
+        except Exception:
+            log.exception("job %s: submission failed unexpectedly", job.id)
+            await self._finish(job, JobStatus.FAILED, JobError(ErrorCode.INTERNAL, "The bot failed to send the job."))
+            return
+
+        previous = job.status
+        job.provider_ref = snapshot.ref
+        job.submitted_at = self.clock.time()
+        self._retry_at.pop(job.id, None)
+        self._apply(job, snapshot)
+        if job.status is JobStatus.QUEUED:
+            job.status = JobStatus.SUBMITTED
+        log.info("job %s %s: submitted as %s (%s)", job.id, job.operation.kind.value, snapshot.ref, job.status)
+        if job.status.is_terminal:
+            await self._finish(job, job.status, job.error)
+            return
+        await self._save(job)
+        self._emit("changed", job, previous)
+        self._intervals[job.id] = self.settings.poll_initial_s
+        self._timers.schedule(job.id, self.clock.time() + self.settings.poll_initial_s)
+
+    def _parent_refusal(self, parent: Job | None) -> JobError | None:
+        if parent is None:
+            return JobError(ErrorCode.NOT_FOUND, "The image this follows up no longer exists.")
+        if parent.status is not JobStatus.COMPLETED or not parent.provider_ref:
+            return JobError(ErrorCode.INVALID_REQUEST, "The image this follows up has not finished.")
+        window = self.provider.capabilities.follow_up_window
+        if window is not None and self.clock.time() - parent.created_at > window:
+            return ParentTooOldError().to_job_error()
+        return None
+
+    async def _retry_submit_later(self, job: Job, exc: ProviderError, retry_after: float | None) -> None:
+        now = self.clock.time()
+        if now - job.created_at > self.settings.submit_retry_window_s:
+            await self._finish(job, JobStatus.FAILED, exc.to_job_error())
+            return
+        attempt = self._submit_attempts[job.id] = self._submit_attempts.get(job.id, 0) + 1
+        delay = retry_after if retry_after is not None else self.settings.submit_retry_base_s * 2 ** min(attempt, 6)
+        # Nothing was created at the provider: clear the mark so a restart may send it.
+        job.submit_started_at = None
+        await self._save(job)
+        self._retry_at[job.id] = now + delay
+        self._queue.push(job.id, job.requester_id or "", front=True)
+        self._timers.schedule(job.id, now + delay)
+        log.warning("job %s: submission refused (%s); retrying in %.1fs", job.id, exc.code.value, delay)
+
+    # --- watching ------------------------------------------------------------------------
+
+    def _on_timer(self, job_id: str) -> None:
+        job = self._active.get(job_id)
+        if job is None:
+            return
+        if job.status is JobStatus.QUEUED:
+            self._pump()  # a delayed resubmission is due
+            return
+        now = self.clock.time()
+        if now < self._paused_until:
+            self._timers.schedule(job_id, self._paused_until)
+            return
+        self._spawn(self._poll(job), f"poll-{job_id}")
+
+    async def _poll(self, job: Job) -> None:
+        now = self.clock.time()
+        deadline_error = self._deadline_error(job, now)
+        if deadline_error is not None:
+            await self._time_out(job, deadline_error)
+            return
+        try:
+            async with self._requests:
+                snapshot = await self.provider.fetch(copy.copy(job))
+        except RateLimitedError as exc:
+            self._paused_until = max(self._paused_until, now + (exc.retry_after or 5.0))
+            self._timers.schedule(job.id, self._paused_until)
+            return
+        except NotFoundError as exc:
+            if now - (job.submitted_at or job.created_at) < self.settings.not_found_grace_s:
+                self._reschedule(job, changed=False)
+                return
+            await self._finish(job, JobStatus.FAILED, exc.to_job_error())
+            return
+        except ProviderError as exc:
+            log.warning("job %s: poll failed (%s): %s", job.id, exc.code.value, exc.provider_text or exc.message)
+            job.polls += 1
+            self._reschedule(job, changed=False)
+            return
+        except Exception:
+            log.exception("job %s: poll failed unexpectedly", job.id)
+            self._reschedule(job, changed=False)
+            return
+
+        job.polls += 1
+        previous_status = job.status
+        before = job.visible_state()
+        self._apply(job, snapshot)
+        changed = job.visible_state() != before
+        if job.status.is_terminal:
+            await self._finish(job, job.status, job.error)
+            return
+        if changed:
+            job.last_change_at = self.clock.time()
+            await self._save(job)
+            self._emit("changed", job, previous_status)
+            log.info("job %s: %s %s%%", job.id, job.status.value, job.progress if job.progress is not None else "?")
+        self._reschedule(job, changed=changed)
+
+    def _reschedule(self, job: Job, *, changed: bool) -> None:
+        s = self.settings
+        interval = self._intervals.get(job.id, s.poll_initial_s)
+        # Unchanged: back off gently; changed: keep pace with the provider.
+        interval = s.poll_initial_s if changed else min(s.poll_max_s, interval * 1.5)
+        interval = max(s.poll_min_s, interval)
+        self._intervals[job.id] = interval
+        self._timers.schedule(job.id, self.clock.time() + interval)
+
+    def _deadline_error(self, job: Job, now: float) -> JobError | None:
+        started = job.submitted_at or job.created_at
+        if now - started > self.settings.max_duration_s:
+            minutes = self.settings.max_duration_s / 60
+            return JobError(ErrorCode.TIMED_OUT, f"The job ran for more than {minutes:.0f} minutes and was stopped.")
+        if now - job.last_change_at > self.settings.stall_timeout_s:
+            minutes = self.settings.stall_timeout_s / 60
+            return JobError(
+                ErrorCode.TIMED_OUT, f"The image service showed no progress for {minutes:.0f} minutes."
+            )
+        return None
+
+    async def _time_out(self, job: Job, error: JobError) -> None:
+        if self.provider.capabilities.can_cancel and job.status is JobStatus.SUBMITTED:
+            with contextlib.suppress(ProviderError):
+                await self.provider.cancel(copy.copy(job))  # best effort: stop paying for it
+        await self._finish(job, JobStatus.TIMED_OUT, error)
+
+    # --- state ---------------------------------------------------------------------------
+
+    def _apply(self, job: Job, snap: ProviderSnapshot) -> None:
+        job.status = snap.status
+        job.raw_status = snap.raw_status
+        if snap.progress is not None:
+            job.progress = snap.progress
+        job.preview_url = snap.preview_url or (job.preview_url if not snap.status.is_terminal else None)
+        if snap.result_url:
+            job.result_url = snap.result_url
+        if snap.tiles:
+            job.tiles = snap.tiles
+        if snap.actions is not None:
+            job.actions = snap.actions
+        if snap.cost is not None:
+            job.cost = snap.cost
+        if snap.error is not None:
+            job.error = snap.error
+        if snap.seed:
+            job.seed = snap.seed
+        if snap.prompts:
+            job.prompts = snap.prompts
+        if snap.data:
+            job.provider_data = {**job.provider_data, **snap.data}
+
+    async def _finish(self, job: Job, status: JobStatus, error: JobError | None) -> None:
+        previous = job.status
+        job.status = status
+        job.error = error if status is not JobStatus.COMPLETED else None
+        job.queue_position = None
+        job.finished_at = self.clock.time()
+        if status is JobStatus.COMPLETED:
+            job.progress = 100
+            job.preview_url = None
+        await self._save(job)
+        self._active.pop(job.id, None)
+        self._queue.remove(job.id)
+        self._timers.cancel(job.id)
+        self._intervals.pop(job.id, None)
+        self._retry_at.pop(job.id, None)
+        self._submit_attempts.pop(job.id, None)
+        reason = f" ({job.error.code.value}: {job.error.message})" if job.error else ""
+        log.info("job %s: %s%s", job.id, status.value, reason)
+        self._emit("changed", job, previous)
+        self._pump()
+
+    async def _save(self, job: Job) -> None:
+        job.updated_at = self.clock.time()
+        await self.jobs.save(job)
+
+    def _emit(self, kind: EventKind, job: Job, previous: JobStatus | None) -> None:
+        event = JobEvent(kind, copy.copy(job), previous)
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("job listener failed")
+
+    def _spawn(self, coro: object, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- tests and tools -----------------------------------------------------------------
+
+    async def settle(self, timeout: float = 10.0) -> None:
+        """Wait until nothing is running and nothing is due (bounded; for tests and tools)."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + timeout
+        quiet_rounds = 0
+        while quiet_rounds < 3:
+            await asyncio.sleep(0)
+            if self._tasks or self._timers.has_due() or not self._timers.parked:
+                quiet_rounds = 0
+                if loop.time() > give_up:
+                    raise TimeoutError("engine did not settle")
+                await asyncio.sleep(0.002)
+            else:
+                quiet_rounds += 1

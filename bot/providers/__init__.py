@@ -1,0 +1,1 @@
+"""Backends that run Midjourney jobs, each behind the same `Provider` protocol."""

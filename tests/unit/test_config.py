@@ -1,0 +1,86 @@
+"""Settings: names, defaults, and one clear line (never a secret) for each mistake."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, ProviderName, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith(("DISCORD_", "PIAPI_", "MJ_", "DATABASE_", "JOB_", "LOG_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+
+
+def test_defaults_and_guild_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "tok")
+    monkeypatch.setenv("PIAPI_API_KEY", "key")
+    monkeypatch.setenv("DISCORD_GUILD_IDS", "123, 456")
+    s = load_settings()
+    assert s.mj_provider is ProviderName.PIAPI
+    assert s.piapi_base_url == "https://api.piapi.ai"
+    assert s.discord_api_base == "https://discord.com/api/v10"
+    assert s.discord_guild_ids == [123, 456]
+    assert s.database_url.startswith("sqlite:///")
+    assert sorted(s.secrets()) == ["key", "tok"]
+
+
+def test_missing_token_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIAPI_API_KEY", "key")
+    with pytest.raises(ConfigError, match="DISCORD_TOKEN"):
+        load_settings()
+
+
+def test_malformed_value_names_the_variable_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "tok")
+    monkeypatch.setenv("PIAPI_API_KEY", "key")
+    monkeypatch.setenv("DISCORD_GUILD_IDS", "12,secret-looking-value")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "DISCORD_GUILD_IDS" in str(info.value)
+    assert "secret-looking-value" not in str(info.value)
+
+
+def test_provider_key_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "tok")
+    with pytest.raises(ConfigError, match="PIAPI_API_KEY"):
+        load_settings()
+
+
+def _run_bot(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "PIAPI_", "MJ_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        env={**base, "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_run_without_token_exits_2_with_one_line(tmp_path: Path) -> None:
+    result = _run_bot({"PIAPI_API_KEY": "pk-very-secret"})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "DISCORD_TOKEN" in lines[0]
+    assert "pk-very-secret" not in result.stderr + result.stdout
+
+
+def test_check_validates_and_exits(tmp_path: Path) -> None:
+    ok = _run_bot({"DISCORD_TOKEN": "t", "PIAPI_API_KEY": "k"}, "--check")
+    assert ok.returncode == 0, ok.stderr
+    assert "configuration OK" in ok.stdout
+    bad = _run_bot({"DISCORD_TOKEN": "t", "PIAPI_API_KEY": "k", "MJ_MAX_CONCURRENT_JOBS": "many"}, "--check")
+    assert bad.returncode == 2
+    assert "MJ_MAX_CONCURRENT_JOBS" in bad.stderr
