@@ -1,7 +1,7 @@
 """Entry point: settings → logging → run.
 
-    python -m bot           run the bot
-    python -m bot --check   validate the configuration and exit (0 = fine, 2 = not)
+python -m bot           run the bot
+python -m bot --check   validate the configuration and exit (0 = fine, 2 = not)
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
     except ConfigError as exc:
-        print(f"configuration error: {exc}" if not str(exc).startswith("configuration") else exc,
-              file=sys.stderr)
+        print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     if args.check:
-        print(f"configuration OK: provider {settings.mj_provider.value}, database {settings.database_url}")
+        provider, database = settings.mj_provider.value, settings.database_url
+        print(f"configuration OK: provider {provider}, database {database}")
         return 0
 
     from bot.app import run  # imported late: --check and config errors stay fast

@@ -16,17 +16,24 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from bot.domain import Job, Operation, OperationKind, PanDirection, Placement, Size
 
 UPSCALE_VARIANTS = ("subtle", "creative", "2x", "4x")
-ZOOM_FIXED = {"zoom_out_2x": Decimal("2"), "zoom_out_1_5x": Decimal("1.5"), "make_square": Decimal("1")}
+ZOOM_FIXED = {
+    "zoom_out_2x": Decimal("2"),
+    "zoom_out_1_5x": Decimal("1.5"),
+    "make_square": Decimal("1"),
+}
 MIN_ZOOM, MAX_ZOOM = Decimal("1.0"), Decimal("2.0")
 
 # Actions that cannot run without something the user types or uploads.
 ALWAYS_NEEDS_INPUT = frozenset({"vary_region", "zoom_custom", "remix", "edit"})
 # Actions that open a prompt box first when the member has remix mode on.
-REMIXABLE = frozenset({"reroll", "vary_subtle", "vary_strong", "pan_left", "pan_right", "pan_up", "pan_down"})
+REMIXABLE = frozenset(
+    {"reroll", "vary_subtle", "vary_strong", "pan_left", "pan_right", "pan_up", "pan_down"}
+)
 
 _PICK = re.compile(r"^pick:([1-4])$")
 _VARY_GRID = re.compile(r"^vary_grid:([1-4])$")
@@ -61,56 +68,58 @@ def operation_for(action: str, parent: Job, given: ActionInput | None = None) ->
     given = given or ActionInput()
     base = parent.operation
     prompt = given.prompt if given.prompt is not None else base.prompt
-    common = {"parent_job_id": parent.id, "mode": base.mode}
+
+    def follow(kind: OperationKind, **fields: Any) -> Operation:
+        return Operation(kind, parent_job_id=parent.id, mode=base.mode, **fields)
 
     if m := _PICK.match(action):
-        return Operation(OperationKind.UPSCALE, index=int(m[1]), **common)
+        return follow(OperationKind.UPSCALE, index=int(m[1]))
     if m := _VARY_GRID.match(action):
-        return Operation(
-            OperationKind.VARIATION, index=int(m[1]), prompt=prompt, aspect_ratio=base.aspect_ratio, **common
+        return follow(
+            OperationKind.VARIATION,
+            index=int(m[1]),
+            prompt=prompt,
+            aspect_ratio=base.aspect_ratio,
         )
     if action == "reroll":
-        return Operation(OperationKind.REROLL, prompt=prompt, aspect_ratio=base.aspect_ratio, **common)
+        return follow(OperationKind.REROLL, prompt=prompt, aspect_ratio=base.aspect_ratio)
     if m := _UPSCALE.match(action):
-        return Operation(OperationKind.UPSCALE, variant=m[2], **common)
+        return follow(OperationKind.UPSCALE, variant=m[2])
     if action in ("vary_subtle", "vary_strong"):
         variant = action.removeprefix("vary_")
-        return Operation(OperationKind.VARIATION, variant=variant, prompt=prompt, **common)
+        return follow(OperationKind.VARIATION, variant=variant, prompt=prompt)
     if action == "vary_region":
         if not given.mask_png_base64:
             raise ActionInputError("Vary (Region) needs a region: upload a mask or choose one.")
-        return Operation(
-            OperationKind.INPAINT, prompt=prompt, mask_png_base64=given.mask_png_base64, **common
-        )
+        return follow(OperationKind.INPAINT, prompt=prompt, mask_png_base64=given.mask_png_base64)
     if action in ZOOM_FIXED:
-        return Operation(OperationKind.OUTPAINT, zoom_ratio=ZOOM_FIXED[action], prompt=prompt, **common)
+        return follow(OperationKind.OUTPAINT, zoom_ratio=ZOOM_FIXED[action], prompt=prompt)
     if action == "zoom_custom":
         ratio = given.zoom_ratio
         if ratio is None or not (MIN_ZOOM <= ratio <= MAX_ZOOM):
             raise ActionInputError("Custom Zoom needs a zoom ratio between 1.0 and 2.0.")
-        return Operation(OperationKind.OUTPAINT, zoom_ratio=ratio, prompt=prompt, **common)
+        return follow(OperationKind.OUTPAINT, zoom_ratio=ratio, prompt=prompt)
     if m := _PAN.match(action):
-        return Operation(OperationKind.PAN, direction=PanDirection(m[1]), prompt=prompt, **common)
+        return follow(OperationKind.PAN, direction=PanDirection(m[1]), prompt=prompt)
     if action == "remix":
         if not given.prompt:
             raise ActionInputError("Remix needs a prompt.")
-        return Operation(OperationKind.REMIX, prompt=given.prompt, index=given.index, **common)
+        return follow(OperationKind.REMIX, prompt=given.prompt, index=given.index)
     if action == "edit":
         if not given.prompt or given.canvas is None or given.placement is None:
             raise ActionInputError("Edit needs a prompt, a canvas and where the image sits on it.")
-        return Operation(
+        return follow(
             OperationKind.EDIT,
             prompt=given.prompt,
             index=given.index,
             canvas=given.canvas,
             placement=given.placement,
             mask_png_base64=given.mask_png_base64,
-            **common,
         )
     if action == "enhance":
-        return Operation(OperationKind.ENHANCE, **common)
+        return follow(OperationKind.ENHANCE)
     if action == "seed":
         return Operation(OperationKind.SEED, parent_job_id=parent.id)
     if action.startswith("provider:"):
-        return Operation(OperationKind.PROVIDER_ACTION, raw_action=action.removeprefix("provider:"), **common)
+        return follow(OperationKind.PROVIDER_ACTION, raw_action=action.removeprefix("provider:"))
     raise ActionInputError(f"Unknown action {action!r}.")

@@ -47,7 +47,9 @@ class MidjourneyBot(commands.AutoShardedBot):
     async def setup_hook(self) -> None:
         self.store = await open_store(self.settings.database_url)
         self.provider = build_provider(self.settings)
-        self.engine = Engine(self.provider, self.store.jobs, settings=engine_settings(self.settings))
+        self.engine = Engine(
+            self.provider, self.store.jobs, settings=engine_settings(self.settings)
+        )
         await self.engine.start()
         for cog in COGS:
             await self.load_extension(cog)

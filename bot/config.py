@@ -123,5 +123,5 @@ def _describe(exc: ValidationError) -> str:
     loc = [str(part) for part in first.get("loc", ()) if part != "__root__"]
     message = str(first.get("msg", "is invalid")).removeprefix("Value error, ")
     if not loc:
-        return f"configuration error: {message}"
+        return message
     return f"{loc[0].upper()} {message}"

@@ -236,7 +236,11 @@ class JobError:
     provider_text: str | None = None  # the provider's own words, verbatim
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code.value, "message": self.message, "provider_text": self.provider_text}
+        return {
+            "code": self.code.value,
+            "message": self.message,
+            "provider_text": self.provider_text,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobError:
@@ -244,7 +248,9 @@ class JobError:
             code = ErrorCode(data.get("code", "internal"))
         except ValueError:
             code = ErrorCode.INTERNAL
-        return cls(code=code, message=str(data.get("message", "")), provider_text=data.get("provider_text"))
+        return cls(
+            code=code, message=str(data.get("message", "")), provider_text=data.get("provider_text")
+        )
 
 
 @dataclass(slots=True)

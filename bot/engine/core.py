@@ -19,9 +19,9 @@ import asyncio
 import contextlib
 import copy
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from bot.clock import Clock, SystemClock
 from bot.domain import (
@@ -137,7 +137,9 @@ class Engine:
             else:
                 self._timers.schedule(job.id, now)
         log.info("engine started: %d job(s) resumed", len(self._active))
-        self._runner = asyncio.create_task(self._timers.run(self._on_timer), name="engine-scheduler")
+        self._runner = asyncio.create_task(
+            self._timers.run(self._on_timer), name="engine-scheduler"
+        )
         self._pump()
 
     async def stop(self) -> None:
@@ -207,21 +209,30 @@ class Engine:
             return stored
         if job.id in self._queue:
             self._queue.remove(job.id)
-            await self._finish(job, JobStatus.CANCELLED, JobError(ErrorCode.CANCELLED, "Cancelled."))
+            await self._finish(
+                job, JobStatus.CANCELLED, JobError(ErrorCode.CANCELLED, "Cancelled.")
+            )
             self._publish_queue_positions()
             return copy.copy(job)
         if job.id in self._submitting or not job.provider_ref:
             raise EngineError(
-                JobError(ErrorCode.INVALID_REQUEST, "The job is being sent right now; try again in a moment.")
+                JobError(
+                    ErrorCode.INVALID_REQUEST,
+                    "The job is being sent right now; try again in a moment.",
+                )
             )
         if not self.provider.capabilities.can_cancel:
-            raise EngineError(UnsupportedOperationError("This image service cannot cancel jobs.").to_job_error())
+            raise EngineError(
+                UnsupportedOperationError("This image service cannot cancel jobs.").to_job_error()
+            )
         try:
             await self.provider.cancel(job)
         except ProviderError as exc:
             raise EngineError(exc.to_job_error()) from None
         if job.id in self._active:
-            await self._finish(job, JobStatus.CANCELLED, JobError(ErrorCode.CANCELLED, "Cancelled."))
+            await self._finish(
+                job, JobStatus.CANCELLED, JobError(ErrorCode.CANCELLED, "Cancelled.")
+            )
         return copy.copy(job)
 
     async def get(self, job_id: str) -> Job | None:
@@ -295,7 +306,9 @@ class Engine:
         await self._save(job)
         try:
             async with self._requests:
-                snapshot = await self.provider.submit(job.operation, job=copy.copy(job), parent=parent)
+                snapshot = await self.provider.submit(
+                    job.operation, job=copy.copy(job), parent=parent
+                )
         except RateLimitedError as exc:
             await self._retry_submit_later(job, exc, exc.retry_after)
             return
@@ -310,7 +323,11 @@ class Engine:
             return
         except Exception:
             log.exception("job %s: submission failed unexpectedly", job.id)
-            await self._finish(job, JobStatus.FAILED, JobError(ErrorCode.INTERNAL, "The bot failed to send the job."))
+            await self._finish(
+                job,
+                JobStatus.FAILED,
+                JobError(ErrorCode.INTERNAL, "The bot failed to send the job."),
+            )
             return
 
         previous = job.status
@@ -320,7 +337,13 @@ class Engine:
         self._apply(job, snapshot)
         if job.status is JobStatus.QUEUED:
             job.status = JobStatus.SUBMITTED
-        log.info("job %s %s: submitted as %s (%s)", job.id, job.operation.kind.value, snapshot.ref, job.status)
+        log.info(
+            "job %s %s: submitted as %s (%s)",
+            job.id,
+            job.operation.kind.value,
+            snapshot.ref,
+            job.status,
+        )
         if job.status.is_terminal:
             await self._finish(job, job.status, job.error)
             return
@@ -333,26 +356,36 @@ class Engine:
         if parent is None:
             return JobError(ErrorCode.NOT_FOUND, "The image this follows up no longer exists.")
         if parent.status is not JobStatus.COMPLETED or not parent.provider_ref:
-            return JobError(ErrorCode.INVALID_REQUEST, "The image this follows up has not finished.")
+            return JobError(
+                ErrorCode.INVALID_REQUEST, "The image this follows up has not finished."
+            )
         window = self.provider.capabilities.follow_up_window
         if window is not None and self.clock.time() - parent.created_at > window:
             return ParentTooOldError().to_job_error()
         return None
 
-    async def _retry_submit_later(self, job: Job, exc: ProviderError, retry_after: float | None) -> None:
+    async def _retry_submit_later(
+        self, job: Job, exc: ProviderError, retry_after: float | None
+    ) -> None:
         now = self.clock.time()
         if now - job.created_at > self.settings.submit_retry_window_s:
             await self._finish(job, JobStatus.FAILED, exc.to_job_error())
             return
         attempt = self._submit_attempts[job.id] = self._submit_attempts.get(job.id, 0) + 1
-        delay = retry_after if retry_after is not None else self.settings.submit_retry_base_s * 2 ** min(attempt, 6)
+        delay = (
+            retry_after
+            if retry_after is not None
+            else self.settings.submit_retry_base_s * 2 ** min(attempt, 6)
+        )
         # Nothing was created at the provider: clear the mark so a restart may send it.
         job.submit_started_at = None
         await self._save(job)
         self._retry_at[job.id] = now + delay
         self._queue.push(job.id, job.requester_id or "", front=True)
         self._timers.schedule(job.id, now + delay)
-        log.warning("job %s: submission refused (%s); retrying in %.1fs", job.id, exc.code.value, delay)
+        log.warning(
+            "job %s: submission refused (%s); retrying in %.1fs", job.id, exc.code.value, delay
+        )
 
     # --- watching ------------------------------------------------------------------------
 
@@ -389,7 +422,12 @@ class Engine:
             await self._finish(job, JobStatus.FAILED, exc.to_job_error())
             return
         except ProviderError as exc:
-            log.warning("job %s: poll failed (%s): %s", job.id, exc.code.value, exc.provider_text or exc.message)
+            log.warning(
+                "job %s: poll failed (%s): %s",
+                job.id,
+                exc.code.value,
+                exc.provider_text or exc.message,
+            )
             job.polls += 1
             self._reschedule(job, changed=False)
             return
@@ -410,7 +448,12 @@ class Engine:
             job.last_change_at = self.clock.time()
             await self._save(job)
             self._emit("changed", job, previous_status)
-            log.info("job %s: %s %s%%", job.id, job.status.value, job.progress if job.progress is not None else "?")
+            log.info(
+                "job %s: %s %s%%",
+                job.id,
+                job.status.value,
+                job.progress if job.progress is not None else "?",
+            )
         self._reschedule(job, changed=changed)
 
     def _reschedule(self, job: Job, *, changed: bool) -> None:
@@ -426,11 +469,15 @@ class Engine:
         started = job.submitted_at or job.created_at
         if now - started > self.settings.max_duration_s:
             minutes = self.settings.max_duration_s / 60
-            return JobError(ErrorCode.TIMED_OUT, f"The job ran for more than {minutes:.0f} minutes and was stopped.")
+            return JobError(
+                ErrorCode.TIMED_OUT,
+                f"The job ran for more than {minutes:.0f} minutes and was stopped.",
+            )
         if now - job.last_change_at > self.settings.stall_timeout_s:
             minutes = self.settings.stall_timeout_s / 60
             return JobError(
-                ErrorCode.TIMED_OUT, f"The image service showed no progress for {minutes:.0f} minutes."
+                ErrorCode.TIMED_OUT,
+                f"The image service showed no progress for {minutes:.0f} minutes.",
             )
         return None
 
@@ -447,7 +494,9 @@ class Engine:
         job.raw_status = snap.raw_status
         if snap.progress is not None:
             job.progress = snap.progress
-        job.preview_url = snap.preview_url or (job.preview_url if not snap.status.is_terminal else None)
+        job.preview_url = snap.preview_url or (
+            job.preview_url if not snap.status.is_terminal else None
+        )
         if snap.result_url:
             job.result_url = snap.result_url
         if snap.tiles:
@@ -498,17 +547,17 @@ class Engine:
             except Exception:
                 log.exception("job listener failed")
 
-    def _spawn(self, coro: object, name: str) -> None:
-        task = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     # --- tests and tools -----------------------------------------------------------------
 
-    async def settle(self, timeout: float = 10.0) -> None:
+    async def settle(self, limit_s: float = 10.0) -> None:
         """Wait until nothing is running and nothing is due (bounded; for tests and tools)."""
         loop = asyncio.get_running_loop()
-        give_up = loop.time() + timeout
+        give_up = loop.time() + limit_s
         quiet_rounds = 0
         while quiet_rounds < 3:
             await asyncio.sleep(0)

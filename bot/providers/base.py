@@ -70,7 +70,9 @@ class ProviderError(Exception):
 
 class AuthError(ProviderError):
     code = ErrorCode.AUTH
-    default_message = "The bot's API key was refused by the image service. Ask the server owner to check it."
+    default_message = (
+        "The bot's API key was refused by the image service. Ask the server owner to check it."
+    )
 
 
 class InsufficientCreditError(ProviderError):
@@ -90,7 +92,9 @@ class ModeratedError(ProviderError):
 
 class ParentTooOldError(ProviderError):
     code = ErrorCode.PARENT_TOO_OLD
-    default_message = "That image is too old for follow-ups at the image service. Start a new /imagine."
+    default_message = (
+        "That image is too old for follow-ups at the image service. Start a new /imagine."
+    )
 
 
 class NotFoundError(ProviderError):
@@ -108,7 +112,9 @@ class RateLimitedError(ProviderError):
     transient = True
     default_message = "The image service is busy (rate limited). Try again shortly."
 
-    def __init__(self, message: str | None = None, *, retry_after: float | None = None, **kw: Any) -> None:
+    def __init__(
+        self, message: str | None = None, *, retry_after: float | None = None, **kw: Any
+    ) -> None:
         super().__init__(message, **kw)
         self.retry_after = retry_after
 
@@ -143,7 +149,9 @@ class Provider(Protocol):
     name: str
     capabilities: Capabilities
 
-    async def submit(self, operation: Operation, *, job: Job, parent: Job | None) -> ProviderSnapshot:
+    async def submit(
+        self, operation: Operation, *, job: Job, parent: Job | None
+    ) -> ProviderSnapshot:
         """Create the provider job for `operation`. `job` is the bot's record (its id may be
         echoed to the provider); `parent` is the job a follow-up applies to."""
         ...

@@ -135,7 +135,9 @@ class ProviderHTTP:
         if response.status_code == 404:
             raise NotFoundError(provider_text=_excerpt(text), http_status=404)
         if response.status_code >= 500:
-            raise ProviderUnavailableError(provider_text=_excerpt(text), http_status=response.status_code)
+            raise ProviderUnavailableError(
+                provider_text=_excerpt(text), http_status=response.status_code
+            )
         if not response.is_success:
             raise ProviderError(provider_text=_excerpt(text), http_status=response.status_code)
         return body

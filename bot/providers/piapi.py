@@ -1,6 +1,6 @@
 """PiAPI's unified task API (and GoAPI, which serves the same schema). PROVIDERS.md §1.
 
-    POST   /api/v1/task            create     {"model": "midjourney", "task_type", "input", "config"}
+    POST   /api/v1/task            create  {"model": "midjourney", "task_type", "input", "config"}
     GET    /api/v1/task/{task_id}  read
     DELETE /api/v1/task/{task_id}  cancel (only while pending)
     GET    /account/info           credits and concurrency
@@ -147,7 +147,9 @@ class PiAPIProvider:
 
     # --- requests --------------------------------------------------------------------------
 
-    async def submit(self, operation: Operation, *, job: Job, parent: Job | None) -> ProviderSnapshot:
+    async def submit(
+        self, operation: Operation, *, job: Job, parent: Job | None
+    ) -> ProviderSnapshot:
         body = self.build_create_body(operation, parent=parent)
         reply = await self.http.request("POST", "/api/v1/task", json_body=body, creates=True)
         task = _task_from_envelope(reply)
@@ -199,7 +201,11 @@ class PiAPIProvider:
         if kind is OperationKind.IMAGINE:
             inputs: dict[str, Any] = {"prompt": op.prompt or "", "skip_prompt_check": False}
             # The prompt's own --ar wins; sending both is refused by some accounts.
-            if op.aspect_ratio and "--ar" not in (op.prompt or "") and "--aspect" not in (op.prompt or ""):
+            if (
+                op.aspect_ratio
+                and "--ar" not in (op.prompt or "")
+                and "--aspect" not in (op.prompt or "")
+            ):
                 inputs["aspect_ratio"] = op.aspect_ratio
             if op.mode:
                 inputs["process_mode"] = op.mode.value
@@ -314,14 +320,20 @@ def parse_task(task: dict[str, Any]) -> ProviderSnapshot:
     raw_status = str(task.get("status") or "").strip().lower()
     status = STATUS_MAP.get(raw_status)
     if status is None:
-        log.warning("PiAPI task %s has an unknown status %r; treating it as running", task.get("task_id"), raw_status)
+        log.warning(
+            "PiAPI task %s has an unknown status %r; treating it as running",
+            task.get("task_id"),
+            raw_status,
+        )
         status = JobStatus.RUNNING
 
     error = _task_error(task, output)
     if status is JobStatus.COMPLETED and error is not None and error.code is not ErrorCode.INTERNAL:
         status = JobStatus.FAILED
     if status is JobStatus.FAILED and error is None:
-        error = JobError(ErrorCode.GENERATION_FAILED, "The image service reported the job as failed.")
+        error = JobError(
+            ErrorCode.GENERATION_FAILED, "The image service reported the job as failed."
+        )
 
     progress = _int(output.get("progress", output.get("task_progress", task.get("task_progress"))))
     if progress is not None:
@@ -332,10 +344,16 @@ def parse_task(task: dict[str, Any]) -> ProviderSnapshot:
         progress = None  # "0" while pending says nothing
 
     previews = output.get("intermediate_image_urls")
-    preview_url = previews[-1] if isinstance(previews, list) and previews and isinstance(previews[-1], str) else None
+    preview_url = (
+        previews[-1]
+        if isinstance(previews, list) and previews and isinstance(previews[-1], str)
+        else None
+    )
     result_url = output.get("image_url") or output.get("discord_image_url") or None
     tiles = output.get("temporary_image_urls")
-    if not (isinstance(tiles, list) and len(tiles) == 4 and all(isinstance(t, str) and t for t in tiles)):
+    if not (
+        isinstance(tiles, list) and len(tiles) == 4 and all(isinstance(t, str) and t for t in tiles)
+    ):
         tiles = None
 
     actions = [
@@ -394,14 +412,21 @@ def classify_text(text: str) -> _Classified:
     """Map PiAPI / Midjourney error wording to a neutral code and a plain explanation."""
     lowered = text.lower()
     if "banned prompt" in lowered or "banned word" in lowered:
-        return _Classified(ErrorCode.MODERATED, "Midjourney refused the prompt: it contains a banned word.")
+        return _Classified(
+            ErrorCode.MODERATED, "Midjourney refused the prompt: it contains a banned word."
+        )
     if "image denied" in lowered or "image filter" in lowered or "moderat" in lowered:
         return _Classified(ErrorCode.MODERATED, "Midjourney's image filter refused this job.")
     if "outdated" in lowered or "too old" in lowered:
         return _Classified(ErrorCode.PARENT_TOO_OLD, ParentTooOldError.default_message)
     if "invalid parameter" in lowered or "invalid link" in lowered or "invalid" in lowered:
         return _Classified(ErrorCode.INVALID_REQUEST, "Midjourney refused the request as invalid.")
-    if "credit" in lowered or "insufficient" in lowered or "balance" in lowered or "quota" in lowered:
+    if (
+        "credit" in lowered
+        or "insufficient" in lowered
+        or "balance" in lowered
+        or "quota" in lowered
+    ):
         return _Classified(ErrorCode.INSUFFICIENT_CREDIT, InsufficientCreditError.default_message)
     if "cancel" in lowered:
         return _Classified(ErrorCode.CANCELLED, "The job was cancelled.")

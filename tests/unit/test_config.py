@@ -41,7 +41,9 @@ def test_missing_token_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> No
         load_settings()
 
 
-def test_malformed_value_names_the_variable_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_malformed_value_names_the_variable_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("DISCORD_TOKEN", "tok")
     monkeypatch.setenv("PIAPI_API_KEY", "key")
     monkeypatch.setenv("DISCORD_GUILD_IDS", "12,secret-looking-value")
@@ -81,6 +83,8 @@ def test_check_validates_and_exits(tmp_path: Path) -> None:
     ok = _run_bot({"DISCORD_TOKEN": "t", "PIAPI_API_KEY": "k"}, "--check")
     assert ok.returncode == 0, ok.stderr
     assert "configuration OK" in ok.stdout
-    bad = _run_bot({"DISCORD_TOKEN": "t", "PIAPI_API_KEY": "k", "MJ_MAX_CONCURRENT_JOBS": "many"}, "--check")
+    bad = _run_bot(
+        {"DISCORD_TOKEN": "t", "PIAPI_API_KEY": "k", "MJ_MAX_CONCURRENT_JOBS": "many"}, "--check"
+    )
     assert bad.returncode == 2
     assert "MJ_MAX_CONCURRENT_JOBS" in bad.stderr

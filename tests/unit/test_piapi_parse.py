@@ -15,7 +15,12 @@ CAPTURED = {
     "task_type": "imagine",
     "status": "completed",
     "config": {"service_mode": "public", "webhook_config": {"endpoint": "", "secret": ""}},
-    "input": {"aspect_ratio": "16:9", "process_mode": "fast", "prompt": "p", "skip_prompt_check": False},
+    "input": {
+        "aspect_ratio": "16:9",
+        "process_mode": "fast",
+        "prompt": "p",
+        "skip_prompt_check": False,
+    },
     "output": {
         "image_url": "https://img.theapi.app/mj/c130c235-0000.png",
         "image_urls": None,
@@ -23,8 +28,17 @@ CAPTURED = {
         "discord_image_url": "",
         "progress": 100,
         "intermediate_image_urls": None,
-        "actions": ["reroll", "upscale1", "upscale2", "upscale3", "upscale4",
-                    "variation1", "variation2", "variation3", "variation4"],
+        "actions": [
+            "reroll",
+            "upscale1",
+            "upscale2",
+            "upscale3",
+            "upscale4",
+            "variation1",
+            "variation2",
+            "variation3",
+            "variation4",
+        ],
     },
     "meta": {"usage": {"type": "point", "frozen": 700000, "consume": 700000}},
     "detail": None,
@@ -41,10 +55,19 @@ def test_captured_completed_imagine() -> None:
     assert snap.result_url == "https://img.theapi.app/mj/c130c235-0000.png"
     assert snap.tiles is not None and len(snap.tiles) == 4
     assert snap.error is None
-    assert snap.cost is not None and snap.cost.amount == Decimal(700000) and snap.cost.unit == "point"
+    assert (
+        snap.cost is not None and snap.cost.amount == Decimal(700000) and snap.cost.unit == "point"
+    )
     assert [a.name for a in snap.actions or []] == [
-        "reroll", "pick:1", "pick:2", "pick:3", "pick:4",
-        "vary_grid:1", "vary_grid:2", "vary_grid:3", "vary_grid:4",
+        "reroll",
+        "pick:1",
+        "pick:2",
+        "pick:3",
+        "pick:4",
+        "vary_grid:1",
+        "vary_grid:2",
+        "vary_grid:3",
+        "vary_grid:4",
     ]
 
 
@@ -92,8 +115,14 @@ def test_tolerant_parsing_capitalised_legacy_and_missing_fields() -> None:
 
 def test_preview_is_the_newest_intermediate_image() -> None:
     snap = parse_task(
-        {"task_id": "t", "status": "processing",
-         "output": {"progress": 50, "intermediate_image_urls": ["http://a/1.png", "http://a/2.png"]}}
+        {
+            "task_id": "t",
+            "status": "processing",
+            "output": {
+                "progress": 50,
+                "intermediate_image_urls": ["http://a/1.png", "http://a/2.png"],
+            },
+        }
     )
     assert snap.preview_url == "http://a/2.png"
 
@@ -110,7 +139,11 @@ def test_preview_is_the_newest_intermediate_image() -> None:
 )
 def test_failure_reasons(message: str, code: ErrorCode) -> None:
     snap = parse_task(
-        {"task_id": "t", "status": "failed", "error": {"code": 10000, "message": message, "raw_message": ""}}
+        {
+            "task_id": "t",
+            "status": "failed",
+            "error": {"code": 10000, "message": message, "raw_message": ""},
+        }
     )
     assert snap.status is JobStatus.FAILED
     assert snap.error is not None and snap.error.code is code
@@ -123,13 +156,22 @@ def test_failed_without_any_text_still_has_a_reason() -> None:
 
 
 def test_legacy_error_messages() -> None:
-    snap = parse_task({"task_id": "t", "status": "failed", "output": {"error_messages": ["[Banned prompt detected] x"]}})
+    snap = parse_task(
+        {
+            "task_id": "t",
+            "status": "failed",
+            "output": {"error_messages": ["[Banned prompt detected] x"]},
+        }
+    )
     assert snap.error is not None and snap.error.code is ErrorCode.MODERATED
 
 
 def test_describe_suggestions() -> None:
     text = "1️⃣ a red fox --ar 3:2\n\n2️⃣ a fox in snow\n\n3️⃣ orange fox, watercolor\n\n4️⃣ fox portrait"
     assert split_description(text) == [
-        "a red fox --ar 3:2", "a fox in snow", "orange fox, watercolor", "fox portrait"
+        "a red fox --ar 3:2",
+        "a fox in snow",
+        "orange fox, watercolor",
+        "fox portrait",
     ]
     assert split_description("") is None

@@ -1,0 +1,42 @@
+"""Where jobs are kept: a narrow repository contract and its SQLite implementation."""
+
+from bot.store.base import (
+    JobExistsError,
+    JobNotFoundError,
+    JobRepository,
+    MigrationError,
+    SchemaVersionError,
+    Store,
+    StoreBusyError,
+    StoreError,
+)
+from bot.store.serialize import job_from_dict, job_to_dict
+from bot.store.sqlite import (
+    Migration,
+    SqliteDatabase,
+    SqliteJobRepository,
+    SqliteStore,
+    load_migrations,
+    open_store,
+    sqlite_path_from_url,
+)
+
+__all__ = [
+    "JobExistsError",
+    "JobNotFoundError",
+    "JobRepository",
+    "Migration",
+    "MigrationError",
+    "SchemaVersionError",
+    "SqliteDatabase",
+    "SqliteJobRepository",
+    "SqliteStore",
+    "Store",
+    "StoreBusyError",
+    "StoreError",
+    "job_from_dict",
+    "job_to_dict",
+    "load_migrations",
+    "open_store",
+    "sqlite_path_from_url",
+]

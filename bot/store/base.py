@@ -1,0 +1,93 @@
+"""The storage contract the engine depends on, free of any one database.
+
+SQLite implements it today (`bot.store.sqlite`); a PostgreSQL backend can follow by
+implementing the same two protocols and raising the same errors.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from bot.domain import Job
+
+
+class StoreError(Exception):
+    """Something in the store failed; the message is safe to log (no secrets, no data)."""
+
+
+class StoreBusyError(StoreError):
+    """The database stayed locked by another writer after every retry.
+
+    Raised rather than dropping the write, so the caller can decide what to do.
+    """
+
+
+class SchemaVersionError(StoreError):
+    """The database was migrated by code this version does not know (usually newer)."""
+
+
+class MigrationError(StoreError):
+    """A schema migration failed; it was rolled back and the store is not opened."""
+
+
+class JobNotFoundError(StoreError, LookupError):
+    """`save` was asked to update a job that was never inserted."""
+
+
+class JobExistsError(StoreError):
+    """`insert` was given a job whose id is already stored (a bug, unlike a key conflict)."""
+
+
+class JobRepository(Protocol):
+    """Where jobs live between state changes, and across restarts."""
+
+    async def insert(self, job: Job) -> tuple[Job, bool]:
+        """Store a new job; returns `(job, True)`.
+
+        When `job.idempotency_key` is already taken, nothing is stored and the job that
+        holds the key is returned as `(existing, False)`. Atomic: of two concurrent
+        inserts with one key, exactly one is created.
+        """
+        ...
+
+    async def save(self, job: Job) -> None:
+        """Persist the whole job over its stored version; `JobNotFoundError` if absent."""
+        ...
+
+    async def get(self, job_id: str) -> Job | None: ...
+
+    async def get_by_idempotency_key(self, key: str) -> Job | None: ...
+
+    async def get_by_provider_ref(self, provider: str, ref: str) -> Job | None:
+        """The newest job of `provider` whose provider reference is `ref`."""
+        ...
+
+    async def list_active(self) -> list[Job]:
+        """Every job not yet in a terminal state, oldest first (the order to resume in)."""
+        ...
+
+    async def list_for_requester(
+        self,
+        requester_id: str,
+        *,
+        guild_id: str | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> list[Job]:
+        """A member's jobs, newest first; `guild_id=None` means every guild and DMs."""
+        ...
+
+    async def count_for_requester_since(
+        self, requester_id: str, since: float, *, guild_id: str | None = None
+    ) -> int:
+        """How many jobs a member created at or after `since` (Unix seconds); for quotas."""
+        ...
+
+
+class Store(Protocol):
+    """Every repository of one database, and the means to close it."""
+
+    @property
+    def jobs(self) -> JobRepository: ...
+
+    async def close(self) -> None: ...

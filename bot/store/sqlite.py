@@ -1,0 +1,549 @@
+"""The SQLite store: one aiosqlite connection, serialised transactions, numbered migrations.
+
+One connection is enough for one bot process: SQLite allows a single writer anyway, and
+aiosqlite runs every statement on the connection's own thread. An asyncio.Lock keeps
+one transaction at a time on it; WAL keeps other processes (a backup, an admin's
+sqlite3 shell, a second bot by mistake) able to read meanwhile. When one of them holds
+the write lock, the write is retried a bounded number of times and then raises
+`StoreBusyError`; it is never dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from bot.domain import Job, JobStatus
+from bot.store.base import (
+    JobExistsError,
+    JobNotFoundError,
+    MigrationError,
+    SchemaVersionError,
+    StoreBusyError,
+)
+from bot.store.serialize import job_from_dict, job_to_dict
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MEMORY = ":memory:"
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+DEFAULT_LOCK_RETRIES = 5
+DEFAULT_RETRY_BACKOFF = 0.05
+_MAX_BACKOFF = 1.0
+
+# Primary result codes (the low byte of extended codes such as SQLITE_BUSY_SNAPSHOT).
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
+
+
+# --- locating the database --------------------------------------------------------------
+
+
+def sqlite_path_from_url(database_url: str) -> str:
+    """The file path (or ":memory:") that a database URL or plain path names.
+
+    `sqlite:///data/bot.db` is relative to the working directory, `sqlite:////srv/bot.db`
+    is absolute (SQLAlchemy's convention); anything without a scheme is a path.
+    """
+    url = database_url.strip()
+    if not url:
+        raise ValueError("database URL is empty")
+    if url in ("sqlite://", "sqlite:///"):
+        return MEMORY  # SQLAlchemy's spelling of an in-memory database
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :]
+    elif url.startswith("sqlite://"):
+        raise ValueError(
+            "sqlite URLs take three slashes before a path: sqlite:///relative.db "
+            "or sqlite:////absolute.db"
+        )
+    elif re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", url):
+        scheme = url.split("://", 1)[0]
+        raise ValueError(f"unsupported database scheme {scheme!r}; only sqlite is built in")
+    else:
+        path = url
+    if path == MEMORY:
+        return MEMORY
+    return str(Path(path).expanduser())
+
+
+# --- migrations -------------------------------------------------------------------------
+
+_MIGRATION_NAME = re.compile(r"^(\d+)_([A-Za-z0-9_\-]+)\.sql$")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str  # the file name, kept in schema_migrations for humans
+    sql: str
+
+
+def load_migrations() -> list[Migration]:
+    """The numbered `.sql` files shipped in `bot/store/migrations/`, in version order."""
+    folder = resources.files("bot.store").joinpath("migrations")
+    migrations: list[Migration] = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match is None or not entry.is_file():
+            continue
+        migrations.append(Migration(int(match.group(1)), entry.name, entry.read_text("utf-8")))
+    _check_versions(migrations)
+    return sorted(migrations, key=lambda m: m.version)
+
+
+def _check_versions(migrations: Sequence[Migration]) -> None:
+    seen: dict[int, str] = {}
+    for migration in migrations:
+        if migration.version <= 0:
+            raise MigrationError(f"migration {migration.name}: version must be positive")
+        if migration.version in seen:
+            raise MigrationError(
+                f"migrations {seen[migration.version]} and {migration.name} share "
+                f"version {migration.version}"
+            )
+        seen[migration.version] = migration.name
+
+
+def split_sql(script: str) -> list[str]:
+    """A script's statements, one per entry.
+
+    `executescript` would COMMIT first and so cannot run inside our transaction; the
+    statements are executed one by one instead. `complete_statement` knows about quotes,
+    comments and trigger bodies, so a `;` inside them does not split.
+    """
+    statements: list[str] = []
+    buffer: list[str] = []
+    for char in script:
+        buffer.append(char)
+        if char == ";" and sqlite3.complete_statement("".join(buffer)):
+            statements.append("".join(buffer).strip())
+            buffer = []
+    rest = "".join(buffer).strip()
+    if rest and _has_code(rest):
+        statements.append(rest)  # a last statement without its semicolon
+    return statements
+
+
+def _has_code(sql: str) -> bool:
+    without_comments = re.sub(r"--[^\n]*|/\*.*?\*/", "", sql, flags=re.DOTALL)
+    return bool(without_comments.strip())
+
+
+async def apply_migrations(db: SqliteDatabase, migrations: Sequence[Migration]) -> list[int]:
+    """Bring the schema up to date; returns the versions applied now (none if current).
+
+    Each migration runs in its own transaction together with its schema_migrations row,
+    so a crash leaves it either wholly applied and recorded, or not at all.
+    """
+    _check_versions(migrations)
+    await db.write(_create_version_table)
+    recorded = await db.read(_recorded_versions)
+    known = {m.version for m in migrations}
+    unknown = sorted(recorded - known)
+    if unknown:
+        newest_known = max(known, default=0)
+        if unknown[-1] > newest_known:
+            raise SchemaVersionError(
+                f"the database is at schema version {unknown[-1]}, newer than this code "
+                f"(which knows up to {newest_known}); run a newer bot or use another database"
+            )
+        raise SchemaVersionError(
+            f"the database records migration(s) {unknown} that this code does not have"
+        )
+    applied: list[int] = []
+    for migration in sorted(migrations, key=lambda m: m.version):
+        if migration.version in recorded:
+            continue
+        try:
+            if await db.write(partial(_apply_one, migration=migration)):
+                applied.append(migration.version)
+                log.info("applied migration %s", migration.name)
+        except (StoreBusyError, MigrationError):
+            raise
+        except Exception as exc:
+            raise MigrationError(f"migration {migration.name} failed: {exc}") from exc
+    return applied
+
+
+async def _create_version_table(conn: aiosqlite.Connection) -> None:
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+    )
+
+
+async def _recorded_versions(conn: aiosqlite.Connection) -> set[int]:
+    rows = await conn.execute_fetchall("SELECT version FROM schema_migrations")
+    return {int(row[0]) for row in rows}
+
+
+async def _apply_one(conn: aiosqlite.Connection, *, migration: Migration) -> bool:
+    # Another process may have applied it since we looked; BEGIN IMMEDIATE makes this
+    # check and the migration one step.
+    async with conn.execute(
+        "SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,)
+    ) as cursor:
+        if await cursor.fetchone() is not None:
+            return False
+    for statement in split_sql(migration.sql):
+        await conn.execute(statement)
+    await conn.execute(
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+        (migration.version, migration.name, time.time()),
+    )
+    return True
+
+
+# --- the connection ---------------------------------------------------------------------
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    message = str(exc).lower()
+    return "locked" in message or "busy" in message
+
+
+class SqliteDatabase:
+    """One aiosqlite connection that runs one transaction at a time, retrying on locks."""
+
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        *,
+        lock_retries: int = DEFAULT_LOCK_RETRIES,
+        retry_backoff: float = DEFAULT_RETRY_BACKOFF,
+    ) -> None:
+        if lock_retries < 0:
+            raise ValueError("lock_retries must be >= 0")
+        self._conn = conn
+        self._lock = asyncio.Lock()
+        self._lock_retries = lock_retries
+        self._retry_backoff = retry_backoff
+        self._closed = False
+        # How often a locked database made us try again; for tests and diagnostics.
+        self.busy_retries = 0
+
+    @property
+    def connection(self) -> aiosqlite.Connection:
+        return self._conn
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def write(self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        """Run `work` in one BEGIN IMMEDIATE … COMMIT transaction, rolled back on error.
+
+        IMMEDIATE takes the write lock up front, so a busy database fails at BEGIN (where
+        a retry is safe) rather than halfway through. `work` may run more than once.
+        """
+        return await self._run(work, transaction=True)
+
+    async def read(self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        """Run `work` outside a transaction.
+
+        Reads take the same lock as writes: on a single connection, a read interleaved
+        into another task's open transaction would see rows that may yet be rolled back.
+        """
+        return await self._run(work, transaction=False)
+
+    async def _run(
+        self, work: Callable[[aiosqlite.Connection], Awaitable[T]], *, transaction: bool
+    ) -> T:
+        async with self._lock:
+            if self._closed:
+                raise RuntimeError("the store is closed")
+            attempt = 0
+            while True:
+                try:
+                    return await self._attempt(work, transaction=transaction)
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc):
+                        raise
+                    if attempt >= self._lock_retries:
+                        raise StoreBusyError(
+                            f"database stayed locked after {attempt + 1} attempts: {exc}"
+                        ) from exc
+                    delay = min(_MAX_BACKOFF, self._retry_backoff * 2**attempt)
+                    attempt += 1
+                    self.busy_retries += 1
+                    log.warning(
+                        "database is locked (%s); retry %d/%d in %.2fs",
+                        exc,
+                        attempt,
+                        self._lock_retries,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+
+    async def _attempt(
+        self, work: Callable[[aiosqlite.Connection], Awaitable[T]], *, transaction: bool
+    ) -> T:
+        conn = self._conn
+        if conn.in_transaction:
+            # Only a cancelled rollback can leave one open; never build on its leftovers.
+            await conn.rollback()
+        if not transaction:
+            return await work(conn)
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = await work(conn)
+            await conn.execute("COMMIT")
+        except BaseException:
+            # BaseException too: a cancelled task must not leave the transaction open
+            # for the next one to commit. rollback() is a no-op when none is active.
+            try:
+                await conn.rollback()
+            except Exception:
+                log.exception("rollback failed")
+            raise
+        return result
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            await self._conn.close()
+
+
+# --- jobs -------------------------------------------------------------------------------
+
+_COLUMNS = (
+    "id",
+    "idempotency_key",
+    "provider",
+    "provider_ref",
+    "status",
+    "requester_id",
+    "guild_id",
+    "channel_id",
+    "parent_job_id",
+    "created_at",
+    "updated_at",
+    "finished_at",
+    "data",
+)
+_INSERT = (
+    f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
+    " ON CONFLICT (idempotency_key) DO NOTHING"
+)
+_UPDATE = f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in _COLUMNS[1:])} WHERE id = ?"
+_ACTIVE = tuple(status.value for status in JobStatus if status.is_active)
+
+
+def _row(job: Job) -> tuple[Any, ...]:
+    # allow_nan=False: NaN is not JSON, and SQLite's json functions (handy in future data
+    # migrations) would reject it; better to fail at the write that produces it.
+    data = json.dumps(job_to_dict(job), ensure_ascii=False, allow_nan=False)
+    return (
+        job.id,
+        job.idempotency_key,
+        job.provider,
+        job.provider_ref,
+        job.status.value,
+        job.requester_id,
+        job.guild_id,
+        job.channel_id,
+        job.parent_job_id,
+        job.created_at,
+        job.updated_at,
+        job.finished_at,
+        data,
+    )
+
+
+def _job(data: str) -> Job:
+    return job_from_dict(json.loads(data))
+
+
+class SqliteJobRepository:
+    """`JobRepository` on SQLite."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def insert(self, job: Job) -> tuple[Job, bool]:
+        row = _row(job)
+
+        async def work(conn: aiosqlite.Connection) -> tuple[Job, bool]:
+            try:
+                cursor = await conn.execute(_INSERT, row)
+            except sqlite3.IntegrityError as exc:
+                raise JobExistsError(f"job {job.id} is already stored") from exc
+            if cursor.rowcount == 1:
+                return job, True
+            # The key is taken. Read the holder in the same transaction, so it cannot
+            # change or vanish between the conflict and the answer.
+            existing = await _fetch_one(
+                conn, "SELECT data FROM jobs WHERE idempotency_key = ?", (job.idempotency_key,)
+            )
+            if existing is None:  # pragma: no cover - the conflict proves it exists
+                raise RuntimeError("idempotency conflict without a holder")
+            return existing, False
+
+        return await self._db.write(work)
+
+    async def save(self, job: Job) -> None:
+        row = _row(job)
+        params = (*row[1:], row[0])
+
+        async def work(conn: aiosqlite.Connection) -> None:
+            cursor = await conn.execute(_UPDATE, params)
+            if cursor.rowcount == 0:
+                raise JobNotFoundError(f"job {job.id} is not stored; insert it first")
+
+        await self._db.write(work)
+
+    async def get(self, job_id: str) -> Job | None:
+        return await self._one("SELECT data FROM jobs WHERE id = ?", (job_id,))
+
+    async def get_by_idempotency_key(self, key: str) -> Job | None:
+        return await self._one("SELECT data FROM jobs WHERE idempotency_key = ?", (key,))
+
+    async def get_by_provider_ref(self, provider: str, ref: str) -> Job | None:
+        return await self._one(
+            "SELECT data FROM jobs WHERE provider = ? AND provider_ref = ?"
+            " ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            (provider, ref),
+        )
+
+    async def list_active(self) -> list[Job]:
+        # rowid breaks ties in insertion order, so equal timestamps keep a stable order.
+        marks = ", ".join("?" for _ in _ACTIVE)
+        return await self._many(
+            f"SELECT data FROM jobs WHERE status IN ({marks}) ORDER BY created_at, rowid",
+            _ACTIVE,
+        )
+
+    async def list_for_requester(
+        self,
+        requester_id: str,
+        *,
+        guild_id: str | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> list[Job]:
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must be >= 0")
+        where, params = _requester_filter(requester_id, guild_id)
+        return await self._many(
+            f"SELECT data FROM jobs WHERE {where}"
+            " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+
+    async def count_for_requester_since(
+        self, requester_id: str, since: float, *, guild_id: str | None = None
+    ) -> int:
+        where, params = _requester_filter(requester_id, guild_id)
+
+        async def work(conn: aiosqlite.Connection) -> int:
+            async with conn.execute(
+                f"SELECT COUNT(*) FROM jobs WHERE {where} AND created_at >= ?",
+                (*params, since),
+            ) as cursor:
+                row = await cursor.fetchone()
+            return int(row[0]) if row is not None else 0
+
+        return await self._db.read(work)
+
+    async def _one(self, sql: str, params: tuple[Any, ...]) -> Job | None:
+        return await self._db.read(partial(_fetch_one, sql=sql, params=params))
+
+    async def _many(self, sql: str, params: tuple[Any, ...]) -> list[Job]:
+        async def work(conn: aiosqlite.Connection) -> list[Job]:
+            rows = await conn.execute_fetchall(sql, params)
+            return [_job(row[0]) for row in rows]
+
+        return await self._db.read(work)
+
+
+def _requester_filter(requester_id: str, guild_id: str | None) -> tuple[str, tuple[Any, ...]]:
+    if guild_id is None:
+        return "requester_id = ?", (requester_id,)
+    return "requester_id = ? AND guild_id = ?", (requester_id, guild_id)
+
+
+async def _fetch_one(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> Job | None:
+    async with conn.execute(sql, params) as cursor:
+        row = await cursor.fetchone()
+    return None if row is None else _job(row[0])
+
+
+# --- the store --------------------------------------------------------------------------
+
+
+class SqliteStore:
+    """Every repository on one SQLite database (`Store`)."""
+
+    def __init__(self, db: SqliteDatabase, path: str) -> None:
+        self.db = db
+        self.path = path
+        self.jobs = SqliteJobRepository(db)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def __aenter__(self) -> SqliteStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+async def open_store(
+    database_url: str,
+    *,
+    migrations: Sequence[Migration] | None = None,
+    busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    lock_retries: int = DEFAULT_LOCK_RETRIES,
+    retry_backoff: float = DEFAULT_RETRY_BACKOFF,
+) -> SqliteStore:
+    """Open (creating if needed) and migrate the database `database_url` names.
+
+    `migrations` defaults to the files shipped with the package. `busy_timeout_ms` is how
+    long SQLite itself waits for a lock per attempt; `lock_retries` more attempts follow,
+    `retry_backoff` seconds apart, doubling.
+    """
+    path = sqlite_path_from_url(database_url)
+    if path != MEMORY:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None: the sqlite3 module must not open transactions behind our
+    # back; SqliteDatabase issues BEGIN IMMEDIATE / COMMIT itself.
+    conn = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
+    try:
+        # busy_timeout first, so that switching to WAL waits for other connections.
+        await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        async with conn.execute("PRAGMA journal_mode = WAL") as cursor:
+            row = await cursor.fetchone()
+        mode = str(row[0]).lower() if row is not None else "?"
+        if path != MEMORY and mode != "wal":
+            log.warning("database %s stays in journal mode %s, not WAL", path, mode)
+        # NORMAL is durable against a process crash in WAL mode, and much faster than FULL;
+        # only an OS crash or power loss may lose the last commits.
+        await conn.execute("PRAGMA synchronous = NORMAL")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        db = SqliteDatabase(conn, lock_retries=lock_retries, retry_backoff=retry_backoff)
+        await apply_migrations(db, load_migrations() if migrations is None else migrations)
+    except BaseException:
+        await conn.close()
+        raise
+    return SqliteStore(db, path)
