@@ -1,6 +1,8 @@
 """Where jobs are kept: a narrow repository contract and its SQLite implementation."""
 
 from bot.store.base import (
+    Delivery,
+    DeliveryRepository,
     JobExistsError,
     JobNotFoundError,
     JobRepository,
@@ -22,6 +24,8 @@ from bot.store.sqlite import (
 )
 
 __all__ = [
+    "Delivery",
+    "DeliveryRepository",
     "JobExistsError",
     "JobNotFoundError",
     "JobRepository",

@@ -6,6 +6,7 @@ implementing the same two protocols and raising the same errors.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from bot.domain import Job
@@ -84,10 +85,41 @@ class JobRepository(Protocol):
         ...
 
 
+@dataclass(slots=True)
+class Delivery:
+    """Where a job's message lives in Discord (see migrations/0002_deliveries.sql)."""
+
+    job_id: str
+    channel_id: str
+    upload_limit: int
+    message_id: str | None = None
+    guild_id: str | None = None
+    final_delivered_at: float | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+class DeliveryRepository(Protocol):
+    async def claim(self, delivery: Delivery) -> bool:
+        """Record a new delivery; False (and nothing written) if the job already has one."""
+        ...
+
+    async def save(self, delivery: Delivery) -> None: ...
+
+    async def get(self, job_id: str) -> Delivery | None: ...
+
+    async def list_undelivered(self) -> list[Delivery]:
+        """Deliveries whose final state has not reached Discord yet, oldest first."""
+        ...
+
+
 class Store(Protocol):
     """Every repository of one database, and the means to close it."""
 
     @property
     def jobs(self) -> JobRepository: ...
+
+    @property
+    def deliveries(self) -> DeliveryRepository: ...
 
     async def close(self) -> None: ...

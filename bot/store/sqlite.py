@@ -27,6 +27,7 @@ import aiosqlite
 
 from bot.domain import Job, JobStatus
 from bot.store.base import (
+    Delivery,
     JobExistsError,
     JobNotFoundError,
     MigrationError,
@@ -488,6 +489,75 @@ async def _fetch_one(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ..
     return None if row is None else _job(row[0])
 
 
+# --- deliveries -------------------------------------------------------------------------
+
+_DELIVERY_COLUMNS = (
+    "job_id, channel_id, message_id, guild_id, upload_limit, final_delivered_at, "
+    "created_at, updated_at"
+)
+
+
+def _delivery_row(d: Delivery) -> tuple[Any, ...]:
+    return (
+        d.job_id,
+        d.channel_id,
+        d.message_id,
+        d.guild_id,
+        d.upload_limit,
+        d.final_delivered_at,
+        d.created_at,
+        d.updated_at,
+    )
+
+
+class SqliteDeliveryRepository:
+    """`DeliveryRepository` on SQLite."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def claim(self, delivery: Delivery) -> bool:
+        async def work(conn: aiosqlite.Connection) -> bool:
+            cursor = await conn.execute(
+                f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(job_id) DO NOTHING",
+                _delivery_row(delivery),
+            )
+            return cursor.rowcount == 1
+
+        return await self._db.write(work)
+
+    async def save(self, delivery: Delivery) -> None:
+        async def work(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                f"INSERT OR REPLACE INTO deliveries ({_DELIVERY_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                _delivery_row(delivery),
+            )
+
+        await self._db.write(work)
+
+    async def get(self, job_id: str) -> Delivery | None:
+        rows = await self._select("WHERE job_id = ?", (job_id,))
+        return rows[0] if rows else None
+
+    async def list_undelivered(self) -> list[Delivery]:
+        return await self._select(
+            "WHERE final_delivered_at IS NULL ORDER BY created_at, job_id", ()
+        )
+
+    async def _select(self, where: str, params: tuple[Any, ...]) -> list[Delivery]:
+        async def work(conn: aiosqlite.Connection) -> list[Delivery]:
+            async with conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries {where}", params
+            ) as cursor:
+                rows = await cursor.fetchall()
+            names = [c.strip() for c in _DELIVERY_COLUMNS.split(",")]
+            return [Delivery(**dict(zip(names, row, strict=True))) for row in rows]
+
+        return await self._db.read(work)
+
+
 # --- the store --------------------------------------------------------------------------
 
 
@@ -498,6 +568,7 @@ class SqliteStore:
         self.db = db
         self.path = path
         self.jobs = SqliteJobRepository(db)
+        self.deliveries = SqliteDeliveryRepository(db)
 
     async def close(self) -> None:
         await self.db.close()

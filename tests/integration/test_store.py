@@ -515,22 +515,31 @@ async def test_future_schema_version_is_refused(db_path: Path) -> None:
 
 async def test_migrations_apply_in_order_and_roll_back_on_failure(db_path: Path) -> None:
     base = load_migrations()
+    top = max(m.version for m in base)  # extra test migrations follow the shipped ones
     extra = [
-        Migration(3, "0003_b.sql", "ALTER TABLE t ADD COLUMN b TEXT DEFAULT 'x;y';"),
-        Migration(2, "0002_a.sql", "CREATE TABLE t (a INTEGER);\nINSERT INTO t (a) VALUES (1);"),
+        Migration(
+            top + 2, f"{top + 2:04d}_b.sql", "ALTER TABLE t ADD COLUMN b TEXT DEFAULT 'x;y';"
+        ),
+        Migration(
+            top + 1,
+            f"{top + 1:04d}_a.sql",
+            "CREATE TABLE t (a INTEGER);\nINSERT INTO t (a) VALUES (1);",
+        ),
     ]
     async with await open_store(str(db_path), migrations=[*base, *extra]) as store:
         rows = await store.db.connection.execute_fetchall("SELECT a, b FROM t")
         assert list(rows) == [(1, "x;y")]
 
-    broken = Migration(4, "0004_broken.sql", "CREATE TABLE u (a);\nTHIS IS NOT SQL;")
-    with pytest.raises(MigrationError, match=r"0004_broken\.sql"):
+    broken = Migration(
+        top + 3, f"{top + 3:04d}_broken.sql", "CREATE TABLE u (a);\nTHIS IS NOT SQL;"
+    )
+    with pytest.raises(MigrationError, match=rf"{top + 3:04d}_broken\.sql"):
         await open_store(str(db_path), migrations=[*base, *extra, broken])
     with raw(db_path) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
     assert "u" not in tables  # the half-run migration was rolled back
-    assert versions == [1, 2, 3]
+    assert versions == [*range(1, top + 1), top + 1, top + 2]
 
 
 async def test_duplicate_migration_versions_are_refused(db_path: Path) -> None:
@@ -806,3 +815,29 @@ def test_job_from_dict_tolerates_missing_and_unknown_keys() -> None:
     )
     with pytest.raises(ValueError, match="operation"):
         job_from_dict({"id": "x", "provider": "piapi"})
+
+
+async def test_deliveries_claim_once_and_list_undelivered(tmp_path: Path) -> None:
+    from bot.store import Delivery
+
+    store = await open_store(f"sqlite:///{tmp_path / 'd.db'}")
+    try:
+        first = Delivery(
+            job_id="j1", channel_id="c", upload_limit=10, message_id="m1", created_at=1
+        )
+        assert await store.deliveries.claim(first)
+        assert not await store.deliveries.claim(
+            Delivery(job_id="j1", channel_id="x", upload_limit=1)
+        )
+        await store.deliveries.claim(
+            Delivery(job_id="j2", channel_id="c", upload_limit=10, created_at=2)
+        )
+        assert [d.job_id for d in await store.deliveries.list_undelivered()] == ["j1", "j2"]
+        first.final_delivered_at = 5.0
+        await store.deliveries.save(first)
+        got = await store.deliveries.get("j1")
+        assert got == first and got.channel_id == "c" and got.message_id == "m1"
+        assert [d.job_id for d in await store.deliveries.list_undelivered()] == ["j2"]
+        assert await store.deliveries.get("nope") is None
+    finally:
+        await store.close()
