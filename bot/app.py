@@ -8,9 +8,14 @@ import logging
 import discord
 from discord.ext import commands
 
+from bot.clock import SystemClock
 from bot.config import Settings
+from bot.discord.follow_ups import FollowUps
+from bot.discord.publisher import Publisher
+from bot.discord.views import JobButton
 from bot.engine import Engine, EngineSettings
 from bot.logging_setup import setup_logging
+from bot.media import FetchPolicy
 from bot.providers.base import Provider
 from bot.providers.factory import build_provider
 from bot.store import open_store
@@ -18,12 +23,16 @@ from bot.store.base import Store
 
 log = logging.getLogger(__name__)
 
-COGS: tuple[str, ...] = ()
+COGS: tuple[str, ...] = ("cogs.imagine",)
 
 
 def engine_settings(settings: Settings) -> EngineSettings:
+    poll = settings.mj_poll_interval_s
     return EngineSettings(
         max_concurrent_jobs=settings.mj_max_concurrent_jobs,
+        poll_initial_s=poll,
+        poll_min_s=min(1.0, poll),
+        poll_max_s=max(settings.mj_poll_max_interval_s, poll),
         stall_timeout_s=settings.job_stall_timeout_s,
         max_duration_s=settings.job_max_duration_s,
     )
@@ -33,6 +42,8 @@ class MidjourneyBot(commands.AutoShardedBot):
     store: Store
     provider: Provider
     engine: Engine
+    publisher: Publisher
+    follow_ups: FollowUps
 
     def __init__(self, settings: Settings) -> None:
         intents = discord.Intents.default()
@@ -47,13 +58,37 @@ class MidjourneyBot(commands.AutoShardedBot):
     async def setup_hook(self) -> None:
         self.store = await open_store(self.settings.database_url)
         self.provider = build_provider(self.settings)
+        clock = SystemClock()
         self.engine = Engine(
-            self.provider, self.store.jobs, settings=engine_settings(self.settings)
+            self.provider, self.store.jobs, clock=clock, settings=engine_settings(self.settings)
         )
+        window = self.provider.capabilities.follow_up_window
+        self.publisher = Publisher(
+            client=self,
+            engine=self.engine,
+            deliveries=self.store.deliveries,
+            clock=clock,
+            edit_interval=self.settings.discord_edit_interval_s,
+            fetch_policy=FetchPolicy(allow_private=self.settings.media_allow_private_hosts),
+            follow_up_window=window,
+        )
+        self.follow_ups = FollowUps(
+            engine=self.engine, publisher=self.publisher, follow_up_window=window
+        )
+        self.add_dynamic_items(JobButton)
+        # The publisher subscribed before the engine resumes, so no change is missed.
         await self.engine.start()
+        resumed = await self.publisher.resume()
+        log.info("resumed delivering %d job message(s)", resumed)
         for cog in COGS:
             await self.load_extension(cog)
         await self._sync_commands()
+
+    async def on_ready(self) -> None:
+        assert self.user is not None
+        log.info(
+            "logged in as %s (%s); invite: %s", self.user, self.user.id, invite_url(self.user.id)
+        )
 
     async def _sync_commands(self) -> None:
         if self.settings.discord_guild_ids:
@@ -69,11 +104,33 @@ class MidjourneyBot(commands.AutoShardedBot):
     async def close(self) -> None:
         if hasattr(self, "engine"):
             await self.engine.stop()
+        if hasattr(self, "publisher"):
+            await self.publisher.close()
         if hasattr(self, "provider"):
             await self.provider.aclose()
         if hasattr(self, "store"):
             await self.store.close()
         await super().close()
+
+
+# What the bot needs in a channel: see it, post, embed, attach images, read history for
+# edits of its own messages, and use external emoji in buttons.
+INVITE_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    embed_links=True,
+    attach_files=True,
+    read_message_history=True,
+    use_external_emojis=True,
+)
+
+
+def invite_url(application_id: int) -> str:
+    return discord.utils.oauth_url(
+        application_id,
+        permissions=INVITE_PERMISSIONS,
+        scopes=("bot", "applications.commands"),
+    )
 
 
 def run(settings: Settings) -> int:

@@ -58,6 +58,19 @@ class Settings(BaseSettings):
     # The provider refuses follow-ups on jobs older than this (PiAPI: about 3 hours).
     follow_up_window_s: float = Field(default=3 * 3600.0, gt=0)
     provider_timeout_s: float = Field(default=20.0, gt=0)
+    # Longest prompt accepted (the provider's own limit applies too, whichever is lower).
+    mj_max_prompt_length: int = Field(default=6000, ge=1, le=8192)
+    # First poll of a job after submission; the interval then adapts to the provider.
+    mj_poll_interval_s: float = Field(default=3.0, gt=0, le=60)
+    # Polls of a job that is not changing back off up to this interval.
+    mj_poll_max_interval_s: float = Field(default=15.0, gt=0, le=300)
+
+    # --- Discord presentation ------------------------------------------------------------
+    # At most one edit per job message per this many seconds (the final state always goes).
+    discord_edit_interval_s: float = Field(default=1.5, ge=0, le=60)
+    # Fetch result images from private/loopback addresses. Only for local test set-ups:
+    # in production it would let a provider reply point the bot at the host's network.
+    media_allow_private_hosts: bool = False
 
     # --- storage and logs ----------------------------------------------------------------
     database_url: str = "sqlite:///data/bot.db"

@@ -232,11 +232,6 @@ class RequestRecord:
     fault: str | None = None  # the injected fault that answered it, if any
     task_id: str | None = None  # the task this request created, if it did
 
-    @property
-    def reply_task_id(self) -> str | None:
-        """Alias of `task_id` (the name some integration tests use)."""
-        return self.task_id
-
 
 _RECORD = web.RequestKey("record", RequestRecord)  # the record of the request being handled
 

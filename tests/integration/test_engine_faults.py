@@ -88,7 +88,7 @@ async def test_bad_key_fails_with_auth_reason(h: Harness) -> None:
 async def test_vanished_job_fails_as_not_found(h: Harness) -> None:
     job = await h.engine.submit(imagine(), requester_id="u")
     await h.run_until(lambda: n_creates(h) == 1)
-    h.fake.vanish(h.fake.created()[0].reply_task_id)
+    h.fake.vanish(h.fake.created()[0].task_id)
     [done] = await h.finish(job)
     assert done.status is JobStatus.FAILED
     assert done.error is not None and done.error.code is ErrorCode.NOT_FOUND

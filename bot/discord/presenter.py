@@ -1,0 +1,461 @@
+"""A Job as a Discord message: content, embed, image and buttons. Pure and deterministic.
+
+The wording follows Midjourney's own bot so members recognise it:
+
+    **a lighthouse --ar 16:9** - <@1> (Waiting to start)
+    **a lighthouse --ar 16:9** - <@1> (Queued, position 3)
+    **a lighthouse --ar 16:9** - <@1> (37%) (fast)          + ▰▰▰▱▱▱▱▱▱▱ 37% · 1m 10s
+    **a lighthouse --ar 16:9** - <@1> (fast)                 + the grid as an attachment
+    **a lighthouse --ar 16:9** - Image #2 <@1>
+    **a lighthouse --ar 16:9** - Variations (Strong) by <@1> (fast)
+    **a lighthouse --ar 16:9** - <@1>                        + ❌ Failed: … / > provider text
+
+Elapsed time is coarse on purpose (10 s steps in the first minute, 30 s up to ten
+minutes, whole minutes after): the text stays honest about a job that is still alive,
+while `visible_key` changes only at those steps, so a job without news is edited at
+most every 10–60 s instead of every second.
+
+Only the requester is mentioned: the prompt and the provider's text have their mentions
+neutralised; the publisher should still send `allowed_mentions` for `mention_user_ids`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import posixpath
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+import discord
+from discord.utils import escape_markdown, escape_mentions
+
+from bot.discord.buttons_layout import ButtonSpec, clip, describe_action, layout_buttons
+from bot.domain import ErrorCode, Job, JobStatus, OperationKind, SpeedMode
+
+MAX_CONTENT = 2000
+MAX_TITLE = 256
+MAX_DESCRIPTION = 4096
+MAX_FOOTER = 2048
+MAX_FIELD_NAME = 256
+MAX_FIELD_VALUE = 1024
+MAX_EMBED_TOTAL = 6000
+PROVIDER_TEXT_LIMIT = 300  # the provider's own words: enough to recognise, not a wall
+REASON_LIMIT = 400
+DESCRIBE_PROMPT_LIMIT = 1000
+BAR_CELLS = 10
+
+COLOUR_ACTIVE = 0x5865F2
+COLOUR_DONE = 0x57F287
+COLOUR_FAILED = 0xED4245
+COLOUR_TIMED_OUT = 0xFEE75C
+COLOUR_CANCELLED = 0x95A5A6
+
+_MODE_TEXT = {SpeedMode.FAST: "fast", SpeedMode.RELAX: "relaxed", SpeedMode.TURBO: "turbo"}
+_KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣", "9️⃣", "🔟")
+_ASPECT = re.compile(r"--(?:ar|aspect)\s+(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)")
+_RAW_DESCRIBE = re.compile(r"^provider:describe\d+$")
+_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+
+# Plain words for an error without a message of its own.
+_REASONS: dict[ErrorCode, str] = {
+    ErrorCode.AUTH: "the provider did not accept the bot's API key",
+    ErrorCode.INSUFFICIENT_CREDIT: "the provider account is out of credit",
+    ErrorCode.INVALID_REQUEST: "the provider rejected the request",
+    ErrorCode.MODERATED: "the prompt or image was blocked by the provider's filter",
+    ErrorCode.PARENT_TOO_OLD: "the original image is too old for follow-ups",
+    ErrorCode.NOT_FOUND: "the provider no longer knows this job",
+    ErrorCode.RATE_LIMITED: "the provider is busy; try again shortly",
+    ErrorCode.UNAVAILABLE: "the provider is unavailable right now",
+    ErrorCode.MALFORMED_REPLY: "the provider sent a reply the bot could not read",
+    ErrorCode.UNSUPPORTED: "this provider cannot do that",
+    ErrorCode.GENERATION_FAILED: "the image could not be generated",
+    ErrorCode.TIMED_OUT: "the provider did not finish in time",
+    ErrorCode.CANCELLED: "the job was cancelled",
+    ErrorCode.SUBMIT_INTERRUPTED: (
+        "the bot restarted while submitting; not retried to avoid a double charge"
+    ),
+    ErrorCode.INTERNAL: "something went wrong inside the bot",
+}
+
+
+@dataclass(frozen=True)
+class EmbedField:
+    name: str
+    value: str
+    inline: bool = False
+
+
+@dataclass(frozen=True)
+class EmbedSpec:
+    title: str | None = None
+    description: str | None = None
+    url: str | None = None
+    image_url: str | None = None
+    thumbnail_url: str | None = None
+    footer: str | None = None
+    colour: int | None = None
+    fields: tuple[EmbedField, ...] = ()
+
+    def total_length(self) -> int:
+        """What Discord counts against the 6000-character embed total."""
+        texts = [self.title, self.description, self.footer]
+        texts += [t for f in self.fields for t in (f.name, f.value)]
+        return sum(len(t) for t in texts if t)
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """Which image the message shows.
+
+    kind "preview": `url` is shown in the embed, never uploaded (it changes often).
+    kind "result":  the final image, to be uploaded as `filename`; `url` is the original
+                    (also the link when the upload had to be shrunk). `tiles` are the four
+                    single images when the provider gives no composite (`url` None then).
+    """
+
+    kind: Literal["preview", "result"]
+    url: str | None
+    filename: str | None = None
+    tiles: tuple[str, ...] = ()
+
+
+@dataclass
+class RenderedMessage:
+    content: str
+    embed: EmbedSpec | None
+    buttons: list[ButtonSpec]
+    image: ImageRef | None
+    # Users the publisher may ping (allowed_mentions): the requester, nobody else.
+    mention_user_ids: tuple[int, ...] = field(default=())
+
+    def with_attachment(self, filename: str) -> RenderedMessage:
+        """The same message once the result is uploaded as `filename` (the publisher may
+        have re-encoded it, so the name can differ from the one proposed)."""
+        image = self.image
+        if image is None or image.kind != "result":
+            image = ImageRef(kind="result", url=None)
+        return dataclasses.replace(self, image=dataclasses.replace(image, filename=filename))
+
+
+def visible_key(rendered: RenderedMessage) -> tuple[object, ...]:
+    """Equality key for "would an edit change what the user sees".
+
+    Everything shown is in it, elapsed time included: that text is coarse (see the
+    module docstring), so the key only changes at its steps, not every second.
+    """
+    return (rendered.content, rendered.embed, tuple(rendered.buttons), rendered.image)
+
+
+def render(
+    job: Job,
+    *,
+    now: float,
+    requester_mention: str | None = None,
+    remix: bool = False,
+    used_actions: frozenset[str] = frozenset(),
+    follow_up_window: float | None = None,
+    extra_actions: list[str] | tuple[str, ...] = (),
+) -> RenderedMessage:
+    mention = requester_mention
+    if mention is None and job.requester_id:
+        mention = f"<@{job.requester_id}>"
+    mention_ids = _mention_ids(mention)
+
+    tail_lines = _tail_lines(job, now)
+    head_suffix = _head_suffix(job, mention)
+    content = _compose_content(_subject(job), head_suffix, tail_lines)
+
+    embed: EmbedSpec | None = None
+    image: ImageRef | None = None
+    buttons: list[ButtonSpec] = []
+    is_describe = job.operation.kind is OperationKind.DESCRIBE and bool(job.prompts)
+
+    if job.status.is_active and job.preview_url:
+        embed = EmbedSpec(image_url=job.preview_url, colour=COLOUR_ACTIVE)
+        image = ImageRef(kind="preview", url=job.preview_url)
+    elif job.status is JobStatus.COMPLETED:
+        if is_describe:
+            embed = _describe_embed(job)
+        elif job.result_url or job.tiles:
+            image = ImageRef(
+                kind="result",
+                url=job.result_url,
+                filename=_result_filename(job),
+                tiles=tuple(job.tiles or ()),
+            )
+        buttons = _buttons(
+            job,
+            now=now,
+            is_describe=is_describe,
+            remix=remix,
+            used_actions=used_actions,
+            follow_up_window=follow_up_window,
+            extra_actions=extra_actions,
+        )
+
+    return RenderedMessage(
+        content=content,
+        embed=embed,
+        buttons=buttons,
+        image=image,
+        mention_user_ids=mention_ids,
+    )
+
+
+def to_discord_embed(spec: EmbedSpec) -> discord.Embed:
+    embed = discord.Embed(
+        title=spec.title,
+        description=spec.description,
+        url=spec.url,
+        colour=spec.colour,
+    )
+    if spec.image_url:
+        embed.set_image(url=spec.image_url)
+    if spec.thumbnail_url:
+        embed.set_thumbnail(url=spec.thumbnail_url)
+    if spec.footer:
+        embed.set_footer(text=spec.footer)
+    for f in spec.fields:
+        embed.add_field(name=f.name, value=f.value, inline=f.inline)
+    return embed
+
+
+# --- content -------------------------------------------------------------------------
+
+
+def _safe(text: str) -> str:
+    """User or provider text made inert: no markdown surprises, no pings."""
+    return escape_mentions(escape_markdown(text))
+
+
+def _clip_escaped(text: str, limit: int) -> str:
+    """Clip text that may hold backslash escapes without leaving a dangling `\\`."""
+    if len(text) <= limit:
+        return text
+    cut = text[: max(limit - 1, 0)]
+    trailing = len(cut) - len(cut.rstrip("\\"))
+    if trailing % 2:
+        cut = cut[:-1]
+    return cut + "…"
+
+
+def _subject(job: Job) -> str:
+    op = job.operation
+    if op.prompt and op.prompt.strip():
+        return " ".join(op.prompt.split())  # one line, as Midjourney shows it
+    if op.image_urls:
+        return " ".join(op.image_urls)
+    if op.kind is OperationKind.PROVIDER_ACTION:
+        return describe_action(f"provider:{op.raw_action or 'action'}")[0]
+    return describe_action(op.kind.value)[0]  # "Seed", "Describe", …
+
+
+def _compose_content(subject: str, head_suffix: str, tail_lines: list[str]) -> str:
+    rest = head_suffix + "".join("\n" + line for line in tail_lines)
+    rest = clip(rest, MAX_CONTENT // 2)  # the prompt keeps at least half of the message
+    budget = MAX_CONTENT - len(rest) - 4  # the two `**`
+    return f"**{_clip_escaped(_safe(subject), budget)}**{rest}"
+
+
+def _action_text(job: Job) -> str:
+    """Midjourney's words for what produced this message ("Variations (Strong)")."""
+    op = job.operation
+    kind = op.kind
+    if kind is OperationKind.UPSCALE:
+        if op.index is not None and op.variant is None:
+            return f"Image #{op.index}"
+        return f"Upscaled ({_variant_title(op.variant)})" if op.variant else "Upscaled"
+    if kind is OperationKind.VARIATION:
+        return f"Variations ({_variant_title(op.variant)})" if op.variant else "Variations"
+    if kind is OperationKind.INPAINT:
+        return "Variations (Region)"
+    if kind is OperationKind.OUTPAINT:
+        return "Make Square" if op.zoom_ratio is not None and op.zoom_ratio == 1 else "Zoom Out"
+    if kind is OperationKind.PAN and op.direction is not None:
+        return f"Pan {op.direction.value.title()}"
+    if kind in (OperationKind.REMIX, OperationKind.EDIT, OperationKind.ENHANCE):
+        return kind.value.title()
+    if kind is OperationKind.PROVIDER_ACTION:
+        return describe_action(f"provider:{op.raw_action or 'action'}")[0]
+    return ""  # imagine, reroll, blend, describe, seed: just the requester
+
+
+def _variant_title(variant: str | None) -> str:
+    if not variant:
+        return ""
+    return variant if variant[:1].isdigit() else variant.title()
+
+
+def _head_suffix(job: Job, mention: str | None) -> str:
+    """Everything on the first line after `**prompt**`."""
+    action = _action_text(job)
+    is_pick = action.startswith("Image #")
+    who = ""
+    if action and mention:
+        who = f"{action} {mention}" if is_pick else f"{action} by {mention}"
+    else:
+        who = action or mention or ""
+    parts = [f" - {who}" if who else ""]
+    status = _status_text(job, with_mode=not is_pick)
+    if status:
+        parts.append(" " + status)
+    return "".join(parts)
+
+
+def _status_text(job: Job, *, with_mode: bool) -> str:
+    mode = _MODE_TEXT.get(job.operation.mode) if job.operation.mode else None
+    mode_part = f" ({mode})" if mode and with_mode else ""
+    status = job.status
+    if status in (JobStatus.QUEUED, JobStatus.SUBMITTED):
+        if job.queue_position is not None:
+            return f"Queued (position {job.queue_position})"
+        return "Waiting to start"
+    if status is JobStatus.RUNNING:
+        if job.progress is not None:
+            return f"{_clamp(job.progress)}%{mode_part}"
+        return f"Running{mode_part}"
+    if status is JobStatus.COMPLETED:
+        return mode_part.strip()
+    return ""  # terminal failures say why on their own line
+
+
+def _tail_lines(job: Job, now: float) -> list[str]:
+    status = job.status
+    if status.is_active:
+        # A job without a creation time (0.0) would claim decades: show no time then.
+        elapsed = format_elapsed(now - job.created_at) if job.created_at > 0 else None
+        if status is JobStatus.RUNNING and job.progress is not None:
+            bar = progress_bar(job.progress)
+            return [f"{bar} · {elapsed}" if elapsed else bar]
+        return [f"⌛ {elapsed}"] if elapsed else []
+    if status is JobStatus.COMPLETED:
+        if job.seed:
+            return [f"🌱 Seed: `{_clip_escaped(_safe(job.seed), 100)}`"]
+        return []
+    error = job.error
+    reason = error.message.strip() if error and error.message else ""
+    if status is JobStatus.CANCELLED:
+        line = "🚫 Cancelled"
+        if reason:
+            line += f": {_clip_escaped(_safe(reason), REASON_LIMIT)}"
+        lines = [line]
+    else:
+        timed_out = status is JobStatus.TIMED_OUT
+        code = error.code if error else (ErrorCode.TIMED_OUT if timed_out else ErrorCode.INTERNAL)
+        words = reason or _REASONS.get(code, _REASONS[ErrorCode.INTERNAL])
+        head = "⏱️ Timed out" if timed_out else "❌ Failed"
+        lines = [f"{head}: {_clip_escaped(_safe(words), REASON_LIMIT)}"]
+    if error and error.provider_text and error.provider_text.strip() != reason:
+        quoted = " ".join(error.provider_text.split())
+        lines.append(f"> {_clip_escaped(_safe(quoted), PROVIDER_TEXT_LIMIT)}")
+    return lines
+
+
+def _clamp(progress: int) -> int:
+    return max(0, min(100, int(progress)))
+
+
+def progress_bar(progress: int) -> str:
+    """`▰▰▰▱▱▱▱▱▱▱ 37%`: filled cells round down, so 100 % shows only when it is."""
+    pct = _clamp(progress)
+    filled = pct * BAR_CELLS // 100
+    return "▰" * filled + "▱" * (BAR_CELLS - filled) + f" {pct}%"
+
+
+def format_elapsed(seconds: float) -> str:
+    """Coarse elapsed time: `<10s`, `20s`, `1m 30s`, `12m`, `1h 5m` (see module doc)."""
+    s = int(max(seconds, 0.0))
+    if s < 10:
+        return "<10s"
+    if s < 60:
+        return f"{s // 10 * 10}s"
+    if s < 600:
+        s = s // 30 * 30
+        minutes, rest = divmod(s, 60)
+        return f"{minutes}m {rest}s" if rest else f"{minutes}m"
+    if s < 3600:
+        return f"{s // 60}m"
+    hours, rest = divmod(s // 60, 60)
+    return f"{hours}h {rest}m" if rest else f"{hours}h"
+
+
+def _mention_ids(mention: str | None) -> tuple[int, ...]:
+    match = re.fullmatch(r"<@!?(\d+)>", mention or "")
+    return (int(match[1]),) if match else ()
+
+
+# --- embed, image, buttons -----------------------------------------------------------
+
+
+def _describe_embed(job: Job) -> EmbedSpec:
+    prompts = (job.prompts or [])[: len(_KEYCAPS)]
+    per_prompt = min(DESCRIBE_PROMPT_LIMIT, (MAX_DESCRIPTION - 20 * len(prompts)) // len(prompts))
+    blocks = [
+        f"{_KEYCAPS[i]} {clip(escape_mentions(' '.join(p.split())), per_prompt)}"
+        for i, p in enumerate(prompts)
+    ]
+    description = clip("\n\n".join(blocks), MAX_DESCRIPTION)
+    thumbnail = job.operation.image_urls[0] if job.operation.image_urls else None
+    return EmbedSpec(description=description, thumbnail_url=thumbnail, colour=COLOUR_DONE)
+
+
+def _result_filename(job: Job) -> str:
+    ext = ".png"
+    if job.result_url:
+        suffix = posixpath.splitext(urlsplit(job.result_url).path)[1].lower()
+        if suffix in _IMAGE_EXTENSIONS:
+            ext = suffix
+    return f"mj_{job.id}{ext}"
+
+
+def is_square(job: Job) -> bool:
+    """Whether the job's image is square: `aspect_ratio`, else `--ar` in the prompt."""
+    ratio = job.operation.aspect_ratio
+    if ratio is None:
+        matches = _ASPECT.findall(job.operation.prompt or "")
+        if not matches:
+            return True  # Midjourney's default is 1:1
+        width, height = matches[-1]  # the last flag wins, as in Midjourney
+    else:
+        parts = ratio.replace(" ", "").split(":")
+        if len(parts) != 2:
+            return True
+        width, height = parts
+    try:
+        w, h = float(width), float(height)
+    except ValueError:
+        return True
+    return w <= 0 or h <= 0 or w == h
+
+
+def _buttons(
+    job: Job,
+    *,
+    now: float,
+    is_describe: bool,
+    remix: bool,
+    used_actions: frozenset[str],
+    follow_up_window: float | None,
+    extra_actions: list[str] | tuple[str, ...],
+) -> list[ButtonSpec]:
+    names = [a.name for a in job.actions]
+    extra = list(extra_actions)
+    stale = follow_up_window is not None and now - job.created_at > follow_up_window
+    if is_describe:
+        # Picking a suggested prompt is the bot's own imagine: it needs no provider
+        # window, and it replaces the provider's raw describe1..4 buttons.
+        names = [n for n in names if not _RAW_DESCRIBE.match(n)]
+        count = min(len(job.prompts or []), len(_KEYCAPS))
+        extra = [f"describe_pick:{n}" for n in range(1, count + 1)] + ["describe_reroll", *extra]
+        stale = False
+    return layout_buttons(
+        names,
+        used=used_actions,
+        stale=stale,
+        square=is_square(job),
+        extra=extra,
+        remix=remix,
+        job_id=job.id,
+    )

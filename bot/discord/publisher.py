@@ -1,0 +1,314 @@
+"""Delivers each job's state to its Discord message.
+
+- Coalescing: only the latest state of a job is kept; at most one edit per message per
+  `edit_interval`, and none when nothing visible changed.
+- The final state is always delivered, with the result uploaded as an attachment
+  (provider URLs expire) fitted to the upload limit, and recorded as delivered in the
+  store so that a restart neither loses nor repeats it.
+- The interaction token is used while it lives; after that (jobs can outlive its 15
+  minutes) the bot's own channel edit takes over. A deleted message gets a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import discord
+import httpx
+
+from bot import media
+from bot.clock import Clock
+from bot.discord.presenter import RenderedMessage, render, to_discord_embed, visible_key
+from bot.discord.views import job_view
+from bot.domain import Job
+from bot.engine import Engine, JobEvent
+from bot.store.base import Delivery, DeliveryRepository
+
+log = logging.getLogger(__name__)
+
+# Discord kills interaction tokens after 15 minutes; stop using one a little earlier.
+TOKEN_LIFETIME_S = 14 * 60
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+INVALID_WEBHOOK_TOKEN = 50027
+UNKNOWN_MESSAGE = 10008
+UNKNOWN_WEBHOOK = 10015
+REQUEST_TOO_LARGE = 40005
+TOKEN_GONE = (INVALID_WEBHOOK_TOKEN, UNKNOWN_WEBHOOK, UNKNOWN_MESSAGE)
+
+
+@dataclass(eq=False)
+class _Target:
+    delivery: Delivery
+    interaction: discord.Interaction | None = None
+    token_deadline: float = 0.0
+    latest: Job | None = None
+    last_key: tuple[Any, ...] | None = None
+    last_edit_at: float = 0.0
+    message_lost: bool = False
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    edits: int = 0
+
+
+class Publisher:
+    def __init__(
+        self,
+        *,
+        client: discord.Client,
+        engine: Engine,
+        deliveries: DeliveryRepository,
+        clock: Clock,
+        edit_interval: float = 1.5,
+        fetch_policy: media.FetchPolicy | None = None,
+        follow_up_window: float | None = None,
+        extra_actions: Callable[[Job], list[str]] | None = None,
+    ) -> None:
+        self._client = client
+        self._engine = engine
+        self._deliveries = deliveries
+        self._clock = clock
+        self._edit_interval = edit_interval
+        self._fetch_policy = fetch_policy or media.FetchPolicy()
+        self._follow_up_window = follow_up_window
+        self._extra_actions = extra_actions or (lambda job: [])
+        self._targets: dict[str, _Target] = {}
+        self._http = httpx.AsyncClient(follow_redirects=False)
+        engine.subscribe(self._on_event)
+
+    async def close(self) -> None:
+        tasks = [t.task for t in self._targets.values() if t.task]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._http.aclose()
+
+    # --- binding jobs to messages -----------------------------------------------------------
+
+    async def attach(
+        self,
+        job: Job,
+        *,
+        channel_id: int,
+        message_id: int | None,
+        guild_id: int | None,
+        interaction: discord.Interaction | None = None,
+        upload_limit: int | None = None,
+    ) -> bool:
+        """Show `job` in a message from now on. False if the job already has a message."""
+        now = self._clock.time()
+        delivery = Delivery(
+            job_id=job.id,
+            channel_id=str(channel_id),
+            message_id=str(message_id) if message_id else None,
+            guild_id=str(guild_id) if guild_id else None,
+            upload_limit=upload_limit or DEFAULT_UPLOAD_LIMIT,
+            created_at=now,
+            updated_at=now,
+        )
+        if job.id in self._targets or not await self._deliveries.claim(delivery):
+            return False
+        target = _Target(delivery=delivery, interaction=interaction, latest=job)
+        if interaction is not None:
+            target.token_deadline = now + TOKEN_LIFETIME_S
+        self._start(target)
+        # The job may have moved on while we were claiming: show its newest state.
+        current = await self._engine.get(job.id)
+        if current is not None:
+            target.latest = current
+        target.wake.set()
+        return True
+
+    async def resume(self) -> int:
+        """After a restart: keep delivering every job whose final state is not shown yet."""
+        count = 0
+        for delivery in await self._deliveries.list_undelivered():
+            job = await self._engine.get(delivery.job_id)
+            if job is None or delivery.job_id in self._targets:
+                continue
+            target = _Target(delivery=delivery, latest=job)
+            self._start(target)
+            target.wake.set()
+            count += 1
+        return count
+
+    def edits_sent(self, job_id: str) -> int | None:
+        target = self._targets.get(job_id)
+        return target.edits if target else None
+
+    # --- the delivery loop --------------------------------------------------------------------
+
+    def _on_event(self, event: JobEvent) -> None:
+        target = self._targets.get(event.job.id)
+        if target is None:
+            return
+        target.latest = event.job
+        target.wake.set()
+
+    def _start(self, target: _Target) -> None:
+        self._targets[target.delivery.job_id] = target
+        target.task = asyncio.create_task(
+            self._run(target), name=f"publish-{target.delivery.job_id}"
+        )
+
+    async def _run(self, target: _Target) -> None:
+        job_id = target.delivery.job_id
+        try:
+            while True:
+                await target.wake.wait()
+                # Coalesce: let changes pile up for the rest of the interval; the newest wins.
+                wait = target.last_edit_at + self._edit_interval - self._clock.time()
+                if wait > 0:
+                    await self._clock.sleep(wait)
+                target.wake.clear()
+                job = target.latest
+                if job is None:
+                    continue
+                if job.is_terminal:
+                    await self._deliver_final(target, job)
+                    return
+                rendered = self._render(job)
+                key = visible_key(rendered)
+                if key != target.last_key and not target.message_lost:
+                    await self._edit(target, rendered, files=None)
+                    target.last_key = key
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("job %s: delivering to Discord failed", job_id)
+        finally:
+            self._targets.pop(job_id, None)
+
+    def _render(self, job: Job) -> RenderedMessage:
+        mention = f"<@{job.requester_id}>" if job.requester_id else None
+        return render(
+            job,
+            now=self._clock.time(),
+            requester_mention=mention,
+            follow_up_window=self._follow_up_window,
+            extra_actions=self._extra_actions(job) if job.status.value == "completed" else [],
+        )
+
+    async def _deliver_final(self, target: _Target, job: Job) -> None:
+        rendered = self._render(job)
+        files: list[discord.File] | None = None
+        if rendered.image is not None and rendered.image.kind == "result" and job.result_url:
+            fitted = await self._fetch_result(job, target.delivery.upload_limit)
+            if fitted is not None:
+                files = [discord.File(io.BytesIO(fitted.data), filename=fitted.filename)]
+                rendered = rendered.with_attachment(fitted.filename)
+        for _ in range(3):
+            try:
+                await self._edit(target, rendered, files=files, final=True)
+                break
+            except discord.HTTPException as exc:
+                if exc.code != REQUEST_TOO_LARGE or not files or job.result_url is None:
+                    raise
+                # Discord refused the size: shrink harder and try again.
+                target.delivery.upload_limit //= 2
+                fitted = await self._fetch_result(job, target.delivery.upload_limit)
+                if fitted is None:
+                    files = None
+                    rendered = self._render(job)
+                else:
+                    files = [discord.File(io.BytesIO(fitted.data), filename=fitted.filename)]
+                    rendered = rendered.with_attachment(fitted.filename)
+        target.delivery.final_delivered_at = self._clock.time()
+        target.delivery.updated_at = target.delivery.final_delivered_at
+        await self._deliveries.save(target.delivery)
+        log.info("job %s: final state delivered after %d edit(s)", job.id, target.edits)
+
+    async def _fetch_result(self, job: Job, limit: int) -> media.FittedImage | None:
+        assert job.result_url is not None
+        try:
+            data = await media.fetch_image(
+                job.result_url, client=self._http, policy=self._fetch_policy
+            )
+            return await asyncio.to_thread(
+                media.fit_to_limit, data, limit, filename_stem=f"mj_{job.id}"
+            )
+        except media.MediaError as exc:
+            log.warning("job %s: result image not uploaded: %s", job.id, exc.message)
+            return None
+
+    # --- talking to Discord -------------------------------------------------------------------
+
+    async def _edit(
+        self,
+        target: _Target,
+        rendered: RenderedMessage,
+        *,
+        files: list[discord.File] | None,
+        final: bool = False,
+    ) -> None:
+        kwargs: dict[str, Any] = {
+            "content": rendered.content,
+            "embed": to_discord_embed(rendered.embed) if rendered.embed else None,
+            "view": job_view(rendered.buttons, target.delivery.job_id),
+            # Ping the requester, nobody else, whatever the prompt contains.
+            "allowed_mentions": discord.AllowedMentions(
+                everyone=False,
+                roles=False,
+                users=[discord.Object(uid) for uid in rendered.mention_user_ids],
+            ),
+        }
+        if files is not None:
+            kwargs["attachments"] = files
+        target.last_edit_at = self._clock.time()
+        target.edits += 1
+        if target.interaction is not None and self._clock.time() < target.token_deadline:
+            try:
+                await target.interaction.edit_original_response(**kwargs)
+                return
+            except discord.HTTPException as exc:
+                # A dead token (or a deleted message): the channel edit below decides.
+                if exc.status != 401 and exc.code not in TOKEN_GONE:
+                    raise
+                log.info(
+                    "job %s: interaction token no longer usable; editing by channel",
+                    target.delivery.job_id,
+                )
+                target.interaction = None
+                _rewind(files)
+        await self._edit_by_channel(target, kwargs, final=final, files=files)
+
+    async def _edit_by_channel(
+        self,
+        target: _Target,
+        kwargs: dict[str, Any],
+        *,
+        final: bool,
+        files: list[discord.File] | None,
+    ) -> None:
+        channel = self._client.get_partial_messageable(int(target.delivery.channel_id))
+        if target.delivery.message_id and not target.message_lost:
+            message = channel.get_partial_message(int(target.delivery.message_id))
+            try:
+                await message.edit(**kwargs)
+                return
+            except discord.NotFound:
+                log.info("job %s: its message was deleted", target.delivery.job_id)
+                target.message_lost = True
+                _rewind(files)
+        if not final and target.message_lost:
+            return  # no new message for every step; the final state gets one
+        send_kwargs = dict(kwargs)
+        attachments = send_kwargs.pop("attachments", None)
+        if attachments:
+            send_kwargs["files"] = attachments
+        sent = await channel.send(**send_kwargs)
+        target.message_lost = False
+        target.delivery.message_id = str(sent.id)
+        target.delivery.updated_at = self._clock.time()
+        await self._deliveries.save(target.delivery)
+
+
+def _rewind(files: list[discord.File] | None) -> None:
+    for file in files or []:
+        with contextlib.suppress(Exception):
+            file.reset()

@@ -1,0 +1,86 @@
+"""Buttons under a job's message, as persistent `DynamicItem`s.
+
+A button's custom_id is `mj:<action>:<job_id>`; discord.py matches it against the
+template on any message, so buttons keep working after a restart and on old messages
+without any view being registered per message.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.discord.buttons_layout import CUSTOM_ID_PATTERN, ButtonSpec, custom_id_for, parse_custom_id
+
+if TYPE_CHECKING:
+    from bot.app import MidjourneyBot
+
+STYLES = {
+    "secondary": discord.ButtonStyle.secondary,
+    "primary": discord.ButtonStyle.primary,
+    "success": discord.ButtonStyle.success,
+}
+
+
+class JobButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=CUSTOM_ID_PATTERN,
+):
+    def __init__(self, spec: ButtonSpec, job_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                custom_id=custom_id_for(spec.action, job_id),
+                label=spec.label,
+                emoji=spec.emoji,
+                style=STYLES.get(spec.style, discord.ButtonStyle.secondary),
+                row=spec.row,
+                disabled=spec.disabled,
+            )
+        )
+        self.action = spec.action
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: Any,
+    ) -> JobButton:
+        emoji = getattr(item, "emoji", None)
+        spec = ButtonSpec(
+            action=match["action"],
+            label=getattr(item, "label", None),
+            emoji=str(emoji) if emoji else None,
+            row=0,
+            disabled=bool(getattr(item, "disabled", False)),
+        )
+        return cls(spec, match["job_id"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        bot: MidjourneyBot = interaction.client
+        await bot.follow_ups.on_click(interaction, self.action, self.job_id)
+
+
+def job_view(buttons: list[ButtonSpec], job_id: str) -> discord.ui.View:
+    """The view for a message; an empty one clears the buttons of an earlier state."""
+    view = discord.ui.View(timeout=None)
+    for spec in buttons:
+        view.add_item(JobButton(spec, job_id))
+    return view
+
+
+def used_actions(message: discord.Message | None) -> frozenset[str]:
+    """Actions whose button on `message` is already blue (used), read from the message."""
+    used: set[str] = set()
+    if message is None:
+        return frozenset()
+    for row in message.components:
+        for child in getattr(row, "children", []):
+            custom_id = getattr(child, "custom_id", None) or ""
+            style = getattr(child, "style", None)
+            parsed = parse_custom_id(custom_id)
+            if parsed and style in (discord.ButtonStyle.primary, discord.ButtonStyle.success):
+                used.add(parsed[0])
+    return frozenset(used)

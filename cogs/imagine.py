@@ -1,0 +1,134 @@
+"""/imagine: validate, acknowledge within 3 seconds, hand the job to the engine.
+
+Bad options get an ephemeral answer and cost nothing at the provider; a good prompt
+gets a public message that the publisher keeps up to date.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.domain import Operation, OperationKind, SpeedMode
+from bot.engine import EngineError
+
+if TYPE_CHECKING:
+    from bot.app import MidjourneyBot
+
+COMMON_RATIOS = (
+    "1:1",
+    "16:9",
+    "9:16",
+    "4:3",
+    "3:4",
+    "3:2",
+    "2:3",
+    "21:9",
+    "9:21",
+    "5:4",
+    "4:5",
+    "2:1",
+)
+_RATIO = re.compile(r"^\s*(\d{1,3})\s*:\s*(\d{1,3})\s*$")
+# Midjourney accepts roughly 1:14 to 14:1; anything wider is a typo.
+MAX_RATIO = 14
+
+
+class OptionError(ValueError):
+    """An option the member typed is unusable; the message tells them why."""
+
+
+def parse_aspect_ratio(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    match = _RATIO.match(value)
+    if not match:
+        raise OptionError(f"`{value[:20]}` is not an aspect ratio. Use width:height, like 16:9.")
+    width, height = int(match[1]), int(match[2])
+    if width == 0 or height == 0 or max(width / height, height / width) > MAX_RATIO:
+        raise OptionError(f"Aspect ratio {width}:{height} is out of range (at most {MAX_RATIO}:1).")
+    return f"{width}:{height}"
+
+
+def clean_prompt(prompt: str, *, max_length: int) -> str:
+    text = " ".join(prompt.split())
+    if not text:
+        raise OptionError("The prompt is empty. Describe what you want to see.")
+    if len(text) > max_length:
+        raise OptionError(f"The prompt is {len(text)} characters long; the limit is {max_length}.")
+    return text
+
+
+class Imagine(commands.Cog):
+    def __init__(self, bot: MidjourneyBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="imagine", description="Create four images from a prompt")
+    @app_commands.describe(
+        prompt="What to draw; Midjourney parameters like --ar 16:9 may follow",
+        aspect_ratio="Width:height of the images, e.g. 16:9",
+        mode="Speed: relax, fast or turbo",
+    )
+    @app_commands.choices(
+        mode=[app_commands.Choice(name=m.value, value=m.value) for m in SpeedMode],
+    )
+    async def imagine(
+        self,
+        interaction: discord.Interaction[Any],
+        prompt: str,
+        aspect_ratio: str | None = None,
+        mode: app_commands.Choice[str] | None = None,
+    ) -> None:
+        try:
+            limit = min(
+                self.bot.provider.capabilities.max_prompt_length,
+                self.bot.settings.mj_max_prompt_length,
+            )
+            text = clean_prompt(prompt, max_length=limit)
+            ratio = parse_aspect_ratio(aspect_ratio)
+        except OptionError as exc:
+            await interaction.response.send_message(str(exc), ephemeral=True)
+            return
+        operation = Operation(
+            OperationKind.IMAGINE,
+            prompt=text,
+            aspect_ratio=ratio,
+            mode=SpeedMode(mode.value) if mode else None,
+        )
+        # Acknowledge first: the message appears at once, before the provider is asked.
+        response = await interaction.response.defer(thinking=True)
+        try:
+            job = await self.bot.engine.submit(
+                operation,
+                requester_id=str(interaction.user.id),
+                guild_id=str(interaction.guild_id) if interaction.guild_id else None,
+                channel_id=str(interaction.channel_id) if interaction.channel_id else None,
+                idempotency_key=f"interaction:{interaction.id}",
+            )
+        except EngineError as exc:
+            await interaction.edit_original_response(content=f"❌ {exc.error.message}")
+            return
+        await self.bot.publisher.attach(
+            job,
+            channel_id=interaction.channel_id or 0,
+            message_id=response.message_id if response else None,
+            guild_id=interaction.guild_id,
+            interaction=interaction,
+            upload_limit=interaction.filesize_limit,
+        )
+
+    @imagine.autocomplete("aspect_ratio")
+    async def _ratio_choices(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        typed = current.strip()
+        options = [r for r in COMMON_RATIOS if r.startswith(typed)] or list(COMMON_RATIOS)
+        return [app_commands.Choice(name=r, value=r) for r in options[:25]]
+
+
+async def setup(bot: MidjourneyBot) -> None:
+    await bot.add_cog(Imagine(bot))
