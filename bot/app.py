@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pkgutil
 
 import discord
 from discord.ext import commands
@@ -23,7 +24,11 @@ from bot.store.base import Store
 
 log = logging.getLogger(__name__)
 
-COGS: tuple[str, ...] = ("cogs.imagine",)
+def cog_modules() -> list[str]:
+    """Every module in the `cogs` package is an extension: adding a file adds its commands."""
+    import cogs
+
+    return sorted(f"cogs.{m.name}" for m in pkgutil.iter_modules(cogs.__path__))
 
 
 def engine_settings(settings: Settings) -> EngineSettings:
@@ -80,7 +85,7 @@ class MidjourneyBot(commands.AutoShardedBot):
         await self.engine.start()
         resumed = await self.publisher.resume()
         log.info("resumed delivering %d job message(s)", resumed)
-        for cog in COGS:
+        for cog in cog_modules():
             await self.load_extension(cog)
         await self._sync_commands()
 

@@ -8,6 +8,7 @@ member) makes a double click return the job already started instead of a second 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import discord
@@ -21,6 +22,8 @@ from bot.engine import Engine, EngineError
 
 log = logging.getLogger(__name__)
 
+ClickHandler = Callable[[discord.Interaction[Any], str, str], Awaitable[None]]
+
 
 class FollowUps:
     def __init__(
@@ -29,6 +32,14 @@ class FollowUps:
         self._engine = engine
         self._publisher = publisher
         self._window = follow_up_window
+        self._handlers: dict[str, ClickHandler] = {}
+
+    def register(self, prefix: str, handler: ClickHandler) -> None:
+        """Route clicks whose action starts with `prefix` (before any ":") to `handler`.
+
+        For buttons that are not provider follow-ups, e.g. describe's prompt picks.
+        """
+        self._handlers[prefix] = handler
 
     async def on_click(
         self, interaction: discord.Interaction[Any], action: str, job_id: str
