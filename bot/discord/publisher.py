@@ -39,6 +39,10 @@ INVALID_WEBHOOK_TOKEN = 50027
 UNKNOWN_MESSAGE = 10008
 UNKNOWN_WEBHOOK = 10015
 REQUEST_TOO_LARGE = 40005
+# Consecutive failed deliveries (after discord.py's own retries) before giving up until restart.
+MAX_DELIVERY_FAILURES = 5
+# Below this an image is not worth uploading; the message links the original instead.
+MIN_UPLOAD_BYTES = 64 * 1024
 TOKEN_GONE = (INVALID_WEBHOOK_TOKEN, UNKNOWN_WEBHOOK, UNKNOWN_MESSAGE)
 
 
@@ -158,6 +162,7 @@ class Publisher:
 
     async def _run(self, target: _Target) -> None:
         job_id = target.delivery.job_id
+        failures = 0
         try:
             while True:
                 await target.wake.wait()
@@ -166,23 +171,43 @@ class Publisher:
                 if wait > 0:
                     await self._clock.sleep(wait)
                 target.wake.clear()
-                job = target.latest
-                if job is None:
-                    continue
-                if job.is_terminal:
-                    await self._deliver_final(target, job)
-                    return
-                rendered = self._render(job)
-                key = visible_key(rendered)
-                if key != target.last_key and not target.message_lost:
-                    await self._edit(target, rendered, files=None)
-                    target.last_key = key
+                try:
+                    if await self._step(target):
+                        return
+                    failures = 0
+                except (discord.HTTPException, OSError, TimeoutError) as exc:
+                    failures += 1
+                    if failures > MAX_DELIVERY_FAILURES:
+                        raise
+                    # discord.py already retried 429s and 5xx; wait longer before the next try.
+                    delay = min(60.0, 2.0**failures)
+                    log.warning(
+                        "job %s: Discord edit failed (%s); retrying in %.0fs", job_id, exc, delay
+                    )
+                    await self._clock.sleep(delay)
+                    target.wake.set()
         except asyncio.CancelledError:
             raise
         except Exception:
+            # Left undelivered in the store: the next start tries again.
             log.exception("job %s: delivering to Discord failed", job_id)
         finally:
             self._targets.pop(job_id, None)
+
+    async def _step(self, target: _Target) -> bool:
+        """Show the newest state if it changed anything visible; True once the final is out."""
+        job = target.latest
+        if job is None:
+            return False
+        if job.is_terminal:
+            await self._deliver_final(target, job)
+            return True
+        rendered = self._render(job)
+        key = visible_key(rendered)
+        if key != target.last_key and not target.message_lost:
+            await self._edit(target, rendered, files=None)
+            target.last_key = key
+        return False
 
     def _render(self, job: Job) -> RenderedMessage:
         mention = f"<@{job.requester_id}>" if job.requester_id else None
@@ -195,40 +220,47 @@ class Publisher:
         )
 
     async def _deliver_final(self, target: _Target, job: Job) -> None:
-        rendered = self._render(job)
-        files: list[discord.File] | None = None
-        if rendered.image is not None and rendered.image.kind == "result" and job.result_url:
-            fitted = await self._fetch_result(job, target.delivery.upload_limit)
-            if fitted is not None:
-                files = [discord.File(io.BytesIO(fitted.data), filename=fitted.filename)]
-                rendered = rendered.with_attachment(fitted.filename)
-        for _ in range(3):
+        base = self._render(job)
+        original: bytes | None = None
+        if base.image is not None and base.image.kind == "result" and job.result_url:
+            original = await self._download(job, job.result_url)
+        limit = target.delivery.upload_limit
+        while True:
+            files: list[discord.File] | None = None
+            rendered = base
+            if original is not None and limit >= MIN_UPLOAD_BYTES:
+                fitted = await self._fit(job, original, limit)
+                if fitted is not None:
+                    files = [discord.File(io.BytesIO(fitted.data), filename=fitted.filename)]
+                    rendered = base.with_attachment(fitted.filename)
             try:
                 await self._edit(target, rendered, files=files, final=True)
                 break
             except discord.HTTPException as exc:
-                if exc.code != REQUEST_TOO_LARGE or not files or job.result_url is None:
+                if exc.code != REQUEST_TOO_LARGE or files is None:
                     raise
-                # Discord refused the size: shrink harder and try again.
-                target.delivery.upload_limit //= 2
-                fitted = await self._fetch_result(job, target.delivery.upload_limit)
-                if fitted is None:
-                    files = None
-                    rendered = self._render(job)
-                else:
-                    files = [discord.File(io.BytesIO(fitted.data), filename=fitted.filename)]
-                    rendered = rendered.with_attachment(fitted.filename)
+                # Discord's real limit is below what the interaction reported: halve it.
+                # Past MIN_UPLOAD_BYTES the message goes out with the link alone.
+                limit //= 2
+                target.delivery.upload_limit = limit
+                log.info(
+                    "job %s: upload refused as too large; retrying within %d bytes", job.id, limit
+                )
         target.delivery.final_delivered_at = self._clock.time()
         target.delivery.updated_at = target.delivery.final_delivered_at
         await self._deliveries.save(target.delivery)
         log.info("job %s: final state delivered after %d edit(s)", job.id, target.edits)
 
-    async def _fetch_result(self, job: Job, limit: int) -> media.FittedImage | None:
-        assert job.result_url is not None
+    async def _download(self, job: Job, url: str) -> bytes | None:
         try:
-            data = await media.fetch_image(
-                job.result_url, client=self._http, policy=self._fetch_policy
-            )
+            return await media.fetch_image(url, client=self._http, policy=self._fetch_policy)
+        except media.MediaError as exc:
+            log.warning("job %s: result image not fetched: %s", job.id, exc.message)
+            return None
+
+    async def _fit(self, job: Job, data: bytes, limit: int) -> media.FittedImage | None:
+        try:
+            # Pillow work off the event loop.
             return await asyncio.to_thread(
                 media.fit_to_limit, data, limit, filename_stem=f"mj_{job.id}"
             )

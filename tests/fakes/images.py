@@ -9,6 +9,7 @@ from __future__ import annotations
 import colorsys
 import hashlib
 import io
+import random
 
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
@@ -32,6 +33,18 @@ def _tile_colours(seed: str) -> list[tuple[int, int, int]]:
     """Four clearly different colours: hues a quarter turn apart from a seeded start."""
     base = _digest(seed)[0] / 256
     return [_colour(base + i * 0.25) for i in range(4)]
+
+
+def add_grain(png: bytes, seed: str, strength: float = 0.3) -> bytes:
+    """Blend in deterministic noise so the PNG is as incompressible as a real render.
+
+    Midjourney grids weigh megabytes; flat synthetic tiles compress to kilobytes, which
+    would never exercise the bot's fitting to Discord's upload limit.
+    """
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    rng = random.Random(seed)
+    noise = Image.frombytes("RGB", image.size, rng.randbytes(image.width * image.height * 3))
+    return _to_png(Image.blend(image, noise, strength))
 
 
 def _to_png(image: Image.Image) -> bytes:

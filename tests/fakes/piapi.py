@@ -404,6 +404,8 @@ class FakePiAPI:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.plan = plan
         self.image_size = image_size
+        # Realistic (incompressible) result images, for upload-limit tests; off by default.
+        self.grain = False
         self.host = host
         self.legacy_fields = legacy_fields
         self.capitalised_status = capitalised_status
@@ -915,6 +917,8 @@ class FakePiAPI:
                 png = images.resize_png(images.crop_tile(self._main_image(origin), task.tile), size)
             else:
                 png = images.single_png(task.task_id, size)
+            if self.grain:
+                png = images.add_grain(png, task.task_id)
             self._images[key] = png
         return self._images[key]
 
