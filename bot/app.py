@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import pkgutil
+import signal
 
 import discord
 from discord.ext import commands
@@ -23,6 +24,7 @@ from bot.store import open_store
 from bot.store.base import Store
 
 log = logging.getLogger(__name__)
+
 
 def cog_modules() -> list[str]:
     """Every module in the `cogs` package is an extension: adding a file adds its commands."""
@@ -68,18 +70,28 @@ class MidjourneyBot(commands.AutoShardedBot):
             self.provider, self.store.jobs, clock=clock, settings=engine_settings(self.settings)
         )
         window = self.provider.capabilities.follow_up_window
+        fetch_policy = FetchPolicy(allow_private=self.settings.media_allow_private_hosts)
         self.publisher = Publisher(
             client=self,
             engine=self.engine,
             deliveries=self.store.deliveries,
             clock=clock,
             edit_interval=self.settings.discord_edit_interval_s,
-            fetch_policy=FetchPolicy(allow_private=self.settings.media_allow_private_hosts),
+            fetch_policy=fetch_policy,
             follow_up_window=window,
         )
         self.follow_ups = FollowUps(
-            engine=self.engine, publisher=self.publisher, follow_up_window=window
+            engine=self.engine,
+            publisher=self.publisher,
+            prefs=self.store.prefs,
+            follow_up_window=window,
+            fetch_policy=fetch_policy,
+            max_prompt_length=min(
+                self.provider.capabilities.max_prompt_length, self.settings.mj_max_prompt_length
+            ),
         )
+        # Form submits are routed by custom id, so forms opened before a restart still work.
+        self.add_listener(self.follow_ups.on_modal_submit, "on_interaction")
         self.add_dynamic_items(JobButton)
         # The publisher subscribed before the engine resumes, so no change is missed.
         await self.engine.start()
@@ -143,13 +155,22 @@ def run(settings: Settings) -> int:
 
     setup_logging(settings.log_level, settings.secrets())
     point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
-    bot = MidjourneyBot(settings)
-    assert settings.discord_token is not None
     try:
-        asyncio.run(bot.start(settings.discord_token.get_secret_value()))
+        asyncio.run(_serve(settings))
     except discord.LoginFailure:
         log.error("Discord refused DISCORD_TOKEN (login failed)")
         return 2
     except KeyboardInterrupt:
         pass
     return 0
+
+
+async def _serve(settings: Settings) -> None:
+    assert settings.discord_token is not None
+    bot = MidjourneyBot(settings)
+    loop = asyncio.get_running_loop()
+    # A redeploy sends SIGTERM: close cleanly (jobs stay in the store and resume on start).
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
+    async with bot:
+        await bot.start(settings.discord_token.get_secret_value())

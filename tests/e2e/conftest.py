@@ -97,9 +97,27 @@ class World:
             raise AssertionError(f"timed out waiting for {what}\nbot log:\n{logs}") from None
 
     async def advance_piapi(self, seconds: float, *, settle: float = 0.0) -> None:
+        """Move the provider's time on, then wait (bounded) until the bot has looked at a
+        task since, so that no state is skipped on a slow machine; then `settle` more."""
         self.clock.advance(seconds)
+        now = self.clock.time()
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + 3.0
+        while loop.time() < give_up and self.bots and self._has_running_tasks():
+            if any(
+                r.method == "GET" and r.at >= now and r.status for r in self.piapi.requests[-50:]
+            ):
+                break
+            await asyncio.sleep(0.02)
         if settle:
             await asyncio.sleep(settle)
+
+    def _has_running_tasks(self) -> bool:
+        now = self.clock.time()
+        return any(
+            task.status(now) in ("pending", "processing")
+            for task in list(self.piapi.tasks.values())[-20:]
+        )
 
 
 def button_ids(message: MessageRecord) -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.e2e.conftest import World, button_ids, buttons_of
+from tests.e2e.conftest import BOT_TOKEN, PIAPI_KEY, World, button_ids, buttons_of
 from tests.fakes.discord.models import MessageRecord
 
 GRID_ROWS = [["U1", "U2", "U3", "U4", "🔄"], ["V1", "V2", "V3", "V4"]]
@@ -67,6 +67,10 @@ async def test_imagine_shows_progress_then_the_grid_with_buttons(world: World) -
     [create] = world.piapi.created("imagine")
     assert create.json["input"]["aspect_ratio"] == "16:9"
     assert create.json["input"]["process_mode"] == "fast"
+
+    # No secret in what Discord received or in the bot's log.
+    sent = repr([r.body for r in world.discord.requests]) + world.bots[0].log()
+    assert BOT_TOKEN not in sent and PIAPI_KEY not in sent
 
 
 async def test_u2_starts_an_upscale_with_its_own_message_and_buttons(world: World) -> None:

@@ -88,3 +88,23 @@ def test_check_validates_and_exits(tmp_path: Path) -> None:
     )
     assert bad.returncode == 2
     assert "MJ_MAX_CONCURRENT_JOBS" in bad.stderr
+
+
+def test_log_filter_redacts_secrets_in_messages_arguments_and_tracebacks() -> None:
+    import logging
+
+    from bot.logging_setup import REDACTED, RedactSecrets
+
+    redact = RedactSecrets(["tok-123456", "pk-abcdef"])
+    try:
+        raise RuntimeError("failed with key pk-abcdef")
+    except RuntimeError:
+        import sys
+
+        record = logging.LogRecord(
+            "x", logging.ERROR, __file__, 1, "token %s in %s", ("tok-123456", "url"), sys.exc_info()
+        )
+    assert redact.filter(record)
+    text = record.getMessage() + (record.exc_text or "")
+    assert "tok-123456" not in text and "pk-abcdef" not in text
+    assert text.count(REDACTED) >= 2  # the message and the exception (and its source line)
