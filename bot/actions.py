@@ -70,6 +70,10 @@ def operation_for(action: str, parent: Job, given: ActionInput | None = None) ->
     prompt = given.prompt if given.prompt is not None else base.prompt
 
     def follow(kind: OperationKind, **fields: Any) -> Operation:
+        # Every follow-up carries the prompt on: the next one down the chain (a pan of an
+        # upscale of a grid) still needs the words, and the message shows them.
+        fields.setdefault("prompt", prompt)
+        fields.setdefault("aspect_ratio", base.aspect_ratio)
         return Operation(kind, parent_job_id=parent.id, mode=base.mode, **fields)
 
     if m := _PICK.match(action):

@@ -183,3 +183,32 @@ async def test_killed_bot_restarts_and_finishes_the_same_message(world: World) -
     assert len(world.piapi.created()) == 1
     finals = [m for m in world.channel_messages() if is_final_grid(m)]
     assert len(finals) == 1
+
+
+async def test_zoom_out_and_pan_on_an_upscale_send_the_right_follow_ups(world: World) -> None:
+    await world.start_bot()
+    grid = await imagine_to_grid(world, "a mountain village")
+    before = {m.id for m in world.channel_messages()}
+    await world.discord.click(grid.id, button_ids(grid)["U3"])
+    for _ in range(12):
+        await world.advance_piapi(3, settle=0.2)
+    upscaled = await world.wait_message(
+        lambda m: m.id not in before and bool(m.attachments) and "Zoom Out 2x" in button_ids(m),
+        what="the upscale's final message",
+    )
+    [upscale] = world.piapi.created("upscale")
+
+    zoom = await world.discord.click(upscaled.id, button_ids(upscaled)["Zoom Out 2x"])
+    await world.discord.wait_for(lambda: zoom.responded, timeout=5)
+    pan = await world.discord.click(upscaled.id, button_ids(upscaled)["⬅️"])
+    await world.discord.wait_for(lambda: pan.responded, timeout=5)
+    await world.discord.wait_for(
+        lambda: world.piapi.created("outpaint") and world.piapi.created("pan"), timeout=10
+    )
+    [outpaint] = world.piapi.created("outpaint")
+    [pan_request] = world.piapi.created("pan")
+    assert outpaint.json["input"]["origin_task_id"] == upscale.task_id
+    assert outpaint.json["input"]["zoom_ratio"] == "2"
+    assert pan_request.json["input"]["origin_task_id"] == upscale.task_id
+    assert pan_request.json["input"]["direction"] == "left"
+    assert pan_request.json["input"]["prompt"] == "a mountain village"
