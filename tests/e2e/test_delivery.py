@@ -124,3 +124,20 @@ async def test_edits_are_coalesced_to_one_per_visible_change(world: World) -> No
     print(f"\nedits for one job: {len(times)}; smallest gap between edits: {min(gaps):.3f}s")
     # Distinct visible states of a job: waiting, 0/25/50/75 %, completed (+ preview changes).
     assert len(times) <= 8
+
+
+async def test_gateway_reconnects_mid_job_lose_nothing(world: World) -> None:
+    await world.start_bot()
+    message_id = await _run_job(world, "through the storm")
+    await world.advance_piapi(9, settle=0.3)
+    await world.discord.send_reconnect()  # op 7: the bot closes and RESUMEs
+    await world.advance_piapi(6, settle=0.3)
+    await world.discord.drop_gateway()  # the socket dies without a close frame
+    await _advance_to_end(world)
+    await world.wait_message(lambda m: m.id == message_id and is_final_grid(m), what="final grid")
+    # The session still takes commands after both reconnects.
+    second = await _run_job(world, "after the storm")
+    await _advance_to_end(world)
+    await world.wait_message(lambda m: m.id == second and is_final_grid(m), what="second grid")
+    assert len(world.piapi.created("imagine")) == 2
+    assert world.discord.gateway.identifies == 1  # both reconnects resumed the session
