@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -287,8 +288,6 @@ class PiAPIProvider:
 def _operation_for_raw(op: Operation) -> Operation:
     """Replay a PiAPI action the bot has no neutral name for, by its family."""
     raw = op.raw_action or ""
-    from dataclasses import replace
-
     if m := re.fullmatch(r"(?:redo_)?upscale_(\w+)", raw):
         return replace(op, kind=OperationKind.UPSCALE, variant=m[1], raw_action=None)
     if m := re.fullmatch(r"outpaint_([\d.]+)x", raw):
@@ -397,40 +396,31 @@ def _task_error(task: dict[str, Any], output: dict[str, Any]) -> JobError | None
     text = message or raw_message or f"error code {code}"
     detail = raw_message if raw_message and raw_message != message else None
     provider_text = f"{text} ({detail})" if detail else text
-    return classify_text(text + " " + raw_message).to_job_error_with(provider_text)
+    code, message = classify_text(text + " " + raw_message)
+    return JobError(code, message, provider_text)
 
 
-class _Classified:
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        self.code, self.message = code, message
-
-    def to_job_error_with(self, provider_text: str) -> JobError:
-        return JobError(self.code, self.message, provider_text)
-
-
-def classify_text(text: str) -> _Classified:
+def classify_text(text: str) -> tuple[ErrorCode, str]:
     """Map PiAPI / Midjourney error wording to a neutral code and a plain explanation."""
     lowered = text.lower()
     if "banned prompt" in lowered or "banned word" in lowered:
-        return _Classified(
-            ErrorCode.MODERATED, "Midjourney refused the prompt: it contains a banned word."
-        )
+        return (ErrorCode.MODERATED, "Midjourney refused the prompt: it contains a banned word.")
     if "image denied" in lowered or "image filter" in lowered or "moderat" in lowered:
-        return _Classified(ErrorCode.MODERATED, "Midjourney's image filter refused this job.")
+        return (ErrorCode.MODERATED, "Midjourney's image filter refused this job.")
     if "outdated" in lowered or "too old" in lowered:
-        return _Classified(ErrorCode.PARENT_TOO_OLD, ParentTooOldError.default_message)
+        return (ErrorCode.PARENT_TOO_OLD, ParentTooOldError.default_message)
     if "invalid parameter" in lowered or "invalid link" in lowered or "invalid" in lowered:
-        return _Classified(ErrorCode.INVALID_REQUEST, "Midjourney refused the request as invalid.")
+        return (ErrorCode.INVALID_REQUEST, "Midjourney refused the request as invalid.")
     if (
         "credit" in lowered
         or "insufficient" in lowered
         or "balance" in lowered
         or "quota" in lowered
     ):
-        return _Classified(ErrorCode.INSUFFICIENT_CREDIT, InsufficientCreditError.default_message)
+        return (ErrorCode.INSUFFICIENT_CREDIT, InsufficientCreditError.default_message)
     if "cancel" in lowered:
-        return _Classified(ErrorCode.CANCELLED, "The job was cancelled.")
-    return _Classified(ErrorCode.GENERATION_FAILED, "Midjourney could not make this image.")
+        return (ErrorCode.CANCELLED, "The job was cancelled.")
+    return (ErrorCode.GENERATION_FAILED, "Midjourney could not make this image.")
 
 
 def classify_http_error(status: int, body: Any, text: str) -> ProviderError | None:
@@ -446,14 +436,14 @@ def classify_http_error(status: int, body: Any, text: str) -> ProviderError | No
 
 
 def _error_for(status: int, message: str) -> ProviderError:
-    classified = classify_text(message)
+    code, _ = classify_text(message)
     provider_text = message or None
     by_code: dict[ErrorCode, type[ProviderError]] = {
         ErrorCode.MODERATED: ModeratedError,
         ErrorCode.PARENT_TOO_OLD: ParentTooOldError,
         ErrorCode.INSUFFICIENT_CREDIT: InsufficientCreditError,
     }
-    cls = by_code.get(classified.code)
+    cls = by_code.get(code)
     if cls is not None:
         return cls(provider_text=provider_text, http_status=status)
     if status == 404:
