@@ -1,37 +1,72 @@
-"""What happens when a member clicks a button under a job.
+"""What happens when a member clicks a button under a job, or submits the form it opened.
 
 The click is acknowledged at once by turning the button blue (as Midjourney does);
 the follow-up job gets its own new message. The idempotency key (parent, action,
 member) makes a double click return the job already started instead of a second one.
+
+Actions that need input (Custom Zoom, Vary (Region), and with remix mode on V1–V4,
+Vary, pan and 🔄) answer the click with a form instead (bot.discord.modals). Its
+submit is checked first (a mistake gets an ephemeral answer and costs nothing), then
+goes the same way as a click; the button turns green when remix mode was on. Each
+submit is its own job (key `modal:<interaction id>`): two remixes may differ.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import discord
+import httpx
 
-from bot.actions import ActionInputError, needs_input, operation_for
+from bot import media
+from bot.actions import ActionInput, ActionInputError, needs_input, operation_for
+from bot.discord.buttons_layout import STYLE_SUCCESS, parse_custom_id
+from bot.discord.modals import (
+    MAX_TEXT,
+    FormInput,
+    has_modal,
+    modal_for,
+    parse_modal_custom_id,
+    read_form,
+    submitted_values,
+)
 from bot.discord.presenter import render
 from bot.discord.publisher import Publisher
 from bot.discord.views import job_view, used_actions
-from bot.domain import Job, JobStatus
+from bot.domain import Job, JobStatus, Operation
 from bot.engine import Engine, EngineError
+from bot.store.base import MemberPrefsRepository
 
 log = logging.getLogger(__name__)
 
 ClickHandler = Callable[[discord.Interaction[Any], str, str], Awaitable[None]]
 
+# How far up the chain of parents to look for the prompt to pre-fill (an upscale of a
+# variation of a grid has none of its own).
+PROMPT_SEARCH_DEPTH = 8
+
 
 class FollowUps:
     def __init__(
-        self, *, engine: Engine, publisher: Publisher, follow_up_window: float | None
+        self,
+        *,
+        engine: Engine,
+        publisher: Publisher,
+        prefs: MemberPrefsRepository,
+        follow_up_window: float | None,
+        fetch_policy: media.FetchPolicy | None = None,
+        max_prompt_length: int = MAX_TEXT,
     ) -> None:
         self._engine = engine
         self._publisher = publisher
+        self._prefs = prefs
         self._window = follow_up_window
+        self._fetch_policy = fetch_policy or media.FetchPolicy()
+        self._max_prompt = min(max_prompt_length, MAX_TEXT)
         self._handlers: dict[str, ClickHandler] = {}
 
     def register(self, prefix: str, handler: ClickHandler) -> None:
@@ -44,16 +79,21 @@ class FollowUps:
     async def on_click(
         self, interaction: discord.Interaction[Any], action: str, job_id: str
     ) -> None:
-        parent = await self._engine.get(job_id)
-        if parent is None or parent.guild_id != _str(interaction.guild_id):
-            await _refuse(interaction, "This button belongs to a job this bot does not know.")
+        handler = self._handlers.get(action.split(":", 1)[0])
+        if handler is not None:
+            await handler(interaction, action, job_id)
             return
-        if parent.status is not JobStatus.COMPLETED:
-            await _refuse(interaction, "That job has not finished.")
+        parent = await self._finished_parent(interaction, job_id)
+        if parent is None:
             return
-        if needs_input(action):
-            await _refuse(
-                interaction, "This action needs more input, which this bot cannot take yet."
+        if needs_input(action, remix_mode=await self._remix_mode(interaction)):
+            if not has_modal(action):
+                await _refuse(interaction, "This action needs input this bot cannot take yet.")
+                return
+            prompt = await self._prompt_of(parent)
+            # The form must be the first answer, within the 3-second window.
+            await interaction.response.send_modal(
+                modal_for(action, parent.id, prompt, max_prompt_length=self._max_prompt)
             )
             return
         try:
@@ -61,19 +101,124 @@ class FollowUps:
         except ActionInputError as exc:
             await _refuse(interaction, str(exc))
             return
-
-        # Acknowledge within the 3-second window: the clicked button turns blue.
-        used = used_actions(interaction.message) | {action}
-        await interaction.response.edit_message(view=self._parent_view(parent, used))
-
         user_id = str(interaction.user.id)
+        await self._start(
+            interaction,
+            parent,
+            action,
+            operation,
+            idempotency_key=f"click:{parent.id}:{action}:{user_id}",
+            remixed=False,
+        )
+
+    async def on_modal_submit(self, interaction: discord.Interaction[Any]) -> None:
+        """`on_interaction` listener: handles the submits of our forms (see modals.py)."""
+        if interaction.type is not discord.InteractionType.modal_submit:
+            return
+        data: Any = interaction.data or {}
+        parsed = parse_modal_custom_id(str(data.get("custom_id", "")))
+        if parsed is None:
+            return  # some other modal; not ours to answer
+        action, job_id = parsed
+        try:
+            await self._submit_form(interaction, action, job_id, submitted_values(data))
+        except Exception:
+            log.exception("form %s on job %s failed", action, job_id)
+            text = "Something went wrong with that form; nothing was started."
+            if interaction.response.is_done():
+                await interaction.followup.send(text, ephemeral=True)
+            else:
+                await _refuse(interaction, text)
+
+    async def _submit_form(
+        self,
+        interaction: discord.Interaction[Any],
+        action: str,
+        job_id: str,
+        values: dict[str, str | list[str]],
+    ) -> None:
+        parent = await self._finished_parent(interaction, job_id)
+        if parent is None:
+            return
+        try:
+            form = read_form(action, values, max_prompt_length=self._max_prompt)
+        except ActionInputError as exc:
+            await _refuse(interaction, str(exc))
+            return
+        if form.region or form.mask_url:
+            # Downloading the source (and a mask) may outlast the 3-second window.
+            await interaction.response.defer()
+        try:
+            given = await self._action_input(parent, form)
+            operation = operation_for(action, parent, given)
+        except (ActionInputError, media.MediaError) as exc:
+            text = exc.message if isinstance(exc, media.MediaError) else str(exc)
+            if interaction.response.is_done():
+                await interaction.followup.send(text, ephemeral=True)
+            else:
+                await _refuse(interaction, text)
+            return
+        await self._start(
+            interaction,
+            parent,
+            action,
+            operation,
+            idempotency_key=f"modal:{interaction.id}",
+            remixed=await self._remix_mode(interaction),
+        )
+
+    async def _action_input(self, parent: Job, form: FormInput) -> ActionInput:
+        if not (form.region or form.mask_url):
+            return ActionInput(prompt=form.prompt, zoom_ratio=form.zoom_ratio)
+        if not parent.result_url:
+            raise ActionInputError("That job has no image to repaint.")
+        async with httpx.AsyncClient(follow_redirects=False) as client:
+            source = await media.fetch_image(
+                parent.result_url, client=client, policy=self._fetch_policy
+            )
+            uploaded = None
+            if form.mask_url:
+                uploaded = await media.fetch_image(
+                    form.mask_url, client=client, policy=self._fetch_policy
+                )
+        # Pillow work off the event loop: these images can be large.
+        info = await asyncio.to_thread(media.inspect_image, source)
+        if uploaded is not None:
+            mask = await asyncio.to_thread(media.normalise_mask, uploaded, info.width, info.height)
+        else:
+            assert form.region is not None
+            mask = await asyncio.to_thread(
+                media.mask_from_preset, info.width, info.height, form.region
+            )
+        return ActionInput(prompt=form.prompt, mask_png_base64=media.png_base64(mask))
+
+    async def _start(
+        self,
+        interaction: discord.Interaction[Any],
+        parent: Job,
+        action: str,
+        operation: Operation,
+        *,
+        idempotency_key: str,
+        remixed: bool,
+    ) -> None:
+        """Mark the button used, submit the follow-up, and give it its own message."""
+        used = used_actions(interaction.message) | {action}
+        green = _green_actions(interaction.message) | ({action} if remixed else set())
+        view = self._parent_view(parent, used, frozenset(green))
+        if interaction.response.is_done():  # deferred while a form's images downloaded
+            await interaction.edit_original_response(view=view)
+        else:
+            # Acknowledge within the 3-second window: the used button changes colour.
+            await interaction.response.edit_message(view=view)
+
         try:
             job = await self._engine.submit(
                 operation,
-                requester_id=user_id,
+                requester_id=str(interaction.user.id),
                 guild_id=_str(interaction.guild_id),
                 channel_id=_str(interaction.channel_id),
-                idempotency_key=f"click:{parent.id}:{action}:{user_id}",
+                idempotency_key=idempotency_key,
             )
         except EngineError as exc:
             await interaction.followup.send(exc.error.message, ephemeral=True)
@@ -88,7 +233,38 @@ class FollowUps:
         if not attached:
             await interaction.followup.send("You already started that one.", ephemeral=True)
 
-    def _parent_view(self, parent: Job, used: frozenset[str]) -> discord.ui.View:
+    async def _finished_parent(
+        self, interaction: discord.Interaction[Any], job_id: str
+    ) -> Job | None:
+        """The job a button or form belongs to, or None after telling the member why not."""
+        parent = await self._engine.get(job_id)
+        if parent is None or parent.guild_id != _str(interaction.guild_id):
+            await _refuse(interaction, "This button belongs to a job this bot does not know.")
+            return None
+        if parent.status is not JobStatus.COMPLETED:
+            await _refuse(interaction, "That job has not finished.")
+            return None
+        return parent
+
+    async def _remix_mode(self, interaction: discord.Interaction[Any]) -> bool:
+        prefs = await self._prefs.get(_str(interaction.guild_id), str(interaction.user.id))
+        return prefs.remix
+
+    async def _prompt_of(self, job: Job) -> str | None:
+        """The prompt to pre-fill: the job's own, else its nearest ancestor's."""
+        current: Job | None = job
+        for _ in range(PROMPT_SEARCH_DEPTH):
+            if current is None:
+                return None
+            if current.operation.prompt:
+                return current.operation.prompt
+            parent_id = current.parent_job_id
+            current = await self._engine.get(parent_id) if parent_id else None
+        return None
+
+    def _parent_view(
+        self, parent: Job, used: frozenset[str], green: frozenset[str]
+    ) -> discord.ui.View:
         # Only the buttons change; the parent's content and image stay as they are.
         rendered = render(
             parent,
@@ -96,7 +272,23 @@ class FollowUps:
             used_actions=used,
             follow_up_window=None,
         )
-        return job_view(rendered.buttons, parent.id)
+        # Per button, as Midjourney does: blue when used plainly, green when remixed.
+        buttons = [
+            dataclasses.replace(b, style=STYLE_SUCCESS) if b.action in green else b
+            for b in rendered.buttons
+        ]
+        return job_view(buttons, parent.id)
+
+
+def _green_actions(message: discord.Message | None) -> set[str]:
+    """Actions whose button on `message` is already green (used with remix)."""
+    green: set[str] = set()
+    for row in message.components if message is not None else []:
+        for child in getattr(row, "children", []):
+            parsed = parse_custom_id(getattr(child, "custom_id", None) or "")
+            if parsed and getattr(child, "style", None) is discord.ButtonStyle.success:
+                green.add(parsed[0])
+    return green
 
 
 async def _refuse(interaction: discord.Interaction[Any], text: str) -> None:

@@ -409,7 +409,7 @@ def classify_text(text: str) -> tuple[ErrorCode, str]:
         return (ErrorCode.MODERATED, "Midjourney's image filter refused this job.")
     if "outdated" in lowered or "too old" in lowered:
         return (ErrorCode.PARENT_TOO_OLD, ParentTooOldError.default_message)
-    if "invalid parameter" in lowered or "invalid link" in lowered or "invalid" in lowered:
+    if "invalid" in lowered:  # [Invalid parameter], [Invalid link!], …
         return (ErrorCode.INVALID_REQUEST, "Midjourney refused the request as invalid.")
     if (
         "credit" in lowered

@@ -1,13 +1,13 @@
 """The storage contract the engine depends on, free of any one database.
 
 SQLite implements it today (`bot.store.sqlite`); a PostgreSQL backend can follow by
-implementing the same two protocols and raising the same errors.
+implementing the same protocols and raising the same errors.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
 
 from bot.domain import Job
 
@@ -113,6 +113,41 @@ class DeliveryRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class MemberPrefs:
+    """One member's preferences in one server (`guild_id` None in DMs).
+
+    Stored as JSON (see migrations/0003_member_prefs.sql): a new preference is a new
+    field with a default, and rows written before it read back with that default.
+    """
+
+    guild_id: str | None
+    user_id: str
+    remix: bool = False
+
+    def to_data(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _PREFS_KEY}
+
+    @classmethod
+    def from_data(cls, guild_id: str | None, user_id: str, data: dict[str, Any]) -> MemberPrefs:
+        # Unknown keys (written by a newer bot) are ignored rather than refused.
+        known = {f.name for f in fields(cls)} - _PREFS_KEY
+        return cls(guild_id, user_id, **{k: v for k, v in data.items() if k in known})
+
+
+_PREFS_KEY = frozenset({"guild_id", "user_id"})
+
+
+class MemberPrefsRepository(Protocol):
+    async def get(self, guild_id: str | None, user_id: str) -> MemberPrefs:
+        """The member's preferences; the defaults when none were ever saved."""
+        ...
+
+    async def save(self, prefs: MemberPrefs) -> None:
+        """Store `prefs` over any earlier version for the same member and server."""
+        ...
+
+
 class Store(Protocol):
     """Every repository of one database, and the means to close it."""
 
@@ -121,5 +156,8 @@ class Store(Protocol):
 
     @property
     def deliveries(self) -> DeliveryRepository: ...
+
+    @property
+    def prefs(self) -> MemberPrefsRepository: ...
 
     async def close(self) -> None: ...

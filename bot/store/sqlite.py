@@ -30,6 +30,7 @@ from bot.store.base import (
     Delivery,
     JobExistsError,
     JobNotFoundError,
+    MemberPrefs,
     MigrationError,
     SchemaVersionError,
     StoreBusyError,
@@ -558,6 +559,46 @@ class SqliteDeliveryRepository:
         return await self._db.read(work)
 
 
+# --- member preferences ---------------------------------------------------------------
+
+
+def _guild_key(guild_id: str | None) -> str:
+    return guild_id or ""  # DMs: see migrations/0003_member_prefs.sql
+
+
+class SqliteMemberPrefsRepository:
+    """`MemberPrefsRepository` on SQLite."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def get(self, guild_id: str | None, user_id: str) -> MemberPrefs:
+        async def work(conn: aiosqlite.Connection) -> MemberPrefs:
+            async with conn.execute(
+                "SELECT data FROM member_prefs WHERE guild_id = ? AND user_id = ?",
+                (_guild_key(guild_id), user_id),
+            ) as cursor:
+                row = await cursor.fetchone()
+            data = json.loads(row[0]) if row is not None else {}
+            return MemberPrefs.from_data(guild_id, user_id, data)
+
+        return await self._db.read(work)
+
+    async def save(self, prefs: MemberPrefs) -> None:
+        data = json.dumps(prefs.to_data(), ensure_ascii=False, allow_nan=False)
+
+        async def work(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                "INSERT INTO member_prefs (guild_id, user_id, data, updated_at)"
+                " VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (guild_id, user_id)"
+                " DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                (_guild_key(prefs.guild_id), prefs.user_id, data, time.time()),
+            )
+
+        await self._db.write(work)
+
+
 # --- the store --------------------------------------------------------------------------
 
 
@@ -569,6 +610,7 @@ class SqliteStore:
         self.path = path
         self.jobs = SqliteJobRepository(db)
         self.deliveries = SqliteDeliveryRepository(db)
+        self.prefs = SqliteMemberPrefsRepository(db)
 
     async def close(self) -> None:
         await self.db.close()
