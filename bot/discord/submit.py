@@ -1,0 +1,98 @@
+"""Starting a job from a Discord interaction: the engine records it, the publisher shows it.
+
+Shared by the commands and by button handlers, so every entry point credits the member,
+keys the job for idempotency and binds it to a message the same way.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.discord.presenter import render
+from bot.discord.views import job_view, used_actions
+from bot.domain import Job, Operation
+from bot.engine import EngineError
+
+if TYPE_CHECKING:
+    from bot.app import MidjourneyBot
+
+
+async def start_job(
+    bot: MidjourneyBot,
+    interaction: discord.Interaction[Any],
+    operation: Operation,
+    *,
+    idempotency_key: str,
+    message_id: int | None = None,
+    use_token: bool = False,
+) -> tuple[Job, bool]:
+    """Submit `operation` for the interaction's member and attach it to a message.
+
+    `message_id=None` lets the publisher post the job's own message in the channel;
+    `use_token` edits through the interaction while its token lives (the command's own
+    deferred reply). Returns the job and whether it is new to the publisher (False:
+    the same key already started it). Raises EngineError when the engine refuses.
+    """
+    job = await bot.engine.submit(
+        operation,
+        requester_id=str(interaction.user.id),
+        guild_id=_str(interaction.guild_id),
+        channel_id=_str(interaction.channel_id),
+        idempotency_key=idempotency_key,
+    )
+    attached = await bot.publisher.attach(
+        job,
+        channel_id=interaction.channel_id or 0,
+        message_id=message_id,
+        guild_id=interaction.guild_id,
+        interaction=interaction if use_token else None,
+        upload_limit=interaction.filesize_limit,
+    )
+    return job, attached
+
+
+async def start_after_private_ack(
+    bot: MidjourneyBot, interaction: discord.Interaction[Any], operation: Operation, *, what: str
+) -> Job | None:
+    """For commands acknowledged with a private "thinking" reply (their input took long to
+    check): start the job in its own public message and say so, or why not, privately."""
+    try:
+        job, _ = await start_job(
+            bot, interaction, operation, idempotency_key=f"interaction:{interaction.id}"
+        )
+    except EngineError as exc:
+        await interaction.edit_original_response(content=f"❌ {exc.error.message}")
+        return None
+    await interaction.edit_original_response(
+        content=f"{what}; the result will appear in this channel (job `{job.id}`)."
+    )
+    return job
+
+
+async def mark_clicked(interaction: discord.Interaction[Any], parent: Job, action: str) -> None:
+    """Acknowledge a click on `parent`'s message by turning that button blue, as
+    Midjourney does; the content and image of the message stay as they are."""
+    used = used_actions(interaction.message) | {action}
+    rendered = render(
+        parent,
+        now=parent.finished_at or parent.updated_at,
+        used_actions=used,
+        follow_up_window=None,
+    )
+    await interaction.response.edit_message(view=job_view(rendered.buttons, parent.id))
+
+
+async def refuse(interaction: discord.Interaction[Any], text: str) -> None:
+    """A private answer that costs nothing: bad input, no permission, unknown job."""
+    await interaction.response.send_message(text, ephemeral=True)
+
+
+def _str(value: int | None) -> str | None:
+    return str(value) if value is not None else None
+
+
+def prompt_limit(bot: MidjourneyBot) -> int:
+    """The longest prompt accepted: the provider's limit or the server's, whichever is lower."""
+    return min(bot.provider.capabilities.max_prompt_length, bot.settings.mj_max_prompt_length)

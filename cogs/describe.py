@@ -1,0 +1,146 @@
+"""/describe: four prompts that could have made an image; buttons 1-4 imagine one of them.
+
+The image is checked before the provider sees it: an attachment's size and type from
+Discord's own description (nothing downloaded when that already fails), then its bytes.
+Checking the bytes takes longer than Discord's 3-second window, so the command is
+acknowledged first with a private "thinking" reply, which also carries any error; the
+job itself gets a public message of its own.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+import httpx
+from discord import app_commands
+from discord.ext import commands
+
+from bot.discord.attachments import (
+    AttachmentError,
+    CheckedImage,
+    check_attachment,
+    check_image_url,
+    check_metadata,
+)
+from bot.discord.submit import (
+    mark_clicked,
+    prompt_limit,
+    refuse,
+    start_after_private_ack,
+    start_job,
+)
+from bot.domain import JobStatus, Operation, OperationKind
+from bot.engine import EngineError
+from bot.media import FetchPolicy
+from cogs.imagine import OptionError, clean_prompt
+
+if TYPE_CHECKING:
+    from bot.app import MidjourneyBot
+
+_PICK = re.compile(r"^describe_pick:(\d{1,2})$")
+
+
+class Describe(commands.Cog):
+    def __init__(self, bot: MidjourneyBot) -> None:
+        self.bot = bot
+        self._http = httpx.AsyncClient(follow_redirects=False)
+        self._policy = FetchPolicy(allow_private=bot.settings.media_allow_private_hosts)
+
+    async def cog_load(self) -> None:
+        self.bot.follow_ups.register("describe_pick", self.on_click)
+        self.bot.follow_ups.register("describe_reroll", self.on_click)
+
+    async def cog_unload(self) -> None:
+        await self._http.aclose()
+
+    @app_commands.command(name="describe", description="Get four prompts that fit an image")
+    @app_commands.describe(
+        image="The image to describe (PNG, JPEG, WEBP or GIF)",
+        url="Or a link to the image",
+    )
+    async def describe(
+        self,
+        interaction: discord.Interaction[Any],
+        image: discord.Attachment | None = None,
+        url: str | None = None,
+    ) -> None:
+        link = url.strip() if url else ""
+        problem: str | None = None
+        if image is not None and link:
+            problem = "Give either an image or a link, not both."
+        elif image is None and not link:
+            problem = "Attach an image or give a link to one."
+        elif image is not None:
+            try:
+                check_metadata(image)  # before any download: size and type as Discord says
+            except AttachmentError as exc:
+                problem = str(exc)
+        if problem is not None:
+            await refuse(interaction, problem)
+            return
+
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            checked: CheckedImage
+            if image is not None:
+                checked = await check_attachment(image)
+            else:
+                checked = await check_image_url(link, client=self._http, policy=self._policy)
+        except AttachmentError as exc:
+            await interaction.edit_original_response(content=f"❌ {exc}")
+            return
+        operation = Operation(OperationKind.DESCRIBE, image_urls=(checked.url,))
+        await start_after_private_ack(
+            self.bot, interaction, operation, what="Describing your image"
+        )
+
+    async def on_click(
+        self, interaction: discord.Interaction[Any], action: str, job_id: str
+    ) -> None:
+        """Buttons under a finished describe: `describe_pick:n` imagines prompt n,
+        `describe_reroll` describes the same image again. Credited to whoever clicks."""
+        parent = await self.bot.engine.get(job_id)
+        guild_id = str(interaction.guild_id) if interaction.guild_id else None
+        if (
+            parent is None
+            or parent.guild_id != guild_id
+            or parent.operation.kind is not OperationKind.DESCRIBE
+        ):
+            await refuse(interaction, "This button belongs to a job this bot does not know.")
+            return
+        if parent.status is not JobStatus.COMPLETED:
+            await refuse(interaction, "That job has not finished.")
+            return
+        user_id = interaction.user.id
+        if action == "describe_reroll":
+            operation = Operation(OperationKind.DESCRIBE, image_urls=parent.operation.image_urls)
+            key = f"describe_reroll:{parent.id}:{user_id}"
+        else:
+            match = _PICK.match(action)
+            prompts = parent.prompts or []
+            n = int(match[1]) if match else 0
+            if not 1 <= n <= len(prompts):
+                await refuse(interaction, "That prompt is not available.")
+                return
+            try:
+                text = clean_prompt(prompts[n - 1], max_length=prompt_limit(self.bot))
+            except OptionError as exc:
+                await refuse(interaction, str(exc))
+                return
+            operation = Operation(OperationKind.IMAGINE, prompt=text)
+            key = f"describe_pick:{parent.id}:{n}:{user_id}"
+
+        await mark_clicked(interaction, parent, action)
+        try:
+            _, attached = await start_job(self.bot, interaction, operation, idempotency_key=key)
+        except EngineError as exc:
+            await interaction.followup.send(exc.error.message, ephemeral=True)
+            return
+        if not attached:
+            await interaction.followup.send("You already started that one.", ephemeral=True)
+
+
+async def setup(bot: MidjourneyBot) -> None:
+    await bot.add_cog(Describe(bot))

@@ -1,0 +1,101 @@
+"""/help: what the bot does and how to use each command, privately.
+
+Commands this page has no example for (added by other cogs later) are still listed,
+with their own description, so the page never hides a command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.discord.buttons_layout import clip
+
+if TYPE_CHECKING:
+    from bot.app import MidjourneyBot
+
+MAX_FIELD_VALUE = 1024
+
+INTRO = (
+    "I make images with Midjourney, using this server's own image-service account. "
+    "Each job gets a message that fills in as the image is made; the buttons under "
+    "a finished image start follow-ups, just like Midjourney's own bot."
+)
+
+# (command, how to use it, an example); the order is the order of the page.
+GUIDE: tuple[tuple[str, str, str], ...] = (
+    (
+        "imagine",
+        "Four images from a prompt. Midjourney parameters may follow the prompt.",
+        "/imagine prompt: a lighthouse at dusk --ar 16:9",
+    ),
+    (
+        "describe",
+        "Four prompts that fit an image (attach it, or give a link). "
+        "Buttons 1-4 imagine a prompt; 🔄 describes the image again.",
+        "/describe image: photo.png",
+    ),
+    (
+        "blend",
+        "Blend 2 to 5 images into new ones; square, portrait or landscape.",
+        "/blend image1: cat.png image2: hat.png dimension: portrait",
+    ),
+    (
+        "job",
+        "`/job show` posts a job again with working buttons; `/job cancel` stops one "
+        "that has not started; `/job history` lists your jobs here.",
+        "/job show id: 7k2m9q4x1bcd",
+    ),
+    ("help", "This page.", "/help"),
+)
+
+BUTTONS = (
+    "**U1-U4** upscale one image · **V1-V4** vary one image · **🔄** run the prompt again\n"
+    "Upscaled images offer Upscale, Vary, Zoom Out and ⬅️ ➡️ ⬆️ ⬇️ pan buttons."
+)
+
+
+SlashCommand = app_commands.Command[Any, ..., Any] | app_commands.Group
+
+
+def help_embed(commands_available: Sequence[SlashCommand]) -> discord.Embed:
+    """The help page; `commands_available` are the bot's top-level slash commands."""
+    embed = discord.Embed(title="Midjourney bot", description=INTRO, colour=0x5865F2)
+    names = {c.name for c in commands_available}
+    for name, text, example in GUIDE:
+        if name in names:
+            embed.add_field(
+                name=f"/{name}", value=clip(f"{text}\n`{example}`", MAX_FIELD_VALUE), inline=False
+            )
+    covered = {name for name, _, _ in GUIDE}
+    others = [
+        f"`/{c.name}` — {c.description}"
+        for c in sorted(commands_available, key=lambda c: c.name)
+        if c.name not in covered
+    ]
+    if others:
+        embed.add_field(
+            name="More commands", value=clip("\n".join(others), MAX_FIELD_VALUE), inline=False
+        )
+    embed.add_field(name="Buttons", value=BUTTONS, inline=False)
+    embed.set_footer(text="Errors and this page are only shown to you.")
+    return embed
+
+
+class Help(commands.Cog):
+    def __init__(self, bot: MidjourneyBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="help", description="What this bot does and how to use it")
+    async def help(self, interaction: discord.Interaction[Any]) -> None:
+        found = self.bot.tree.get_commands(type=discord.AppCommandType.chat_input)
+        embed = help_embed([c for c in found if not isinstance(c, app_commands.ContextMenu)])
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+
+async def setup(bot: MidjourneyBot) -> None:
+    await bot.add_cog(Help(bot))
