@@ -119,6 +119,9 @@ class MidjourneyBot(commands.AutoShardedBot):
             log.info("synced %d global command(s)", len(synced))
 
     async def close(self) -> None:
+        # Stop taking interactions first, then the parts behind them, the store last:
+        # a click handled during shutdown must not find the store already closed.
+        await super().close()
         if hasattr(self, "engine"):
             await self.engine.stop()
         if hasattr(self, "publisher"):
@@ -127,7 +130,6 @@ class MidjourneyBot(commands.AutoShardedBot):
             await self.provider.aclose()
         if hasattr(self, "store"):
             await self.store.close()
-        await super().close()
 
 
 # What the bot needs in a channel: see it, post, embed, attach images, read history for

@@ -13,6 +13,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.discord.submit import prompt_limit, refuse, start_job
 from bot.domain import Operation, OperationKind, SpeedMode
 from bot.engine import EngineError
 
@@ -84,14 +85,10 @@ class Imagine(commands.Cog):
         mode: app_commands.Choice[str] | None = None,
     ) -> None:
         try:
-            limit = min(
-                self.bot.provider.capabilities.max_prompt_length,
-                self.bot.settings.mj_max_prompt_length,
-            )
-            text = clean_prompt(prompt, max_length=limit)
+            text = clean_prompt(prompt, max_length=prompt_limit(self.bot))
             ratio = parse_aspect_ratio(aspect_ratio)
         except OptionError as exc:
-            await interaction.response.send_message(str(exc), ephemeral=True)
+            await refuse(interaction, str(exc))
             return
         operation = Operation(
             OperationKind.IMAGINE,
@@ -102,24 +99,16 @@ class Imagine(commands.Cog):
         # Acknowledge first: the message appears at once, before the provider is asked.
         response = await interaction.response.defer(thinking=True)
         try:
-            job = await self.bot.engine.submit(
+            await start_job(
+                self.bot,
+                interaction,
                 operation,
-                requester_id=str(interaction.user.id),
-                guild_id=str(interaction.guild_id) if interaction.guild_id else None,
-                channel_id=str(interaction.channel_id) if interaction.channel_id else None,
                 idempotency_key=f"interaction:{interaction.id}",
+                message_id=response.message_id if response else None,
+                use_token=True,
             )
         except EngineError as exc:
             await interaction.edit_original_response(content=f"❌ {exc.error.message}")
-            return
-        await self.bot.publisher.attach(
-            job,
-            channel_id=interaction.channel_id or 0,
-            message_id=response.message_id if response else None,
-            guild_id=interaction.guild_id,
-            interaction=interaction,
-            upload_limit=interaction.filesize_limit,
-        )
 
     @imagine.autocomplete("aspect_ratio")
     async def _ratio_choices(

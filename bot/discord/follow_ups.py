@@ -14,7 +14,6 @@ submit is its own job (key `modal:<interaction id>`): two remixes may differ.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,7 +23,6 @@ import httpx
 
 from bot import media
 from bot.actions import ActionInput, ActionInputError, needs_input, operation_for
-from bot.discord.buttons_layout import STYLE_SUCCESS, parse_custom_id
 from bot.discord.modals import (
     MAX_TEXT,
     FormInput,
@@ -34,9 +32,8 @@ from bot.discord.modals import (
     read_form,
     submitted_values,
 )
-from bot.discord.presenter import render
 from bot.discord.publisher import Publisher
-from bot.discord.views import job_view, used_actions
+from bot.discord.submit import mark_clicked, optional_str, refuse, start_job
 from bot.domain import Job, JobStatus, Operation
 from bot.engine import Engine, EngineError
 from bot.store.base import MemberPrefsRepository
@@ -88,7 +85,7 @@ class FollowUps:
             return
         if needs_input(action, remix_mode=await self._remix_mode(interaction)):
             if not has_modal(action):
-                await _refuse(interaction, "This action needs input this bot cannot take yet.")
+                await refuse(interaction, "This action needs input this bot cannot take yet.")
                 return
             prompt = await self._prompt_of(parent)
             # The form must be the first answer, within the 3-second window.
@@ -99,7 +96,7 @@ class FollowUps:
         try:
             operation = operation_for(action, parent)
         except ActionInputError as exc:
-            await _refuse(interaction, str(exc))
+            await refuse(interaction, str(exc))
             return
         user_id = str(interaction.user.id)
         await self._start(
@@ -128,7 +125,7 @@ class FollowUps:
             if interaction.response.is_done():
                 await interaction.followup.send(text, ephemeral=True)
             else:
-                await _refuse(interaction, text)
+                await refuse(interaction, text)
 
     async def _submit_form(
         self,
@@ -143,7 +140,7 @@ class FollowUps:
         try:
             form = read_form(action, values, max_prompt_length=self._max_prompt)
         except ActionInputError as exc:
-            await _refuse(interaction, str(exc))
+            await refuse(interaction, str(exc))
             return
         if form.region or form.mask_url:
             # Downloading the source (and a mask) may outlast the 3-second window.
@@ -156,7 +153,7 @@ class FollowUps:
             if interaction.response.is_done():
                 await interaction.followup.send(text, ephemeral=True)
             else:
-                await _refuse(interaction, text)
+                await refuse(interaction, text)
             return
         await self._start(
             interaction,
@@ -203,33 +200,16 @@ class FollowUps:
         remixed: bool,
     ) -> None:
         """Mark the button used, submit the follow-up, and give it its own message."""
-        used = used_actions(interaction.message) | {action}
-        green = _green_actions(interaction.message) | ({action} if remixed else set())
-        view = self._parent_view(parent, used, frozenset(green))
-        if interaction.response.is_done():  # deferred while a form's images downloaded
-            await interaction.edit_original_response(view=view)
-        else:
-            # Acknowledge within the 3-second window: the used button changes colour.
-            await interaction.response.edit_message(view=view)
-
+        # Acknowledge within the 3-second window: the used button changes colour.
+        await mark_clicked(interaction, parent, action, remixed=remixed)
         try:
-            job = await self._engine.submit(
-                operation,
-                requester_id=str(interaction.user.id),
-                guild_id=_str(interaction.guild_id),
-                channel_id=_str(interaction.channel_id),
-                idempotency_key=idempotency_key,
+            # message_id=None: the publisher posts the follow-up's own message.
+            _, attached = await start_job(
+                interaction.client, interaction, operation, idempotency_key=idempotency_key
             )
         except EngineError as exc:
             await interaction.followup.send(exc.error.message, ephemeral=True)
             return
-        attached = await self._publisher.attach(
-            job,
-            channel_id=interaction.channel_id or 0,
-            message_id=None,  # the publisher posts the follow-up's own message
-            guild_id=interaction.guild_id,
-            upload_limit=interaction.filesize_limit,
-        )
         if not attached:
             await interaction.followup.send("You already started that one.", ephemeral=True)
 
@@ -238,16 +218,16 @@ class FollowUps:
     ) -> Job | None:
         """The job a button or form belongs to, or None after telling the member why not."""
         parent = await self._engine.get(job_id)
-        if parent is None or parent.guild_id != _str(interaction.guild_id):
-            await _refuse(interaction, "This button belongs to a job this bot does not know.")
+        if parent is None or parent.guild_id != optional_str(interaction.guild_id):
+            await refuse(interaction, "This button belongs to a job this bot does not know.")
             return None
         if parent.status is not JobStatus.COMPLETED:
-            await _refuse(interaction, "That job has not finished.")
+            await refuse(interaction, "That job has not finished.")
             return None
         return parent
 
     async def _remix_mode(self, interaction: discord.Interaction[Any]) -> bool:
-        prefs = await self._prefs.get(_str(interaction.guild_id), str(interaction.user.id))
+        prefs = await self._prefs.get(optional_str(interaction.guild_id), str(interaction.user.id))
         return prefs.remix
 
     async def _prompt_of(self, job: Job) -> str | None:
@@ -261,39 +241,3 @@ class FollowUps:
             parent_id = current.parent_job_id
             current = await self._engine.get(parent_id) if parent_id else None
         return None
-
-    def _parent_view(
-        self, parent: Job, used: frozenset[str], green: frozenset[str]
-    ) -> discord.ui.View:
-        # Only the buttons change; the parent's content and image stay as they are.
-        rendered = render(
-            parent,
-            now=parent.finished_at or parent.updated_at,
-            used_actions=used,
-            follow_up_window=None,
-        )
-        # Per button, as Midjourney does: blue when used plainly, green when remixed.
-        buttons = [
-            dataclasses.replace(b, style=STYLE_SUCCESS) if b.action in green else b
-            for b in rendered.buttons
-        ]
-        return job_view(buttons, parent.id)
-
-
-def _green_actions(message: discord.Message | None) -> set[str]:
-    """Actions whose button on `message` is already green (used with remix)."""
-    green: set[str] = set()
-    for row in message.components if message is not None else []:
-        for child in getattr(row, "children", []):
-            parsed = parse_custom_id(getattr(child, "custom_id", None) or "")
-            if parsed and getattr(child, "style", None) is discord.ButtonStyle.success:
-                green.add(parsed[0])
-    return green
-
-
-async def _refuse(interaction: discord.Interaction[Any], text: str) -> None:
-    await interaction.response.send_message(text, ephemeral=True)
-
-
-def _str(value: int | None) -> str | None:
-    return str(value) if value is not None else None

@@ -6,12 +6,14 @@ keys the job for idempotency and binds it to a message the same way.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.discord.buttons_layout import STYLE_SUCCESS
 from bot.discord.presenter import render
-from bot.discord.views import job_view, used_actions
+from bot.discord.views import actions_with_style, job_view, used_actions
 from bot.domain import Job, Operation
 from bot.engine import EngineError
 
@@ -38,8 +40,8 @@ async def start_job(
     job = await bot.engine.submit(
         operation,
         requester_id=str(interaction.user.id),
-        guild_id=_str(interaction.guild_id),
-        channel_id=_str(interaction.channel_id),
+        guild_id=optional_str(interaction.guild_id),
+        channel_id=optional_str(interaction.channel_id),
         idempotency_key=idempotency_key,
     )
     attached = await bot.publisher.attach(
@@ -71,17 +73,30 @@ async def start_after_private_ack(
     return job
 
 
-async def mark_clicked(interaction: discord.Interaction[Any], parent: Job, action: str) -> None:
-    """Acknowledge a click on `parent`'s message by turning that button blue, as
-    Midjourney does; the content and image of the message stay as they are."""
+async def mark_clicked(
+    interaction: discord.Interaction[Any], parent: Job, action: str, *, remixed: bool = False
+) -> None:
+    """Acknowledge a click on `parent`'s message by colouring that button as Midjourney
+    does: blue when used plainly, green when remixed. Content and image stay as they are."""
     used = used_actions(interaction.message) | {action}
+    green = actions_with_style(interaction.message, discord.ButtonStyle.success)
+    if remixed:
+        green |= {action}
     rendered = render(
         parent,
         now=parent.finished_at or parent.updated_at,
         used_actions=used,
         follow_up_window=None,
     )
-    await interaction.response.edit_message(view=job_view(rendered.buttons, parent.id))
+    buttons = [
+        dataclasses.replace(b, style=STYLE_SUCCESS) if b.action in green else b
+        for b in rendered.buttons
+    ]
+    view = job_view(buttons, parent.id)
+    if interaction.response.is_done():  # deferred earlier (e.g. while a form's images loaded)
+        await interaction.edit_original_response(view=view)
+    else:
+        await interaction.response.edit_message(view=view)
 
 
 async def refuse(interaction: discord.Interaction[Any], text: str) -> None:
@@ -89,7 +104,7 @@ async def refuse(interaction: discord.Interaction[Any], text: str) -> None:
     await interaction.response.send_message(text, ephemeral=True)
 
 
-def _str(value: int | None) -> str | None:
+def optional_str(value: int | None) -> str | None:
     return str(value) if value is not None else None
 
 

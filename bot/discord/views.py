@@ -71,16 +71,20 @@ def job_view(buttons: list[ButtonSpec], job_id: str) -> discord.ui.View:
     return view
 
 
-def used_actions(message: discord.Message | None) -> frozenset[str]:
-    """Actions whose button on `message` is already blue (used), read from the message."""
-    used: set[str] = set()
-    if message is None:
-        return frozenset()
-    for row in message.components:
+def actions_with_style(
+    message: discord.Message | None, *styles: discord.ButtonStyle
+) -> frozenset[str]:
+    """Actions whose button on `message` has one of `styles`, read from the message itself
+    (so it works on messages from before a restart)."""
+    found: set[str] = set()
+    for row in message.components if message is not None else []:
         for child in getattr(row, "children", []):
-            custom_id = getattr(child, "custom_id", None) or ""
-            style = getattr(child, "style", None)
-            parsed = parse_custom_id(custom_id)
-            if parsed and style in (discord.ButtonStyle.primary, discord.ButtonStyle.success):
-                used.add(parsed[0])
-    return frozenset(used)
+            parsed = parse_custom_id(getattr(child, "custom_id", None) or "")
+            if parsed and getattr(child, "style", None) in styles:
+                found.add(parsed[0])
+    return frozenset(found)
+
+
+def used_actions(message: discord.Message | None) -> frozenset[str]:
+    """Actions already used on `message`: blue (plain) or green (remixed) buttons."""
+    return actions_with_style(message, discord.ButtonStyle.primary, discord.ButtonStyle.success)
