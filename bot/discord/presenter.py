@@ -139,6 +139,15 @@ class RenderedMessage:
         return dataclasses.replace(self, image=dataclasses.replace(image, filename=filename))
 
 
+def with_original_link(rendered: RenderedMessage, url: str) -> RenderedMessage:
+    """Add a link to the full-size original, for when the upload is a smaller copy (or
+    missing); left out rather than ever pushing the content past Discord's limit."""
+    line = f"\n[Full-size original](<{url}>)"
+    if len(url) > 512 or len(rendered.content) + len(line) > MAX_CONTENT:
+        return rendered
+    return dataclasses.replace(rendered, content=rendered.content + line)
+
+
 def visible_key(rendered: RenderedMessage) -> tuple[object, ...]:
     """Equality key for "would an edit change what the user sees".
 

@@ -24,7 +24,13 @@ import httpx
 
 from bot import media
 from bot.clock import Clock
-from bot.discord.presenter import RenderedMessage, render, to_discord_embed, visible_key
+from bot.discord.presenter import (
+    RenderedMessage,
+    render,
+    to_discord_embed,
+    visible_key,
+    with_original_link,
+)
 from bot.discord.views import job_view
 from bot.domain import Job
 from bot.engine import Engine, JobEvent
@@ -228,11 +234,14 @@ class Publisher:
         while True:
             files: list[discord.File] | None = None
             rendered = base
+            fitted = None
             if original is not None and limit >= MIN_UPLOAD_BYTES:
                 fitted = await self._fit(job, original, limit)
                 if fitted is not None:
                     files = [discord.File(io.BytesIO(fitted.data), filename=fitted.filename)]
                     rendered = base.with_attachment(fitted.filename)
+            if job.result_url and (fitted is None or fitted.reencoded):
+                rendered = with_original_link(rendered, job.result_url)
             try:
                 await self._edit(target, rendered, files=files, final=True)
                 break

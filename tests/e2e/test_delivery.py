@@ -68,6 +68,7 @@ async def test_result_is_fitted_to_the_upload_limit(world: World) -> None:
     )
     [attachment] = final.attachments
     assert 0 < attachment.size <= limit
+    assert "[Full-size original](<" + world.piapi.base_url in final.content  # a smaller copy
     assert world.discord.requests_matching("PATCH", WEBHOOK_ORIGINAL, status=413) == []
 
 

@@ -528,3 +528,12 @@ def test_render_never_exceeds_discord_limits(
         assert len(e.footer or "") <= 2048 and e.total_length() <= 6000
     if status is not JobStatus.COMPLETED:
         assert r.buttons == []
+
+
+def test_original_link_is_added_only_within_the_content_limit() -> None:
+    from bot.discord.presenter import RenderedMessage, with_original_link
+
+    short = RenderedMessage(content="done", embed=None, buttons=[], image=None)
+    assert with_original_link(short, "https://x/y.png").content.endswith("(<https://x/y.png>)")
+    full = RenderedMessage(content="x" * 1990, embed=None, buttons=[], image=None)
+    assert with_original_link(full, "https://x/y.png").content == "x" * 1990
