@@ -14,6 +14,7 @@ from bot.clock import SystemClock
 from bot.config import Settings
 from bot.discord.follow_ups import FollowUps
 from bot.discord.publisher import Publisher
+from bot.discord.submit import bot_actions
 from bot.discord.views import JobButton
 from bot.engine import Engine, EngineSettings
 from bot.logging_setup import setup_logging
@@ -79,6 +80,7 @@ class MidjourneyBot(commands.AutoShardedBot):
             edit_interval=self.settings.discord_edit_interval_s,
             fetch_policy=fetch_policy,
             follow_up_window=window,
+            extra_actions=lambda job: bot_actions(self, job),
         )
         self.follow_ups = FollowUps(
             engine=self.engine,

@@ -20,7 +20,7 @@ from discord.utils import escape_markdown, escape_mentions
 from bot import media
 from bot.discord.buttons_layout import clip
 from bot.discord.presenter import render, to_discord_embed
-from bot.discord.submit import refuse
+from bot.discord.submit import bot_actions, refuse
 from bot.discord.views import job_view
 from bot.domain import ErrorCode, Job, JobError, JobStatus
 from bot.engine import EngineError
@@ -77,6 +77,7 @@ class Jobs(commands.GroupCog, group_name="job", group_description="Your jobs in 
             job,
             now=self.bot.engine.clock.time(),
             follow_up_window=self.bot.provider.capabilities.follow_up_window,
+            extra_actions=bot_actions(self.bot, job),
         )
         files: list[discord.File] = []
         if rendered.image is not None and rendered.image.kind == "result" and job.result_url:

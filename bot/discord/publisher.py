@@ -32,7 +32,7 @@ from bot.discord.presenter import (
     with_original_link,
 )
 from bot.discord.views import job_view
-from bot.domain import Job
+from bot.domain import Job, JobStatus
 from bot.engine import Engine, JobEvent
 from bot.store.base import Delivery, DeliveryRepository
 
@@ -222,7 +222,7 @@ class Publisher:
             now=self._clock.time(),
             requester_mention=mention,
             follow_up_window=self._follow_up_window,
-            extra_actions=self._extra_actions(job) if job.status.value == "completed" else [],
+            extra_actions=self._extra_actions(job) if job.status is JobStatus.COMPLETED else [],
         )
 
     async def _deliver_final(self, target: _Target, job: Job) -> None:

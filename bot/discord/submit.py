@@ -14,7 +14,7 @@ import discord
 from bot.discord.buttons_layout import STYLE_SUCCESS
 from bot.discord.presenter import render
 from bot.discord.views import actions_with_style, job_view, used_actions
-from bot.domain import Job, Operation
+from bot.domain import Job, Operation, OperationKind
 from bot.engine import EngineError
 
 if TYPE_CHECKING:
@@ -87,6 +87,7 @@ async def mark_clicked(
         now=parent.finished_at or parent.updated_at,
         used_actions=used,
         follow_up_window=None,
+        extra_actions=bot_actions(interaction.client, parent),
     )
     buttons = [
         dataclasses.replace(b, style=STYLE_SUCCESS) if b.action in green else b
@@ -111,3 +112,26 @@ def optional_str(value: int | None) -> str | None:
 def prompt_limit(bot: MidjourneyBot) -> int:
     """The longest prompt accepted: the provider's limit or the server's, whichever is lower."""
     return min(bot.provider.capabilities.max_prompt_length, bot.settings.mj_max_prompt_length)
+
+
+# Jobs whose images have a Midjourney seed worth asking for (🌱).
+_SEEDABLE = frozenset(
+    {
+        OperationKind.IMAGINE,
+        OperationKind.REROLL,
+        OperationKind.VARIATION,
+        OperationKind.BLEND,
+        OperationKind.UPSCALE,
+        OperationKind.OUTPAINT,
+        OperationKind.PAN,
+        OperationKind.INPAINT,
+    }
+)
+
+
+def bot_actions(bot: MidjourneyBot, job: Job) -> list[str]:
+    """Buttons the bot offers beyond the provider's actions, where the provider can serve
+    them: 🌱 Seed on image jobs."""
+    if job.operation.kind in _SEEDABLE and bot.provider.capabilities.supports(OperationKind.SEED):
+        return ["seed"]
+    return []

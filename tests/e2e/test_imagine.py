@@ -7,7 +7,8 @@ import re
 from tests.e2e.conftest import BOT_TOKEN, PIAPI_KEY, World, button_ids, buttons_of
 from tests.fakes.discord.models import MessageRecord
 
-GRID_ROWS = [["U1", "U2", "U3", "U4", "🔄"], ["V1", "V2", "V3", "V4"]]
+# Midjourney's two rows, and the bot's own 🌱 Seed below them (PiAPI serves seed tasks).
+GRID_ROWS = [["U1", "U2", "U3", "U4", "🔄"], ["V1", "V2", "V3", "V4"], ["Seed"]]
 
 
 def is_final_grid(m: MessageRecord) -> bool:
@@ -212,3 +213,20 @@ async def test_zoom_out_and_pan_on_an_upscale_send_the_right_follow_ups(world: W
     assert pan_request.json["input"]["origin_task_id"] == upscale.task_id
     assert pan_request.json["input"]["direction"] == "left"
     assert pan_request.json["input"]["prompt"] == "a mountain village"
+
+
+async def test_seed_button_answers_with_the_jobs_seed(world: World) -> None:
+    await world.start_bot()
+    grid = await imagine_to_grid(world, "a seeded garden")
+    click = await world.discord.click(grid.id, button_ids(grid)["Seed"])
+    await world.discord.wait_for(lambda: click.responded, timeout=5)
+    for _ in range(3):
+        await world.advance_piapi(1, settle=0.2)
+    seeded = await world.wait_message(
+        lambda m: "Seed:" in m.content and m.id != grid.id, what="the seed message"
+    )
+    [seed_task] = world.piapi.created("seed")
+    [imagine] = world.piapi.created("imagine")
+    assert seed_task.json["input"] == {"origin_task_id": imagine.task_id}
+    expected = world.piapi.task_json(seed_task.task_id)["output"]["seed"]
+    assert str(expected) in seeded.content
