@@ -224,6 +224,18 @@ class FollowUps:
         if parent.status is not JobStatus.COMPLETED:
             await refuse(interaction, "That job has not finished.")
             return None
+        if (
+            self._window is not None
+            and self._engine.clock.time() - parent.created_at > self._window
+        ):
+            # Buttons posted before the window closed are still enabled on old messages.
+            hours = self._window / 3600
+            await refuse(
+                interaction,
+                f"This image is older than {hours:g} hours; the image service no longer takes "
+                "follow-ups on it. Start a new /imagine.",
+            )
+            return None
         return parent
 
     async def _remix_mode(self, interaction: discord.Interaction[Any]) -> bool:

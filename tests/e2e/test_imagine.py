@@ -230,3 +230,17 @@ async def test_seed_button_answers_with_the_jobs_seed(world: World) -> None:
     assert seed_task.json["input"] == {"origin_task_id": imagine.task_id}
     expected = world.piapi.task_json(seed_task.task_id)["output"]["seed"]
     assert str(expected) in seeded.content
+
+
+async def test_follow_ups_past_the_providers_window_are_disabled(world: World) -> None:
+    await world.start_bot(FOLLOW_UP_WINDOW_S="1")  # PiAPI's is about 3 hours
+    interaction = await world.discord.slash("imagine", {"prompt": "an old photograph"})
+    await world.discord.wait_for(lambda: interaction.responded, timeout=5)
+    for _ in range(12):
+        await world.advance_piapi(3, settle=0.2)
+    final = await world.wait_message(
+        lambda m: m.id == interaction.original_message_id and bool(m.attachments),
+        what="the final grid",
+    )
+    buttons = [b for row in final.components for b in row["components"]]
+    assert buttons and all(b.get("disabled") for b in buttons)
