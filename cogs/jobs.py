@@ -6,18 +6,15 @@ answered exactly like one that does not exist, so ids reveal nothing across serv
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 from typing import TYPE_CHECKING, Any
 
 import discord
-import httpx
 from discord import app_commands
 from discord.ext import commands
 from discord.utils import escape_markdown, escape_mentions
 
-from bot import media
 from bot.discord.buttons_layout import clip
 from bot.discord.presenter import render, to_discord_embed
 from bot.discord.submit import bot_actions, refuse
@@ -48,12 +45,7 @@ _STATUS_ICON = {
 class Jobs(commands.GroupCog, group_name="job", group_description="Your jobs in this server"):
     def __init__(self, bot: MidjourneyBot) -> None:
         self.bot = bot
-        self._http = httpx.AsyncClient(follow_redirects=False)
-        self._policy = media.FetchPolicy(allow_private=bot.settings.media_allow_private_hosts)
         super().__init__()
-
-    async def cog_unload(self) -> None:
-        await self._http.aclose()
 
     async def _job_here(self, interaction: discord.Interaction[Any], job_id: str) -> Job | None:
         """The job if it belongs to this server; otherwise answers "no such job" itself."""
@@ -81,7 +73,7 @@ class Jobs(commands.GroupCog, group_name="job", group_description="Your jobs in 
         )
         files: list[discord.File] = []
         if rendered.image is not None and rendered.image.kind == "result" and job.result_url:
-            fitted = await self._fetch_result(job, interaction.filesize_limit)
+            fitted = await self.bot.publisher.fitted_result(job, interaction.filesize_limit)
             if fitted is not None:
                 files = [discord.File(io.BytesIO(fitted.data), filename=fitted.filename)]
                 rendered = rendered.with_attachment(fitted.filename)
@@ -93,18 +85,6 @@ class Jobs(commands.GroupCog, group_name="job", group_description="Your jobs in 
             view=job_view(rendered.buttons, job.id),
             allowed_mentions=discord.AllowedMentions.none(),  # a re-post pings nobody
         )
-
-    async def _fetch_result(self, job: Job, limit: int) -> media.FittedImage | None:
-        assert job.result_url is not None
-        try:
-            data = await media.fetch_image(job.result_url, client=self._http, policy=self._policy)
-            return await asyncio.to_thread(
-                media.fit_to_limit, data, limit, filename_stem=f"mj_{job.id}"
-            )
-        except media.MediaError as exc:
-            # Provider links expire after some days: the message then goes without it.
-            log.info("job %s: result image not re-posted: %s", job.id, exc.message)
-            return None
 
     @app_commands.command(name="cancel", description="Cancel one of your jobs that has not started")
     @app_commands.rename(job_id="id")

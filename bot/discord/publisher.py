@@ -260,6 +260,14 @@ class Publisher:
         await self._deliveries.save(target.delivery)
         log.info("job %s: final state delivered after %d edit(s)", job.id, target.edits)
 
+    async def fitted_result(self, job: Job, limit: int) -> media.FittedImage | None:
+        """The job's result image fitted within `limit` bytes, or None if it cannot be had
+        (provider links expire after some days). For re-posting a job (/job show)."""
+        if not job.result_url:
+            return None
+        data = await self._download(job, job.result_url)
+        return await self._fit(job, data, limit) if data is not None else None
+
     async def _download(self, job: Job, url: str) -> bytes | None:
         try:
             return await media.fetch_image(url, client=self._http, policy=self._fetch_policy)
