@@ -320,8 +320,8 @@ def parse_task(task: dict[str, Any]) -> ProviderSnapshot:
     status = STATUS_MAP.get(raw_status)
     if status is None:
         log.warning(
-            "PiAPI task %s has an unknown status %r; treating it as running",
-            task.get("task_id"),
+            "PiAPI task %.40s has an unknown status %.40r; treating it as running",
+            str(task.get("task_id")),
             raw_status,
         )
         status = JobStatus.RUNNING
