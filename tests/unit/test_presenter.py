@@ -31,19 +31,9 @@ from bot.domain import (
     PanDirection,
     SpeedMode,
 )
+from tests.unit.test_buttons_layout import GRID, UPSCALED
 
 ME = "<@111>"
-GRID = [
-    "reroll",
-    "upscale1",
-    "upscale2",
-    "upscale3",
-    "upscale4",
-    "variation1",
-    "variation2",
-    "variation3",
-    "variation4",
-]
 GRID_NEUTRAL = [
     "reroll",
     *(f"pick:{n}" for n in range(1, 5)),
@@ -313,23 +303,6 @@ def test_render_is_deterministic() -> None:
 
 
 # --- buttons -------------------------------------------------------------------------
-
-
-UPSCALED = [
-    "upscale_subtle",
-    "upscale_creative",
-    "vary_subtle",
-    "vary_strong",
-    "vary_region",
-    "zoom_out_2x",
-    "zoom_out_1_5x",
-    "zoom_custom",
-    "make_square",
-    "pan_left",
-    "pan_right",
-    "pan_up",
-    "pan_down",
-]
 
 
 @pytest.mark.parametrize(
