@@ -42,10 +42,6 @@ log = logging.getLogger(__name__)
 
 ClickHandler = Callable[[discord.Interaction[Any], str, str], Awaitable[None]]
 
-# How far up the chain of parents to look for the prompt to pre-fill (an upscale of a
-# variation of a grid has none of its own).
-PROMPT_SEARCH_DEPTH = 8
-
 
 class FollowUps:
     def __init__(
@@ -87,7 +83,9 @@ class FollowUps:
             if not has_modal(action):
                 await refuse(interaction, "This action needs input this bot cannot take yet.")
                 return
-            prompt = await self._prompt_of(parent)
+            # Follow-ups carry their prompt down the chain (bot/actions.py): the parent's
+            # own prompt is the one to pre-fill.
+            prompt = parent.operation.prompt
             # The form must be the first answer, within the 3-second window.
             await interaction.response.send_modal(
                 modal_for(action, parent.id, prompt, max_prompt_length=self._max_prompt)
@@ -241,15 +239,3 @@ class FollowUps:
     async def _remix_mode(self, interaction: discord.Interaction[Any]) -> bool:
         prefs = await self._prefs.get(optional_str(interaction.guild_id), str(interaction.user.id))
         return prefs.remix
-
-    async def _prompt_of(self, job: Job) -> str | None:
-        """The prompt to pre-fill: the job's own, else its nearest ancestor's."""
-        current: Job | None = job
-        for _ in range(PROMPT_SEARCH_DEPTH):
-            if current is None:
-                return None
-            if current.operation.prompt:
-                return current.operation.prompt
-            parent_id = current.parent_job_id
-            current = await self._engine.get(parent_id) if parent_id else None
-        return None
