@@ -8,6 +8,7 @@ Neutral names (PROVIDERS.md §6.3) are what the store, the buttons and the cogs 
     vary_region       Vary (Region)             zoom_out_2x / zoom_out_1_5x / zoom_custom
     make_square                                  pan_left|right|up|down
     remix / edit / enhance                       seed (🌱, offered by the bot itself)
+    edit:N            ✏️ N on a grid: edit tile N (backends that address single images)
     provider:<raw>    an action the bot has no name for; replayed as the provider spells it
 """
 
@@ -39,6 +40,7 @@ _PICK = re.compile(r"^pick:([1-4])$")
 _VARY_GRID = re.compile(r"^vary_grid:([1-4])$")
 _UPSCALE = re.compile(r"^(redo_)?upscale_(subtle|creative|2x|4x)$")
 _PAN = re.compile(r"^pan_(left|right|up|down)$")
+_EDIT_TILE = re.compile(r"^edit:([1-4])$")
 
 
 class ActionInputError(ValueError):
@@ -58,9 +60,35 @@ class ActionInput:
 
 
 def needs_input(action: str, *, remix_mode: bool = False) -> bool:
-    if action in ALWAYS_NEEDS_INPUT:
+    if action in ALWAYS_NEEDS_INPUT or _EDIT_TILE.match(action):
         return True
     return remix_mode and (action in REMIXABLE or bool(_VARY_GRID.match(action)))
+
+
+def kind_of(action: str) -> OperationKind | None:
+    """The kind of job an action starts (None: not a follow-up the bot knows), so that an
+    action the backend cannot serve is refused before any form opens."""
+    if _PICK.match(action) or _UPSCALE.match(action):
+        return OperationKind.UPSCALE
+    if _VARY_GRID.match(action) or action in ("vary_subtle", "vary_strong"):
+        return OperationKind.VARIATION
+    if _PAN.match(action):
+        return OperationKind.PAN
+    if _EDIT_TILE.match(action):
+        return OperationKind.EDIT
+    if action in ZOOM_FIXED or action == "zoom_custom":
+        return OperationKind.OUTPAINT
+    if action.startswith("provider:"):
+        return OperationKind.PROVIDER_ACTION
+    simple = {
+        "reroll": OperationKind.REROLL,
+        "vary_region": OperationKind.INPAINT,
+        "remix": OperationKind.REMIX,
+        "edit": OperationKind.EDIT,
+        "enhance": OperationKind.ENHANCE,
+        "seed": OperationKind.SEED,
+    }
+    return simple.get(action)
 
 
 def operation_for(action: str, parent: Job, given: ActionInput | None = None) -> Operation:
@@ -109,13 +137,14 @@ def operation_for(action: str, parent: Job, given: ActionInput | None = None) ->
         if not given.prompt:
             raise ActionInputError("Remix needs a prompt.")
         return follow(OperationKind.REMIX, prompt=given.prompt, index=given.index)
-    if action == "edit":
+    if (m := _EDIT_TILE.match(action)) or action == "edit":
+        index = int(m[1]) if m else given.index
         if not given.prompt or given.canvas is None or given.placement is None:
             raise ActionInputError("Edit needs a prompt, a canvas and where the image sits on it.")
         return follow(
             OperationKind.EDIT,
             prompt=given.prompt,
-            index=given.index,
+            index=index,
             canvas=given.canvas,
             placement=given.placement,
             mask_png_base64=given.mask_png_base64,

@@ -87,6 +87,7 @@ class MidjourneyBot(commands.AutoShardedBot):
             publisher=self.publisher,
             prefs=self.store.prefs,
             follow_up_window=window,
+            capabilities=self.provider.capabilities,
             fetch_policy=fetch_policy,
             max_prompt_length=min(
                 self.provider.capabilities.max_prompt_length, self.settings.mj_max_prompt_length

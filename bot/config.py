@@ -24,6 +24,11 @@ class ProviderName(StrEnum):
     MJPROXY = "mjproxy"
 
 
+class MJProxyAuth(StrEnum):
+    HEADER = "mj-api-secret"
+    BEARER = "bearer"
+
+
 class ConfigError(Exception):
     """One readable line about what is wrong with the configuration."""
 
@@ -47,6 +52,15 @@ class Settings(BaseSettings):
     piapi_base_url: str = "https://api.piapi.ai"
     # "" = the account's default, "public" = pay-as-you-go pool, "private" = host-your-account
     piapi_service_mode: str = ""
+    vtrix_api_key: SecretStr | None = None
+    vtrix_base_url: str = "https://cloud.vtrix.ai"
+    legnext_api_key: SecretStr | None = None
+    legnext_base_url: str = "https://api.legnext.ai/api"
+    # A self-hosted midjourney-proxy or an aggregator speaking its protocol.
+    mjproxy_base_url: str | None = None
+    mjproxy_api_secret: SecretStr | None = None
+    # "mj-api-secret" header (self-hosted) or "bearer" (Authorization: Bearer, aggregators)
+    mjproxy_auth: MJProxyAuth = MJProxyAuth.HEADER
 
     # --- engine --------------------------------------------------------------------------
     # Jobs the provider account may run at once; the rest wait, fairly, in the bot.
@@ -87,9 +101,18 @@ class Settings(BaseSettings):
             return [int(p) for p in parts]
         return value
 
-    @field_validator("discord_api_base", "discord_gateway_url", "piapi_base_url")
+    @field_validator(
+        "discord_api_base",
+        "discord_gateway_url",
+        "piapi_base_url",
+        "vtrix_base_url",
+        "legnext_base_url",
+        "mjproxy_base_url",
+    )
     @classmethod
-    def _url(cls, value: str) -> str:
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not value.startswith(("http://", "https://", "ws://", "wss://")):
             raise ValueError("must be an absolute http(s) or ws(s) URL")
         return value.rstrip("/") if value.startswith("http") else value
@@ -104,13 +127,29 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _provider_key_present(self) -> Settings:
-        if self.mj_provider is ProviderName.PIAPI and not _present(self.piapi_api_key):
-            raise ValueError("PIAPI_API_KEY is required when MJ_PROVIDER=piapi")
+        required = {
+            ProviderName.PIAPI: ("PIAPI_API_KEY", self.piapi_api_key),
+            ProviderName.VTRIX: ("VTRIX_API_KEY", self.vtrix_api_key),
+            ProviderName.LEGNEXT: ("LEGNEXT_API_KEY", self.legnext_api_key),
+        }
+        if self.mj_provider in required:
+            name, value = required[self.mj_provider]
+            if not _present(value):
+                raise ValueError(f"{name} is required when MJ_PROVIDER={self.mj_provider.value}")
+        if self.mj_provider is ProviderName.MJPROXY and not self.mjproxy_base_url:
+            # The secret stays optional: a self-hosted proxy may run without one.
+            raise ValueError("MJPROXY_BASE_URL is required when MJ_PROVIDER=mjproxy")
         return self
 
     def secrets(self) -> list[str]:
         """Every secret value configured, so that log filters can redact them."""
-        values = [self.discord_token, self.piapi_api_key]
+        values = [
+            self.discord_token,
+            self.piapi_api_key,
+            self.vtrix_api_key,
+            self.legnext_api_key,
+            self.mjproxy_api_secret,
+        ]
         return [v.get_secret_value() for v in values if _present(v)]  # type: ignore[union-attr]
 
 

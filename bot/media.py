@@ -29,6 +29,7 @@ __all__ = [
     "FetchPolicy",
     "FittedImage",
     "ImageInfo",
+    "ImageLoader",
     "MediaError",
     "Resolver",
     "crop_tile",
@@ -42,6 +43,8 @@ __all__ = [
 ]
 
 MIB = 1024 * 1024
+# Something that downloads an image by URL (for providers that want bytes, not links).
+ImageLoader = Callable[[str], Awaitable[bytes]]
 DEFAULT_MAX_PIXELS = 40_000_000
 
 

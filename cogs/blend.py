@@ -75,4 +75,6 @@ class Blend(commands.Cog):
 
 
 async def setup(bot: MidjourneyBot) -> None:
-    await bot.add_cog(Blend(bot))
+    # Hidden where the backend cannot blend (e.g. Vtrix): no command that always fails.
+    if bot.provider.capabilities.supports(OperationKind.BLEND):
+        await bot.add_cog(Blend(bot))

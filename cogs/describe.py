@@ -143,4 +143,6 @@ class Describe(commands.Cog):
 
 
 async def setup(bot: MidjourneyBot) -> None:
-    await bot.add_cog(Describe(bot))
+    # Hidden where the backend cannot describe (e.g. Vtrix): no command that always fails.
+    if bot.provider.capabilities.supports(OperationKind.DESCRIBE):
+        await bot.add_cog(Describe(bot))

@@ -45,6 +45,12 @@ GUIDE: tuple[tuple[str, str, str], ...] = (
         "/blend image1: cat.png image2: hat.png dimension: portrait",
     ),
     (
+        "edit",
+        "Midjourney's editor: a new prompt on one image, on a canvas of any shape, the image "
+        "placed where you say. The ✏️ buttons under an image do the same through a form.",
+        "/edit job: 7k2m9q4x1bcd image: 2 prompt: the same scene at night canvas: 16:9",
+    ),
+    (
         "job",
         "`/job show` posts a job again with working buttons; `/job cancel` stops one "
         "that has not started; `/job history` lists your jobs here.",

@@ -5,7 +5,7 @@ persistent view, the publisher and messages ("Upscale (Subtle) by @user").
 
 Midjourney's own rows (PROVIDERS.md §7) are the model:
 
-    grid      U1 U2 U3 U4 🔄 / V1 V2 V3 V4
+    grid      U1 U2 U3 U4 🔄 / V1 V2 V3 V4 / ✏️1 ✏️2 ✏️3 ✏️4 (where the backend edits tiles)
     upscaled  Upscale (Subtle) Upscale (Creative) / 🪄 Vary (Subtle) 🪄 Vary (Strong)
               🖌️ Vary (Region) ✏️ Edit / 🔍 Zoom Out 2x 🔍 Zoom Out 1.5x 🔍 Custom Zoom
               ↔️ Make Square / ⬅️ ➡️ ⬆️ ⬇️ / 🌱 Seed + unknown actions
@@ -92,12 +92,13 @@ class Group(IntEnum):
     PICK = 0  # U1..U4 🔄
     DESCRIBE = 1  # 1 2 3 4 🔄
     VARY_GRID = 2  # V1..V4
-    UPSCALE = 3
-    VARY = 4
-    ZOOM = 5
-    PAN = 6
-    EXTRA = 7  # offered by the bot itself (seed)
-    UNKNOWN = 8
+    EDIT_GRID = 3  # ✏️1..✏️4 (backends that edit a grid's tiles directly)
+    UPSCALE = 4
+    VARY = 5
+    ZOOM = 6
+    PAN = 7
+    EXTRA = 8  # offered by the bot itself (seed)
+    UNKNOWN = 9
 
 
 @dataclass(frozen=True)
@@ -110,10 +111,11 @@ class ActionLook:
     group: Group
     order: int
     emoji_only: bool = False
+    short: str | None = None  # a button label shorter than the title ("1" for "Edit image 1")
 
     @property
     def button_label(self) -> str | None:
-        return None if self.emoji_only else self.title
+        return None if self.emoji_only else self.short or self.title
 
 
 _EXACT: dict[str, ActionLook] = {
@@ -171,6 +173,10 @@ _FAMILIES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], ActionLook]]] =
     (re.compile(r"^pick:(\d{1,2})$"), _tile("U{n}", Group.PICK)),
     (re.compile(r"^vary_grid:(\d{1,2})$"), _tile("V{n}", Group.VARY_GRID)),
     (re.compile(r"^describe_pick:(\d{1,2})$"), _tile("{n}", Group.DESCRIBE)),
+    (
+        re.compile(r"^edit:([1-4])$"),
+        lambda m: ActionLook(f"Edit image {m[1]}", "✏️", Group.EDIT_GRID, int(m[1]), short=m[1]),
+    ),
     (re.compile(r"^(redo_)?upscale_([a-z0-9]{1,20})$"), _upscale),
     (re.compile(r"^pan_(left|right|up|down)$"), _pan),
     (re.compile(r"^zoom_out_(\d{1,2}(?:_\d{1,2})?)x$"), lambda m: _zoom(m[1].replace("_", "."))),

@@ -22,7 +22,8 @@ import discord
 import httpx
 
 from bot import media
-from bot.actions import ActionInput, ActionInputError, needs_input, operation_for
+from bot.actions import ActionInput, ActionInputError, kind_of, needs_input, operation_for
+from bot.discord.buttons_layout import describe_action
 from bot.discord.modals import (
     MAX_TEXT,
     FormInput,
@@ -36,6 +37,7 @@ from bot.discord.publisher import Publisher
 from bot.discord.submit import mark_clicked, optional_str, refuse, start_job
 from bot.domain import Job, JobStatus, Operation
 from bot.engine import Engine, EngineError
+from bot.providers.base import Capabilities
 from bot.store.base import MemberPrefsRepository
 
 log = logging.getLogger(__name__)
@@ -51,10 +53,12 @@ class FollowUps:
         publisher: Publisher,
         prefs: MemberPrefsRepository,
         follow_up_window: float | None,
+        capabilities: Capabilities | None = None,
         fetch_policy: media.FetchPolicy | None = None,
         max_prompt_length: int = MAX_TEXT,
     ) -> None:
         self._engine = engine
+        self._capabilities = capabilities
         self._publisher = publisher
         self._prefs = prefs
         self._window = follow_up_window
@@ -79,6 +83,9 @@ class FollowUps:
         parent = await self._finished_parent(interaction, job_id)
         if parent is None:
             return
+        if (refusal := self._unsupported(action)) is not None:
+            await refuse(interaction, refusal)
+            return
         if needs_input(action, remix_mode=await self._remix_mode(interaction)):
             if not has_modal(action):
                 await refuse(interaction, "This action needs input this bot cannot take yet.")
@@ -88,7 +95,13 @@ class FollowUps:
             prompt = parent.operation.prompt
             # The form must be the first answer, within the 3-second window.
             await interaction.response.send_modal(
-                modal_for(action, parent.id, prompt, max_prompt_length=self._max_prompt)
+                modal_for(
+                    action,
+                    parent.id,
+                    prompt,
+                    max_prompt_length=self._max_prompt,
+                    aspect=parent.operation.aspect_ratio,
+                )
             )
             return
         try:
@@ -135,8 +148,16 @@ class FollowUps:
         parent = await self._finished_parent(interaction, job_id)
         if parent is None:
             return
+        if (refusal := self._unsupported(action)) is not None:
+            await refuse(interaction, refusal)
+            return
         try:
-            form = read_form(action, values, max_prompt_length=self._max_prompt)
+            form = read_form(
+                action,
+                values,
+                max_prompt_length=self._max_prompt,
+                source_aspect=parent.operation.aspect_ratio,
+            )
         except ActionInputError as exc:
             await refuse(interaction, str(exc))
             return
@@ -162,9 +183,22 @@ class FollowUps:
             remixed=await self._remix_mode(interaction),
         )
 
+    def _unsupported(self, action: str) -> str | None:
+        """Why the backend cannot serve `action` (a button from before a backend switch)."""
+        kind = kind_of(action)
+        if self._capabilities is None or kind is None or self._capabilities.supports(kind):
+            return None
+        title, _ = describe_action(action)
+        return f"The image service this server uses cannot do {title}."
+
     async def _action_input(self, parent: Job, form: FormInput) -> ActionInput:
         if not (form.region or form.mask_url):
-            return ActionInput(prompt=form.prompt, zoom_ratio=form.zoom_ratio)
+            return ActionInput(
+                prompt=form.prompt,
+                zoom_ratio=form.zoom_ratio,
+                canvas=form.canvas,
+                placement=form.placement,
+            )
         if not parent.result_url:
             raise ActionInputError("That job has no image to repaint.")
         async with httpx.AsyncClient(follow_redirects=False) as client:
@@ -185,7 +219,12 @@ class FollowUps:
             mask = await asyncio.to_thread(
                 media.mask_from_preset, info.width, info.height, form.region
             )
-        return ActionInput(prompt=form.prompt, mask_png_base64=media.png_base64(mask))
+        return ActionInput(
+            prompt=form.prompt,
+            mask_png_base64=media.png_base64(mask),
+            canvas=form.canvas,
+            placement=form.placement,
+        )
 
     async def _start(
         self,

@@ -1,4 +1,5 @@
-"""The forms a follow-up opens when it needs input: Remix prompt, Custom Zoom, Vary (Region).
+"""The forms a follow-up opens when it needs input: Remix prompt, Custom Zoom, Vary (Region),
+Edit.
 
 A modal's custom_id is `mjm:<action>:<job_id>`, and a submit is handled from that id
 and the submitted values alone (`FollowUps.on_modal_submit`, an `on_interaction`
@@ -18,6 +19,8 @@ from typing import Any
 import discord
 
 from bot.actions import MAX_ZOOM, MIN_ZOOM, REMIXABLE, ActionInputError
+from bot.domain import Placement, Size
+from bot.edit_canvas import POSITIONS, check_edit_prompt, edit_geometry
 from bot.media import PRESETS
 
 MODAL_PREFIX = "mjm"
@@ -30,9 +33,13 @@ FIELD_PROMPT = "prompt"
 FIELD_ZOOM = "zoom_ratio"
 FIELD_REGION = "region"
 FIELD_MASK_URL = "mask_url"
+FIELD_CANVAS = "canvas"
+FIELD_POSITION = "position"
+FIELD_SCALE = "scale"
 
 _CUSTOM_ID = re.compile(rf"^{MODAL_PREFIX}:(?P<action>.+):(?P<job_id>[0-9a-z]+)$", re.DOTALL)
 _VARY_GRID = re.compile(r"^vary_grid:[1-4]$")
+_EDIT = re.compile(r"^edit(?::([1-4]))?$")
 
 REGION_LABELS = {
     "center": "Centre",
@@ -60,7 +67,11 @@ def parse_modal_custom_id(custom_id: str) -> tuple[str, str] | None:
 
 def has_modal(action: str) -> bool:
     """Whether `modal_for` can build a form for `action`."""
-    return action in ("zoom_custom", "vary_region") or is_remixable(action)
+    return action in ("zoom_custom", "vary_region") or is_edit(action) or is_remixable(action)
+
+
+def is_edit(action: str) -> bool:
+    return bool(_EDIT.match(action))
 
 
 def is_remixable(action: str) -> bool:
@@ -145,10 +156,71 @@ class VaryRegionModal(_Form):
         )
 
 
+class EditModal(_Form):
+    """Midjourney's editor as a form: a new prompt, the canvas, where the image sits on it
+    and how large, and optionally a mask of what to repaint (see bot/edit_canvas.py)."""
+
+    def __init__(
+        self, action: str, job_id: str, prompt: str | None, *, max_length: int, aspect: str | None
+    ) -> None:
+        tile = _EDIT.match(action)
+        title = f"Edit image {tile[1]}" if tile and tile[1] else "Edit"
+        super().__init__(title=title, action=action, job_id=job_id)
+        self.add_item(_prompt_input(prompt, max_length=max_length, required=True))
+        self.add_item(
+            discord.ui.TextInput(
+                label="Canvas: aspect ratio or pixels",
+                custom_id=FIELD_CANVAS,
+                default=aspect or "1:1",
+                placeholder="16:9 or 1536x1024",
+                required=False,
+                max_length=20,
+            )
+        )
+        select: discord.ui.Select[Any] = discord.ui.Select(
+            custom_id=FIELD_POSITION,
+            placeholder="Centre",
+            min_values=0,
+            max_values=1,
+            required=False,
+            options=[
+                discord.SelectOption(label=p.replace("-", " ").capitalize(), value=p)
+                for p in POSITIONS
+            ],
+        )
+        self.add_item(discord.ui.Label(text="Where the image sits", component=select))
+        self.add_item(
+            discord.ui.TextInput(
+                label="Image size on the canvas (0.1–1)",
+                custom_id=FIELD_SCALE,
+                default="1",
+                required=False,
+                max_length=10,
+            )
+        )
+        self.add_item(
+            discord.ui.TextInput(
+                label="Mask image link (optional)",
+                custom_id=FIELD_MASK_URL,
+                placeholder="https://… black-and-white PNG, white = repaint",
+                required=False,
+                max_length=1000,
+            )
+        )
+
+
 def modal_for(
-    action: str, job_id: str, prompt: str | None, *, max_prompt_length: int
+    action: str,
+    job_id: str,
+    prompt: str | None,
+    *,
+    max_prompt_length: int,
+    aspect: str | None = None,
 ) -> discord.ui.Modal:
-    """The form for `action` on job `job_id`, its prompt pre-filled with `prompt`."""
+    """The form for `action` on job `job_id`, its prompt pre-filled with `prompt`
+    (and Edit's canvas with the image's own `aspect` ratio)."""
+    if is_edit(action):
+        return EditModal(action, job_id, prompt, max_length=max_prompt_length, aspect=aspect)
     if action == "zoom_custom":
         return CustomZoomModal(job_id, prompt, max_length=max_prompt_length)
     if action == "vary_region":
@@ -191,16 +263,39 @@ class FormInput:
     zoom_ratio: Decimal | None = None
     region: str | None = None
     mask_url: str | None = None
+    canvas: Size | None = None
+    placement: Placement | None = None
 
 
 def read_form(
-    action: str, values: Mapping[str, str | list[str]], *, max_prompt_length: int
+    action: str,
+    values: Mapping[str, str | list[str]],
+    *,
+    max_prompt_length: int,
+    source_aspect: str | None = None,
 ) -> FormInput:
-    """Check a submit for `action`; ActionInputError says what is wrong, for the member."""
+    """Check a submit for `action`; ActionInputError says what is wrong, for the member.
+
+    `source_aspect` is the parent image's aspect ratio (Edit places the image by it)."""
     prompt = " ".join(_text(values, FIELD_PROMPT).split()) or None
     if prompt is not None and len(prompt) > max_prompt_length:
         raise ActionInputError(
             f"The prompt is {len(prompt)} characters long; the limit is {max_prompt_length}."
+        )
+    if is_edit(action):
+        chosen = values.get(FIELD_POSITION) or []
+        position = chosen[0] if isinstance(chosen, list) and chosen else ""
+        canvas, placement = edit_geometry(
+            _text(values, FIELD_CANVAS),
+            position,
+            _text(values, FIELD_SCALE),
+            source_aspect=source_aspect,
+        )
+        return FormInput(
+            prompt=check_edit_prompt(prompt),
+            mask_url=_text(values, FIELD_MASK_URL).strip() or None,
+            canvas=canvas,
+            placement=placement,
         )
     if action == "zoom_custom":
         return FormInput(prompt=prompt, zoom_ratio=parse_zoom_ratio(_text(values, FIELD_ZOOM)))

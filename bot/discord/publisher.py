@@ -270,7 +270,12 @@ class Publisher:
 
     async def _download(self, job: Job, url: str) -> bytes | None:
         try:
-            return await media.fetch_image(url, client=self._http, policy=self._fetch_policy)
+            data = await media.fetch_image(url, client=self._http, policy=self._fetch_policy)
+            tile = job.provider_data.get("crop_tile")
+            if isinstance(tile, int) and 1 <= tile <= 4:
+                # A tile picked from a grid whose single images the provider did not give.
+                data = await asyncio.to_thread(media.crop_tile, data, tile)
+            return data
         except media.MediaError as exc:
             log.warning("job %s: result image not fetched: %s", job.id, exc.message)
             return None

@@ -21,7 +21,16 @@ from bot.discord.modals import (
 from tests.fakes.discord.validation import validate_modal
 
 JOB = "abcdefghij12"
-FORM_ACTIONS = ["zoom_custom", "vary_region", "vary_grid:3", "reroll", "vary_strong", "pan_up"]
+FORM_ACTIONS = [
+    "zoom_custom",
+    "vary_region",
+    "vary_grid:3",
+    "reroll",
+    "vary_strong",
+    "pan_up",
+    "edit",
+    "edit:2",
+]
 
 
 @pytest.mark.parametrize("action", FORM_ACTIONS)
@@ -35,7 +44,7 @@ async def test_every_form_passes_discords_modal_checks(action: str) -> None:
 
 
 def test_actions_without_a_form() -> None:
-    assert not has_modal("pick:1") and not has_modal("edit")
+    assert not has_modal("pick:1") and not has_modal("edit:5") and not has_modal("enhance")
     with pytest.raises(ValueError):
         modal_custom_id("x" * 90, JOB)
     assert parse_modal_custom_id(f"mj:reroll:{JOB}") is None  # a button's id, not a form's
@@ -83,3 +92,38 @@ def test_read_form_per_action() -> None:
         read_form("vary_grid:1", {"prompt": "   "}, max_prompt_length=limit)
     with pytest.raises(ActionInputError, match="limit is 100"):
         read_form("reroll", {"prompt": "x" * 101}, max_prompt_length=limit)
+
+
+def test_edit_form_becomes_canvas_and_placement() -> None:
+    values: dict[str, str | list[str]] = {
+        "prompt": "  the same  scene at night ",
+        "canvas": "16:9",
+        "position": ["left"],
+        "scale": "0.5",
+        "mask_url": "",
+    }
+    form = read_form("edit:2", values, max_prompt_length=4000, source_aspect="1:1")
+    assert form.prompt == "the same scene at night"
+    assert form.canvas is not None and (form.canvas.width, form.canvas.height) == (1024, 576)
+    # A square image at half the largest size that fits (576): 288 px, at the left, centred.
+    assert form.placement is not None
+    assert (form.placement.width, form.placement.height) == (288, 288)
+    assert (form.placement.x, form.placement.y) == (0, 144)
+    assert form.mask_url is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("prompt", "   ", "needs a prompt"),
+        ("canvas", "wide", "not a canvas"),
+        ("canvas", "100x100", "256–4096"),
+        ("scale", "1.5", "not a scale"),
+        ("position", ["somewhere"], "not a position"),
+    ],
+)
+def test_edit_form_mistakes_are_explained(field: str, value: str | list[str], words: str) -> None:
+    values: dict[str, str | list[str]] = {"prompt": "p", "canvas": "1:1", "scale": "1"}
+    values[field] = value
+    with pytest.raises(ActionInputError, match=words):
+        read_form("edit", values, max_prompt_length=4000, source_aspect="1:1")

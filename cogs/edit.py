@@ -1,0 +1,106 @@
+"""/edit: Midjourney's editor on a finished image, the same as its ✏️ buttons.
+
+Offered only where the backend edits images (Legnext, Vtrix). The options are checked
+(prompt length, canvas, position, scale: bot/edit_canvas.py) before anything is sent,
+so a typo costs nothing; the job then gets its own message like any other.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.actions import ActionInput, ActionInputError, operation_for
+from bot.discord.submit import optional_str, prompt_limit, refuse, start_job
+from bot.domain import JobStatus, OperationKind
+from bot.edit_canvas import POSITIONS, check_edit_prompt, edit_geometry
+from bot.engine import EngineError
+
+if TYPE_CHECKING:
+    from bot.app import MidjourneyBot
+
+
+class Edit(commands.Cog):
+    def __init__(self, bot: MidjourneyBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="edit", description="Edit one of your images with a new prompt")
+    @app_commands.describe(
+        job="The job id shown under the image (or in /job history)",
+        image="Which image of a grid: 1–4 (a single image needs none)",
+        prompt="What the edited image should show",
+        canvas="Canvas: an aspect ratio like 16:9 or pixels like 1536x1024 (default: the image's)",
+        position="Where the image sits on the canvas (default: center)",
+        scale="The image's size on the canvas, 0.1–1 (default 1: as large as fits)",
+    )
+    @app_commands.choices(
+        position=[app_commands.Choice(name=p, value=p) for p in POSITIONS],
+    )
+    async def edit(
+        self,
+        interaction: discord.Interaction[Any],
+        job: str,
+        prompt: str,
+        image: app_commands.Range[int, 1, 4] | None = None,
+        canvas: str | None = None,
+        position: app_commands.Choice[str] | None = None,
+        scale: str | None = None,
+    ) -> None:
+        parent = await self.bot.engine.get(job.strip().lower())
+        if parent is None or parent.guild_id != optional_str(interaction.guild_id):
+            await refuse(interaction, f"There is no job `{job.strip()[:20]}` in this server.")
+            return
+        if parent.status is not JobStatus.COMPLETED:
+            await refuse(interaction, "That job has not finished.")
+            return
+        offered = {a.name for a in parent.actions}
+        if image is not None and f"edit:{image}" in offered:
+            action = f"edit:{image}"
+        elif "edit" in offered and image in (None, 1):
+            action = "edit"
+        elif any(name.startswith("edit:") for name in offered):
+            await refuse(interaction, "That job is a grid: say which image to edit (1–4).")
+            return
+        else:
+            await refuse(interaction, "That image cannot be edited.")
+            return
+        try:
+            limit = prompt_limit(self.bot)
+            text = check_edit_prompt(prompt)
+            if len(text) > limit:
+                raise ActionInputError(
+                    f"The prompt is {len(text)} characters long; the limit is {limit}."
+                )
+            size, placement = edit_geometry(
+                canvas or "",
+                position.value if position else "",
+                scale or "",
+                source_aspect=parent.operation.aspect_ratio,
+            )
+            operation = operation_for(
+                action, parent, ActionInput(prompt=text, canvas=size, placement=placement)
+            )
+        except ActionInputError as exc:
+            await refuse(interaction, str(exc))
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            started, _ = await start_job(
+                self.bot, interaction, operation, idempotency_key=f"interaction:{interaction.id}"
+            )
+        except EngineError as exc:
+            await interaction.edit_original_response(content=f"❌ {exc.error.message}")
+            return
+        await interaction.edit_original_response(
+            content=f"Editing; the result will appear in this channel (job `{started.id}`)."
+        )
+
+
+async def setup(bot: MidjourneyBot) -> None:
+    # Not offered at all where the backend cannot edit: a command that always fails is
+    # worse than none.
+    if bot.provider.capabilities.supports(OperationKind.EDIT):
+        await bot.add_cog(Edit(bot))
