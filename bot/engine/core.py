@@ -511,6 +511,8 @@ class Engine:
             job.seed = snap.seed
         if snap.prompts:
             job.prompts = snap.prompts
+        # The provider's own queue (mj-proxy code 22); the bot's own queue sets it otherwise.
+        job.queue_position = snap.queue_position
         if snap.data:
             job.provider_data = {**job.provider_data, **snap.data}
 
