@@ -32,6 +32,7 @@ __all__ = [
     "ImageLoader",
     "MediaError",
     "Resolver",
+    "compose_grid",
     "crop_tile",
     "fetch_image",
     "fit_to_limit",
@@ -450,6 +451,26 @@ def crop_tile(data: bytes, index: int) -> bytes:
             image.height if row else mid_y,
         )
         return _to_png(image.crop(box))
+
+
+def compose_grid(tiles: Sequence[bytes]) -> bytes:
+    """Four images as one 2×2 grid PNG (TL, TR, BL, BR), each cell the size of the largest."""
+    if len(tiles) != 4:
+        raise MediaError(f"a grid needs 4 images, not {len(tiles)}")
+    opened = [_open_checked(data, DEFAULT_MAX_PIXELS)[0] for data in tiles]
+    try:
+        cell_w = max(i.width for i in opened)
+        cell_h = max(i.height for i in opened)
+        grid = Image.new("RGB", (cell_w * 2, cell_h * 2), (0, 0, 0))
+        for n, image in enumerate(opened):
+            cell = image.convert("RGB")
+            if cell.size != (cell_w, cell_h):
+                cell = cell.resize((cell_w, cell_h))
+            grid.paste(cell, ((n % 2) * cell_w, (n // 2) * cell_h))
+        return _to_png(grid)
+    finally:
+        for image in opened:
+            image.close()
 
 
 # --------------------------------------------------------------------------- masks

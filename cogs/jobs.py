@@ -72,7 +72,7 @@ class Jobs(commands.GroupCog, group_name="job", group_description="Your jobs in 
             extra_actions=bot_actions(self.bot, job),
         )
         files: list[discord.File] = []
-        if rendered.image is not None and rendered.image.kind == "result" and job.result_url:
+        if rendered.image is not None and rendered.image.kind == "result":
             fitted = await self.bot.publisher.fitted_result(job, interaction.filesize_limit)
             if fitted is not None:
                 files = [discord.File(io.BytesIO(fitted.data), filename=fitted.filename)]

@@ -228,8 +228,8 @@ class Publisher:
     async def _deliver_final(self, target: _Target, job: Job) -> None:
         base = self._render(job)
         original: bytes | None = None
-        if base.image is not None and base.image.kind == "result" and job.result_url:
-            original = await self._download(job, job.result_url)
+        if base.image is not None and base.image.kind == "result":
+            original = await self._result_bytes(job)
         limit = target.delivery.upload_limit
         while True:
             files: list[discord.File] | None = None
@@ -263,10 +263,24 @@ class Publisher:
     async def fitted_result(self, job: Job, limit: int) -> media.FittedImage | None:
         """The job's result image fitted within `limit` bytes, or None if it cannot be had
         (provider links expire after some days). For re-posting a job (/job show)."""
-        if not job.result_url:
-            return None
-        data = await self._download(job, job.result_url)
+        data = await self._result_bytes(job)
         return await self._fit(job, data, limit) if data is not None else None
+
+    async def _result_bytes(self, job: Job) -> bytes | None:
+        """The result image: the provider's own, or its four tiles put back into a grid
+        (Vtrix returns only the tiles)."""
+        if job.result_url:
+            return await self._download(job, job.result_url)
+        if not job.tiles or len(job.tiles) != 4:
+            return None
+        tiles = await asyncio.gather(*(self._download(job, url) for url in job.tiles))
+        if any(t is None for t in tiles):
+            return None
+        try:
+            return await asyncio.to_thread(media.compose_grid, [t for t in tiles if t])
+        except media.MediaError as exc:
+            log.warning("job %s: tiles not put together: %s", job.id, exc.message)
+            return None
 
     async def _download(self, job: Job, url: str) -> bytes | None:
         try:

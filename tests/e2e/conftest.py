@@ -8,6 +8,7 @@ life only when the test says so; the bot polls it every fraction of a second.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -26,7 +27,6 @@ from tests.fakes.piapi import FakePiAPI
 
 ROOT = Path(__file__).resolve().parents[2]
 BOT_TOKEN = "fake-bot-token-0123456789"
-PIAPI_KEY = "pk-e2e-secret-key"
 
 
 @dataclass
@@ -41,11 +41,18 @@ class BotProcess:
 @dataclass
 class World:
     discord: FakeDiscord
-    piapi: FakePiAPI
+    # The fake image service: FakePiAPI, FakeLegnext, FakeVtrix or FakeMJProxy. Every one
+    # records `requests` (method, path, at, status) and offers `running_task_count()`.
+    fake: Any
     clock: FakeClock
     tmp: Path
     env: dict[str, str]
     bots: list[BotProcess] = field(default_factory=list)
+
+    @property
+    def piapi(self) -> FakePiAPI:
+        assert isinstance(self.fake, FakePiAPI), "this world runs another backend"
+        return self.fake
 
     async def start_bot(self, **extra_env: str) -> BotProcess:
         log_path = self.tmp / f"bot-{len(self.bots)}.log"
@@ -105,7 +112,7 @@ class World:
         give_up = loop.time() + 3.0
         while loop.time() < give_up and self.bots and self._has_running_tasks():
             if any(
-                r.method == "GET" and r.at >= now and r.status for r in self.piapi.requests[-50:]
+                r.method == "GET" and r.at >= now and r.status for r in self.fake.requests[-50:]
             ):
                 break
             await asyncio.sleep(0.02)
@@ -113,11 +120,7 @@ class World:
             await asyncio.sleep(settle)
 
     def _has_running_tasks(self) -> bool:
-        now = self.clock.time()
-        return any(
-            task.status(now) in ("pending", "processing")
-            for task in list(self.piapi.tasks.values())[-20:]
-        )
+        return bool(self.fake.running_task_count())
 
 
 def button_ids(message: MessageRecord) -> dict[str, str]:
@@ -137,18 +140,57 @@ def buttons_of(message: MessageRecord) -> list[list[Any]]:
     ]
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+# Per backend: the fake to run and the settings that point the bot at it.
+BACKEND_KEYS = {
+    "piapi": "pk-e2e-secret-key",
+    "legnext": "lg-e2e-secret-key",
+    "vtrix": "vx-e2e-secret-key",
+    "mjproxy": "mp-e2e-secret-key",
+}
+PIAPI_KEY = BACKEND_KEYS["piapi"]
+
+
+def _backend_fake(backend: str, clock: FakeClock) -> tuple[Any, Callable[[Any], dict[str, str]]]:
+    key = BACKEND_KEYS[backend]
+    if backend == "piapi":
+        return FakePiAPI(api_key=key, clock=clock, image_size=256), lambda f: {
+            "PIAPI_API_KEY": key,
+            "PIAPI_BASE_URL": f.base_url,
+        }
+    if backend == "legnext":
+        from tests.fakes.legnext import FakeLegnext
+
+        return FakeLegnext(api_key=key, clock=clock, image_size=256), lambda f: {
+            "LEGNEXT_API_KEY": key,
+            "LEGNEXT_BASE_URL": f.base_url,
+        }
+    if backend == "vtrix":
+        from tests.fakes.legnext import FakeVtrix
+
+        return FakeVtrix(api_key=key, clock=clock, image_size=256), lambda f: {
+            "VTRIX_API_KEY": key,
+            "VTRIX_BASE_URL": f.base_url,
+        }
+    if backend == "mjproxy":
+        from tests.fakes.mjproxy import FakeMJProxy
+
+        return FakeMJProxy(api_secret=key, clock=clock, image_size=256), lambda f: {
+            "MJPROXY_BASE_URL": f.base_url,
+            "MJPROXY_API_SECRET": key,
+        }
+    raise ValueError(backend)
+
+
+@contextlib.asynccontextmanager
+async def open_world(tmp_path: Path, backend: str = "piapi") -> AsyncIterator[World]:
     clock = FakeClock()
-    async with (
-        FakeDiscord(bot_token=BOT_TOKEN) as discord,
-        FakePiAPI(api_key=PIAPI_KEY, clock=clock, image_size=256) as piapi,
-    ):
+    fake, backend_env = _backend_fake(backend, clock)
+    async with FakeDiscord(bot_token=BOT_TOKEN) as discord, fake:
         env = {
             **{
                 k: v
                 for k, v in os.environ.items()
-                if not k.startswith(("DISCORD_", "PIAPI_", "MJ_"))
+                if not k.startswith(("DISCORD_", "PIAPI_", "MJ_", "VTRIX_", "LEGNEXT_", "MJPROXY_"))
             },
             "PYTHONPATH": str(ROOT),
             "DISCORD_TOKEN": BOT_TOKEN,
@@ -157,15 +199,15 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             "DISCORD_GUILD_IDS": str(DEFAULT_GUILD_ID),
             "DISCORD_GUILD_READY_TIMEOUT": "0.1",
             "DISCORD_EDIT_INTERVAL_S": "0.2",
-            "PIAPI_API_KEY": PIAPI_KEY,
-            "PIAPI_BASE_URL": piapi.base_url,
+            "MJ_PROVIDER": backend,
+            **backend_env(fake),
             "MJ_POLL_INTERVAL_S": "0.1",
             "MJ_POLL_MAX_INTERVAL_S": "0.3",
             "MEDIA_ALLOW_PRIVATE_HOSTS": "true",
             "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
             "LOG_LEVEL": "INFO",
         }
-        w = World(discord=discord, piapi=piapi, clock=clock, tmp=tmp_path, env=env)
+        w = World(discord=discord, fake=fake, clock=clock, tmp=tmp_path, env=env)
         try:
             yield w
         finally:
@@ -176,3 +218,9 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
                         bot.proc.wait(timeout=5)
                     except subprocess.TimeoutExpired:
                         w.kill(bot)
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    async with open_world(tmp_path) as w:
+        yield w

@@ -508,6 +508,11 @@ class FakePiAPI:
             and (task_type is None or self.tasks[r.task_id].task_type == task_type)
         ]
 
+    def running_task_count(self) -> int:
+        """Tasks pending or processing now (every fake offers this, for test harnesses)."""
+        now = self.now
+        return sum(1 for t in self.tasks.values() if t.status(now) in ("pending", "processing"))
+
     def task_json(self, task_id: str) -> dict[str, Any]:
         """The task object exactly as GET would return it now."""
         return self._task_json(self.tasks[task_id], self.now)

@@ -21,6 +21,7 @@ from PIL import Image
 from bot.media import (
     PRESETS,
     MediaError,
+    compose_grid,
     crop_tile,
     fit_to_limit,
     inspect_image,
@@ -394,3 +395,20 @@ def test_png_base64_has_no_data_prefix() -> None:
     assert base64.b64decode(encoded, validate=True) == png
     with pytest.raises(ValueError):
         png_base64(b"\xff\xd8\xff not a png")
+
+
+def test_compose_grid_puts_tiles_back_in_reading_order() -> None:
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]
+    tiles = []
+    for colour in colours:
+        buffer = io.BytesIO()
+        Image.new("RGB", (40, 30), colour).save(buffer, format="PNG")
+        tiles.append(buffer.getvalue())
+    grid = compose_grid(tiles)
+    with Image.open(io.BytesIO(grid)) as image:
+        assert image.size == (80, 60)
+    for n, colour in enumerate(colours, start=1):
+        with Image.open(io.BytesIO(crop_tile(grid, n))) as cell:
+            assert cell.convert("RGB").getpixel((5, 5)) == colour
+    with pytest.raises(MediaError):
+        compose_grid(tiles[:3])
