@@ -6,9 +6,12 @@ implementing the same protocols and raising the same errors.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
+from decimal import Decimal
 from typing import Any, Protocol
 
+from bot.community import GuildSettings
 from bot.domain import Job
 
 
@@ -124,6 +127,9 @@ class MemberPrefs:
     guild_id: str | None
     user_id: str
     remix: bool = False
+    default_mode: str | None = None  # None: the server's default speed
+    default_aspect_ratio: str | None = None  # used when /imagine gives none
+    suffix: str | None = None  # appended to every prompt (Midjourney's /prefer suffix)
 
     def to_data(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _PREFS_KEY}
@@ -148,6 +154,108 @@ class MemberPrefsRepository(Protocol):
         ...
 
 
+class GuildSettingsRepository(Protocol):
+    """Each server's settings (see bot/community.py and migrations/0004_community.sql)."""
+
+    async def get(self, guild_id: str) -> GuildSettings:
+        """The server's settings; the defaults when none were ever saved."""
+        ...
+
+    async def save(self, settings: GuildSettings) -> None:
+        """Store `settings` over any earlier version for the same server."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One change to a server's settings: who (`actor_id`), what, and when (Unix seconds)."""
+
+    guild_id: str
+    actor_id: str
+    action: str  # the command, e.g. "limits" or "banned add"
+    detail: str  # what changed, e.g. "default_mode: fast → relax"
+    at: float
+
+
+class AuditRepository(Protocol):
+    async def record(
+        self, guild_id: str, actor_id: str, action: str, detail: str, at: float
+    ) -> None:
+        """Append one entry to the server's audit log."""
+        ...
+
+    async def recent(self, guild_id: str, limit: int = 20) -> list[AuditEntry]:
+        """The server's latest `limit` entries, newest first (ties: the later recorded)."""
+        ...
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    """What a member or a server used in a period.
+
+    jobs       every job asked for, whatever became of it (failed and cancelled included)
+    completed  jobs that completed
+    fast       jobs asked for in fast or turbo mode
+    costs      unit ("usd", "point", …) → the total the provider reported; jobs without
+               a reported cost add nothing. Units are never converted into each other.
+    """
+
+    jobs: int = 0
+    completed: int = 0
+    fast: int = 0
+    costs: dict[str, Decimal] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DailyUsage:
+    """One UTC day of a server's usage: `date` is ISO ("2024-05-31")."""
+
+    date: str
+    jobs: int = 0
+    costs: dict[str, Decimal] = field(default_factory=dict)
+
+
+class UsageRepository(Protocol):
+    """Usage read from the jobs themselves, counted by when each job was asked for
+    (`created_at`), so quotas and reports can never disagree with the job history."""
+
+    async def member_summary(self, guild_id: str, user_id: str, *, since: float) -> UsageSummary:
+        """A member's usage in a server from `since` (Unix seconds) on."""
+        ...
+
+    async def count_active(self, guild_id: str, user_id: str) -> int:
+        """A member's jobs in a server that have not reached a terminal state."""
+        ...
+
+    async def count_since(
+        self, guild_id: str, user_id: str, since: float, *, modes: Iterable[str] | None = None
+    ) -> int:
+        """A member's jobs in a server asked for at or after `since`; with `modes`, only
+        jobs in one of those speed modes ("relax", "fast", "turbo")."""
+        ...
+
+    async def top_members(
+        self, guild_id: str, *, since: float, limit: int = 10
+    ) -> list[tuple[str, UsageSummary]]:
+        """The server's biggest users from `since` on, as (user id, usage): by cost in the
+        server's main unit (the one most jobs reported), then by jobs, then by user id."""
+        ...
+
+    async def guild_summary(self, guild_id: str, *, since: float) -> UsageSummary:
+        """The whole server's usage from `since` on."""
+        ...
+
+    async def daily_totals(self, guild_id: str, *, since: float, days: int) -> list[DailyUsage]:
+        """`days` entries, one per UTC day from the day containing `since`, oldest first;
+        days without jobs are there with zero jobs and no costs."""
+        ...
+
+    async def moderation_failures_since(self, guild_id: str, user_id: str, since: float) -> int:
+        """A member's jobs in a server that failed with error code "moderated" and ended
+        (or, if no end is recorded, were asked for) at or after `since`."""
+        ...
+
+
 class Store(Protocol):
     """Every repository of one database, and the means to close it."""
 
@@ -159,5 +267,14 @@ class Store(Protocol):
 
     @property
     def prefs(self) -> MemberPrefsRepository: ...
+
+    @property
+    def guilds(self) -> GuildSettingsRepository: ...
+
+    @property
+    def audit(self) -> AuditRepository: ...
+
+    @property
+    def usage(self) -> UsageRepository: ...
 
     async def close(self) -> None: ...

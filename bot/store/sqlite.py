@@ -16,8 +16,10 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -25,8 +27,11 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from bot.domain import Job, JobStatus
+from bot.community import DAY_SECONDS, FAST_MODES, GuildSettings, utc_day_start
+from bot.domain import ErrorCode, Job, JobStatus
 from bot.store.base import (
+    AuditEntry,
+    DailyUsage,
     Delivery,
     JobExistsError,
     JobNotFoundError,
@@ -34,6 +39,7 @@ from bot.store.base import (
     MigrationError,
     SchemaVersionError,
     StoreBusyError,
+    UsageSummary,
 )
 from bot.store.serialize import job_from_dict, job_to_dict
 
@@ -599,6 +605,265 @@ class SqliteMemberPrefsRepository:
         await self._db.write(work)
 
 
+# --- server settings and their audit log ------------------------------------------------
+
+
+class SqliteGuildSettingsRepository:
+    """`GuildSettingsRepository` on SQLite: one JSON row per server."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def get(self, guild_id: str) -> GuildSettings:
+        async def work(conn: aiosqlite.Connection) -> GuildSettings:
+            async with conn.execute(
+                "SELECT data FROM guild_settings WHERE guild_id = ?", (str(guild_id),)
+            ) as cursor:
+                row = await cursor.fetchone()
+            data = json.loads(row[0]) if row is not None else {}
+            return GuildSettings.from_data(str(guild_id), data if isinstance(data, dict) else {})
+
+        return await self._db.read(work)
+
+    async def save(self, settings: GuildSettings) -> None:
+        data = json.dumps(settings.to_data(), ensure_ascii=False, allow_nan=False)
+
+        async def work(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                "INSERT INTO guild_settings (guild_id, data, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (guild_id)"
+                " DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                (settings.guild_id, data, time.time()),
+            )
+
+        await self._db.write(work)
+
+
+class SqliteAuditRepository:
+    """`AuditRepository` on SQLite: an append-only table."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def record(
+        self, guild_id: str, actor_id: str, action: str, detail: str, at: float
+    ) -> None:
+        async def work(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                "INSERT INTO audit_log (guild_id, actor_id, action, detail, at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (str(guild_id), str(actor_id), action, detail, at),
+            )
+
+        await self._db.write(work)
+
+    async def recent(self, guild_id: str, limit: int = 20) -> list[AuditEntry]:
+        if limit < 0:
+            raise ValueError("limit must be >= 0")
+
+        async def work(conn: aiosqlite.Connection) -> list[AuditEntry]:
+            rows = await conn.execute_fetchall(
+                "SELECT guild_id, actor_id, action, detail, at FROM audit_log"
+                " WHERE guild_id = ? ORDER BY at DESC, id DESC LIMIT ?",
+                (str(guild_id), limit),
+            )
+            return [AuditEntry(*row) for row in rows]
+
+        return await self._db.read(work)
+
+
+# --- usage ------------------------------------------------------------------------------
+
+# Read from the job's JSON (see migrations/0004_community.sql for why not columns).
+_MODE = "json_extract(data, '$.operation.mode')"
+_COST_UNIT = "json_extract(data, '$.cost.unit')"
+_COST_AMOUNT = "json_extract(data, '$.cost.amount')"
+_ERROR_CODE = "json_extract(data, '$.error.code')"
+_FAST_LIST = ", ".join(f"'{mode}'" for mode in sorted(FAST_MODES))  # constants, not input
+_COUNTS = (
+    "COUNT(*),"
+    f" COALESCE(SUM(status = '{JobStatus.COMPLETED.value}'), 0),"
+    f" COALESCE(SUM({_MODE} IN ({_FAST_LIST})), 0)"
+)
+_MEMBER = "guild_id = ? AND requester_id = ?"
+
+
+def _amount(value: Any) -> Decimal | None:
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return amount if amount.is_finite() else None
+
+
+def _add_cost(costs: dict[str, Decimal], unit: Any, amount: Any) -> None:
+    """Add one job's reported cost; a cost without a unit or a number is not a cost."""
+    value = _amount(amount)
+    if unit is None or value is None:
+        return
+    costs[str(unit)] = costs.get(str(unit), Decimal(0)) + value
+
+
+class SqliteUsageRepository:
+    """`UsageRepository` on SQLite, computed from the jobs table.
+
+    Jobs count by `created_at` (when asked for); a job's cost counts only when the
+    provider reported one (`job.cost`), failed and cancelled jobs included. A job whose
+    operation has no mode recorded is not counted as fast.
+    """
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def member_summary(self, guild_id: str, user_id: str, *, since: float) -> UsageSummary:
+        return await self._summary(
+            f"{_MEMBER} AND created_at >= ?", (str(guild_id), str(user_id), since)
+        )
+
+    async def guild_summary(self, guild_id: str, *, since: float) -> UsageSummary:
+        return await self._summary("guild_id = ? AND created_at >= ?", (str(guild_id), since))
+
+    async def count_active(self, guild_id: str, user_id: str) -> int:
+        marks = ", ".join("?" for _ in _ACTIVE)
+        return await self._count(
+            f"{_MEMBER} AND status IN ({marks})", (str(guild_id), str(user_id), *_ACTIVE)
+        )
+
+    async def count_since(
+        self, guild_id: str, user_id: str, since: float, *, modes: Iterable[str] | None = None
+    ) -> int:
+        where = f"{_MEMBER} AND created_at >= ?"
+        params: tuple[Any, ...] = (str(guild_id), str(user_id), since)
+        if modes is not None:
+            wanted = sorted({str(m) for m in modes})
+            if not wanted:
+                return 0
+            where += f" AND {_MODE} IN ({', '.join('?' for _ in wanted)})"
+            params += tuple(wanted)
+        return await self._count(where, params)
+
+    async def moderation_failures_since(self, guild_id: str, user_id: str, since: float) -> int:
+        # By created_at like every other count: a moderation refusal comes within
+        # seconds of the submission, and the index covers it.
+        return await self._count(
+            f"{_MEMBER} AND created_at >= ? AND status = ? AND {_ERROR_CODE} = ?",
+            (
+                str(guild_id),
+                str(user_id),
+                since,
+                JobStatus.FAILED.value,
+                ErrorCode.MODERATED.value,
+            ),
+        )
+
+    async def top_members(
+        self, guild_id: str, *, since: float, limit: int = 10
+    ) -> list[tuple[str, UsageSummary]]:
+        if limit < 0:
+            raise ValueError("limit must be >= 0")
+        where = "guild_id = ? AND created_at >= ? AND requester_id IS NOT NULL"
+        params = (str(guild_id), since)
+
+        async def work(conn: aiosqlite.Connection) -> list[tuple[str, UsageSummary]]:
+            counts = await conn.execute_fetchall(
+                f"SELECT requester_id, {_COUNTS} FROM jobs WHERE {where} GROUP BY requester_id",
+                params,
+            )
+            cost_rows = await conn.execute_fetchall(
+                f"SELECT requester_id, {_COST_UNIT}, {_COST_AMOUNT} FROM jobs"
+                f" WHERE {where} AND {_COST_UNIT} IS NOT NULL",
+                params,
+            )
+            costs: dict[str, dict[str, Decimal]] = {}
+            jobs_per_unit: dict[str, int] = {}
+            for user, unit, amount in cost_rows:
+                _add_cost(costs.setdefault(str(user), {}), unit, amount)
+                jobs_per_unit[str(unit)] = jobs_per_unit.get(str(unit), 0) + 1
+            main_unit = min(jobs_per_unit, key=lambda u: (-jobs_per_unit[u], u), default=None)
+            members = [
+                (
+                    str(user),
+                    UsageSummary(
+                        jobs=int(jobs),
+                        completed=int(completed),
+                        fast=int(fast),
+                        costs=costs.get(str(user), {}),
+                    ),
+                )
+                for user, jobs, completed, fast in counts
+            ]
+
+            def rank(item: tuple[str, UsageSummary]) -> tuple[Decimal, int, str]:
+                user, summary = item
+                spent = summary.costs.get(main_unit, Decimal(0)) if main_unit else Decimal(0)
+                return (-spent, -summary.jobs, user)
+
+            return sorted(members, key=rank)[:limit]
+
+        return await self._db.read(work)
+
+    async def daily_totals(self, guild_id: str, *, since: float, days: int) -> list[DailyUsage]:
+        if days < 0:
+            raise ValueError("days must be >= 0")
+        start = utc_day_start(since)
+        end = start + days * DAY_SECONDS
+        day = f"CAST((created_at - ?) / {DAY_SECONDS} AS INTEGER)"
+        where = "guild_id = ? AND created_at >= ? AND created_at < ?"
+        params = (start, str(guild_id), start, end)
+
+        async def work(conn: aiosqlite.Connection) -> list[DailyUsage]:
+            jobs = [0] * days
+            costs: list[dict[str, Decimal]] = [{} for _ in range(days)]
+            for index, count in await conn.execute_fetchall(
+                f"SELECT {day} AS d, COUNT(*) FROM jobs WHERE {where} GROUP BY d", params
+            ):
+                if 0 <= index < days:
+                    jobs[index] = int(count)
+            for index, unit, amount in await conn.execute_fetchall(
+                f"SELECT {day}, {_COST_UNIT}, {_COST_AMOUNT} FROM jobs"
+                f" WHERE {where} AND {_COST_UNIT} IS NOT NULL",
+                params,
+            ):
+                if 0 <= index < days:
+                    _add_cost(costs[index], unit, amount)
+            return [
+                DailyUsage(
+                    date=datetime.fromtimestamp(start + i * DAY_SECONDS, UTC).date().isoformat(),
+                    jobs=jobs[i],
+                    costs=costs[i],
+                )
+                for i in range(days)
+            ]
+
+        return await self._db.read(work)
+
+    async def _summary(self, where: str, params: tuple[Any, ...]) -> UsageSummary:
+        async def work(conn: aiosqlite.Connection) -> UsageSummary:
+            async with conn.execute(f"SELECT {_COUNTS} FROM jobs WHERE {where}", params) as cur:
+                row = await cur.fetchone()
+            jobs, completed, fast = row if row is not None else (0, 0, 0)
+            costs: dict[str, Decimal] = {}
+            for unit, amount in await conn.execute_fetchall(
+                f"SELECT {_COST_UNIT}, {_COST_AMOUNT} FROM jobs"
+                f" WHERE {where} AND {_COST_UNIT} IS NOT NULL",
+                params,
+            ):
+                _add_cost(costs, unit, amount)
+            return UsageSummary(
+                jobs=int(jobs), completed=int(completed), fast=int(fast), costs=costs
+            )
+
+        return await self._db.read(work)
+
+    async def _count(self, where: str, params: tuple[Any, ...]) -> int:
+        async def work(conn: aiosqlite.Connection) -> int:
+            async with conn.execute(f"SELECT COUNT(*) FROM jobs WHERE {where}", params) as cur:
+                row = await cur.fetchone()
+            return int(row[0]) if row is not None else 0
+
+        return await self._db.read(work)
+
+
 # --- the store --------------------------------------------------------------------------
 
 
@@ -611,6 +876,9 @@ class SqliteStore:
         self.jobs = SqliteJobRepository(db)
         self.deliveries = SqliteDeliveryRepository(db)
         self.prefs = SqliteMemberPrefsRepository(db)
+        self.guilds = SqliteGuildSettingsRepository(db)
+        self.audit = SqliteAuditRepository(db)
+        self.usage = SqliteUsageRepository(db)
 
     async def close(self) -> None:
         await self.db.close()
