@@ -13,6 +13,7 @@ from discord.ext import commands
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.discord.follow_ups import FollowUps
+from bot.discord.policy import Policy
 from bot.discord.publisher import Publisher
 from bot.discord.submit import bot_actions
 from bot.discord.views import JobButton
@@ -52,6 +53,7 @@ class MidjourneyBot(commands.AutoShardedBot):
     engine: Engine
     publisher: Publisher
     follow_ups: FollowUps
+    policy: Policy
 
     def __init__(self, settings: Settings) -> None:
         intents = discord.Intents.default()
@@ -82,20 +84,24 @@ class MidjourneyBot(commands.AutoShardedBot):
             follow_up_window=window,
             extra_actions=lambda job: bot_actions(self, job),
         )
+        prompt_limit = min(
+            self.provider.capabilities.max_prompt_length, self.settings.mj_max_prompt_length
+        )
+        self.policy = Policy(self.store, clock, max_prompt_length=prompt_limit)
         self.follow_ups = FollowUps(
             engine=self.engine,
             publisher=self.publisher,
             prefs=self.store.prefs,
             follow_up_window=window,
             capabilities=self.provider.capabilities,
+            policy=self.policy,
             fetch_policy=fetch_policy,
-            max_prompt_length=min(
-                self.provider.capabilities.max_prompt_length, self.settings.mj_max_prompt_length
-            ),
+            max_prompt_length=prompt_limit,
         )
         # Form submits are routed by custom id, so forms opened before a restart still work.
         self.add_listener(self.follow_ups.on_modal_submit, "on_interaction")
         self.add_dynamic_items(JobButton)
+        await self._apply_account_concurrency()
         # The publisher subscribed before the engine resumes, so no change is missed.
         await self.engine.start()
         resumed = await self.publisher.resume()
@@ -103,6 +109,23 @@ class MidjourneyBot(commands.AutoShardedBot):
         for cog in cog_modules():
             await self.load_extension(cog)
         await self._sync_commands()
+
+    async def _apply_account_concurrency(self) -> None:
+        """Run no more jobs at once than the provider account allows, where it says
+        (PiAPI reports it); MJ_MAX_CONCURRENT_JOBS stays the upper bound."""
+        try:
+            account = await asyncio.wait_for(self.provider.account(), timeout=5)
+        except Exception as exc:  # best effort: the setting alone still applies
+            log.info(
+                "provider account not read (%s); %d job(s) at once",
+                type(exc).__name__,
+                self.settings.mj_max_concurrent_jobs,
+            )
+            return
+        allowed = account.max_concurrent_jobs
+        if allowed is not None and 0 < allowed < self.settings.mj_max_concurrent_jobs:
+            self.engine.set_max_concurrent_jobs(allowed)
+            log.info("the provider account runs %d job(s) at once; the rest wait here", allowed)
 
     async def on_ready(self) -> None:
         assert self.user is not None

@@ -14,7 +14,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.attachments import AttachmentError, check_all_metadata, check_attachments
-from bot.discord.submit import refuse, start_after_private_ack
+from bot.discord.submit import refuse, refused_by_policy, start_after_private_ack
 from bot.domain import BlendDimension, Operation, OperationKind
 
 if TYPE_CHECKING:
@@ -58,6 +58,9 @@ class Blend(commands.Cog):
             await refuse(interaction, str(exc))
             return
 
+        probe = Operation(OperationKind.BLEND, image_urls=tuple(a.url for _, a in given))
+        if await refused_by_policy(self.bot, interaction, probe):
+            return
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
             checked = await check_attachments(given)

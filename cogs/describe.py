@@ -28,6 +28,7 @@ from bot.discord.submit import (
     mark_clicked,
     prompt_limit,
     refuse,
+    refused_by_policy,
     start_after_private_ack,
     start_job,
 )
@@ -79,6 +80,9 @@ class Describe(commands.Cog):
                 problem = str(exc)
         if problem is not None:
             await refuse(interaction, problem)
+            return
+        probe = Operation(OperationKind.DESCRIBE, image_urls=(link or "attachment",))
+        if await refused_by_policy(self.bot, interaction, probe):
             return
 
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -132,6 +136,8 @@ class Describe(commands.Cog):
             operation = Operation(OperationKind.IMAGINE, prompt=text)
             key = f"describe_pick:{parent.id}:{n}:{user_id}"
 
+        if await refused_by_policy(self.bot, interaction, operation, parent=parent):
+            return
         await mark_clicked(interaction, parent, action)
         try:
             _, attached = await start_job(self.bot, interaction, operation, idempotency_key=key)

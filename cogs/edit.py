@@ -14,7 +14,13 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.actions import ActionInput, ActionInputError, operation_for
-from bot.discord.submit import optional_str, prompt_limit, refuse, start_job
+from bot.discord.submit import (
+    optional_str,
+    prompt_limit,
+    refuse,
+    refused_by_policy,
+    start_job,
+)
 from bot.domain import JobStatus, OperationKind
 from bot.edit_canvas import POSITIONS, check_edit_prompt, edit_geometry
 from bot.engine import EngineError
@@ -85,6 +91,8 @@ class Edit(commands.Cog):
             )
         except ActionInputError as exc:
             await refuse(interaction, str(exc))
+            return
+        if await refused_by_policy(self.bot, interaction, operation, parent=parent):
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:

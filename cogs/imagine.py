@@ -13,7 +13,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord.submit import prompt_limit, refuse, start_job
+from bot.discord.policy import Member
+from bot.discord.submit import optional_str, prompt_limit, refuse, refused_by_policy, start_job
 from bot.domain import Operation, OperationKind, SpeedMode
 from bot.engine import EngineError
 
@@ -55,6 +56,17 @@ def parse_aspect_ratio(value: str | None) -> str | None:
     return f"{width}:{height}"
 
 
+_HAS_AR = re.compile(r"(?:--|—)(?:ar|aspect)\b", re.IGNORECASE)
+
+
+def with_suffix(prompt: str, suffix: str | None) -> str:
+    """`prompt` with the member's suffix appended, unless it already ends with it."""
+    prompt = prompt.strip()
+    if not suffix or prompt.endswith(suffix.strip()):
+        return prompt
+    return f"{prompt} {suffix.strip()}"
+
+
 def clean_prompt(prompt: str, *, max_length: int) -> str:
     text = " ".join(prompt.split())
     if not text:
@@ -84,18 +96,28 @@ class Imagine(commands.Cog):
         aspect_ratio: str | None = None,
         mode: app_commands.Choice[str] | None = None,
     ) -> None:
+        prefs = await self.bot.store.prefs.get(
+            optional_str(interaction.guild_id), str(interaction.user.id)
+        )
         try:
-            text = clean_prompt(prompt, max_length=prompt_limit(self.bot))
+            # The member's /prefs suffix goes on every prompt, like Midjourney's /prefer suffix.
+            text = clean_prompt(
+                with_suffix(prompt, prefs.suffix), max_length=prompt_limit(self.bot)
+            )
             ratio = parse_aspect_ratio(aspect_ratio)
         except OptionError as exc:
             await refuse(interaction, str(exc))
             return
-        operation = Operation(
-            OperationKind.IMAGINE,
-            prompt=text,
-            aspect_ratio=ratio,
-            mode=SpeedMode(mode.value) if mode else None,
+        if ratio is None and not _HAS_AR.search(text):
+            ratio = prefs.default_aspect_ratio
+        chosen = (
+            SpeedMode(mode.value)
+            if mode
+            else await self.bot.policy.default_mode(Member.of(interaction))
         )
+        operation = Operation(OperationKind.IMAGINE, prompt=text, aspect_ratio=ratio, mode=chosen)
+        if await refused_by_policy(self.bot, interaction, operation):
+            return
         # Acknowledge first: the message appears at once, before the provider is asked.
         response = await interaction.response.defer(thinking=True)
         try:

@@ -1,4 +1,5 @@
-"""/prefs: a member's own preferences in this server (Midjourney's /prefer remix)."""
+"""/prefs: a member's own preferences in this server (Midjourney's /prefer and /settings,
+per person): remix mode, default speed, default aspect ratio and a prompt suffix."""
 
 from __future__ import annotations
 
@@ -9,17 +10,26 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.discord.submit import optional_str
+from bot.domain import SpeedMode
 from bot.store.base import MemberPrefs
+from cogs.imagine import OptionError, parse_aspect_ratio
 
 if TYPE_CHECKING:
     from bot.app import MidjourneyBot
 
+MAX_SUFFIX = 200
 
-def describe_prefs(prefs: MemberPrefs) -> str:
+
+def describe_prefs(prefs: MemberPrefs, *, server_mode: str | None = None) -> str:
     remix = "on" if prefs.remix else "off"
+    mode = prefs.default_mode or (f"the server's ({server_mode})" if server_mode else "default")
     return (
         f"**Your preferences here**\nRemix mode: **{remix}** — with it on, V1–V4, Vary, pan "
-        "and 🔄 first open a prompt box, pre-filled with the prompt, that you can edit."
+        "and 🔄 first open a prompt box, pre-filled with the prompt, that you can edit.\n"
+        f"Default speed: **{mode}**\n"
+        f"Default aspect ratio: **{prefs.default_aspect_ratio or '1:1 (Midjourney default)'}**\n"
+        f"Prompt suffix: {f'`{prefs.suffix}`' if prefs.suffix else 'none'}"
     )
 
 
@@ -29,8 +39,14 @@ class Prefs(commands.GroupCog, group_name="prefs", group_description="Your own p
         super().__init__()
 
     async def _load(self, interaction: discord.Interaction[Any]) -> MemberPrefs:
-        guild_id = str(interaction.guild_id) if interaction.guild_id else None
-        return await self.bot.store.prefs.get(guild_id, str(interaction.user.id))
+        return await self.bot.store.prefs.get(
+            optional_str(interaction.guild_id), str(interaction.user.id)
+        )
+
+    async def _save(self, interaction: discord.Interaction[Any], text: str, **changes: Any) -> None:
+        prefs = dataclasses.replace(await self._load(interaction), **changes)
+        await self.bot.store.prefs.save(prefs)
+        await interaction.response.send_message(text, ephemeral=True)
 
     @app_commands.command(name="remix", description="Edit the prompt before variations and rerolls")
     @app_commands.describe(state="on: a prompt box opens first; off: the buttons start at once")
@@ -43,16 +59,76 @@ class Prefs(commands.GroupCog, group_name="prefs", group_description="Your own p
     async def remix(
         self, interaction: discord.Interaction[Any], state: app_commands.Choice[str]
     ) -> None:
-        prefs = dataclasses.replace(await self._load(interaction), remix=state.value == "on")
-        await self.bot.store.prefs.save(prefs)
-        await interaction.response.send_message(
-            f"Remix mode is now **{state.value}**.", ephemeral=True
+        await self._save(
+            interaction, f"Remix mode is now **{state.value}**.", remix=state.value == "on"
         )
+
+    @app_commands.command(name="mode", description="Your default speed (the server may limit it)")
+    @app_commands.choices(
+        mode=[
+            *(app_commands.Choice(name=m.value, value=m.value) for m in SpeedMode),
+            app_commands.Choice(name="server default", value="server"),
+        ]
+    )
+    async def mode(
+        self, interaction: discord.Interaction[Any], mode: app_commands.Choice[str]
+    ) -> None:
+        chosen = None if mode.value == "server" else mode.value
+        settings = await self.bot.policy.settings(optional_str(interaction.guild_id))
+        if chosen and settings is not None and chosen not in settings.allowed_modes:
+            await interaction.response.send_message(
+                f"This server does not allow **{chosen}**; allowed: "
+                f"{', '.join(settings.allowed_modes)}.",
+                ephemeral=True,
+            )
+            return
+        await self._save(
+            interaction, f"Your default speed is now **{mode.name}**.", default_mode=chosen
+        )
+
+    @app_commands.command(name="aspect", description="Your default aspect ratio, e.g. 16:9")
+    @app_commands.describe(ratio="width:height, or 'none' to use Midjourney's 1:1")
+    async def aspect(self, interaction: discord.Interaction[Any], ratio: str) -> None:
+        if ratio.strip().lower() in ("none", "off", "reset"):
+            await self._save(interaction, "No default aspect ratio.", default_aspect_ratio=None)
+            return
+        try:
+            parsed = parse_aspect_ratio(ratio)
+        except OptionError as exc:
+            await interaction.response.send_message(str(exc), ephemeral=True)
+            return
+        await self._save(
+            interaction,
+            f"Your default aspect ratio is now **{parsed}**.",
+            default_aspect_ratio=parsed,
+        )
+
+    @app_commands.command(name="suffix", description="Text added to the end of all your prompts")
+    @app_commands.describe(text="e.g. --style raw --s 250; 'none' to remove it")
+    async def suffix(self, interaction: discord.Interaction[Any], text: str) -> None:
+        cleaned = " ".join(text.split())
+        if cleaned.lower() in ("none", "off", "reset", ""):
+            await self._save(interaction, "Your prompt suffix is removed.", suffix=None)
+            return
+        if len(cleaned) > MAX_SUFFIX:
+            await interaction.response.send_message(
+                f"The suffix is {len(cleaned)} characters; at most {MAX_SUFFIX}.", ephemeral=True
+            )
+            return
+        settings = await self.bot.policy.settings(optional_str(interaction.guild_id))
+        # A suffix that would get every prompt refused is refused now, once.
+        reason = self.bot.policy.check_text(settings, f"a test {cleaned}")
+        if reason is not None:
+            await interaction.response.send_message(reason, ephemeral=True)
+            return
+        await self._save(interaction, f"Your prompts now end with `{cleaned}`.", suffix=cleaned)
 
     @app_commands.command(name="show", description="Show your preferences")
     async def show(self, interaction: discord.Interaction[Any]) -> None:
         prefs = await self._load(interaction)
-        await interaction.response.send_message(describe_prefs(prefs), ephemeral=True)
+        settings = await self.bot.policy.settings(optional_str(interaction.guild_id))
+        text = describe_prefs(prefs, server_mode=settings.default_mode if settings else None)
+        await interaction.response.send_message(text, ephemeral=True)
 
 
 async def setup(bot: MidjourneyBot) -> None:

@@ -33,9 +33,10 @@ from bot.discord.modals import (
     read_form,
     submitted_values,
 )
+from bot.discord.policy import Member, Policy
 from bot.discord.publisher import Publisher
 from bot.discord.submit import mark_clicked, optional_str, refuse, start_job
-from bot.domain import Job, JobStatus, Operation
+from bot.domain import Job, JobStatus, Operation, OperationKind
 from bot.engine import Engine, EngineError
 from bot.providers.base import Capabilities
 from bot.store.base import MemberPrefsRepository
@@ -54,11 +55,13 @@ class FollowUps:
         prefs: MemberPrefsRepository,
         follow_up_window: float | None,
         capabilities: Capabilities | None = None,
+        policy: Policy | None = None,
         fetch_policy: media.FetchPolicy | None = None,
         max_prompt_length: int = MAX_TEXT,
     ) -> None:
         self._engine = engine
         self._capabilities = capabilities
+        self._policy = policy
         self._publisher = publisher
         self._prefs = prefs
         self._window = follow_up_window
@@ -90,6 +93,17 @@ class FollowUps:
             if not has_modal(action):
                 await refuse(interaction, "This action needs input this bot cannot take yet.")
                 return
+            # The rules are checked before the form opens (nothing typed is lost to a
+            # refusal after it), and again on submit for the prompt typed into it.
+            kind = kind_of(action)
+            probe = Operation(
+                kind or OperationKind.PROVIDER_ACTION,
+                prompt=parent.operation.prompt,
+                mode=parent.operation.mode,
+                parent_job_id=parent.id,
+            )
+            if await self._refused(interaction, probe, parent):
+                return
             # Follow-ups carry their prompt down the chain (bot/actions.py): the parent's
             # own prompt is the one to pre-fill.
             prompt = parent.operation.prompt
@@ -108,6 +122,8 @@ class FollowUps:
             operation = operation_for(action, parent)
         except ActionInputError as exc:
             await refuse(interaction, str(exc))
+            return
+        if await self._refused(interaction, operation, parent):
             return
         user_id = str(interaction.user.id)
         await self._start(
@@ -164,8 +180,16 @@ class FollowUps:
         if form.region or form.mask_url:
             # Downloading the source (and a mask) may outlast the 3-second window.
             await interaction.response.defer()
+        if form.prompt and self._policy is not None:
+            # The prompt typed into the form, checked before any download or deferral.
+            settings = await self._policy.settings(optional_str(interaction.guild_id))
+            if (reason := self._policy.check_text(settings, form.prompt)) is not None:
+                await refuse(interaction, reason)
+                return
+        if await self._refused(interaction, None, parent):
+            return
         try:
-            given = await self._action_input(parent, form)
+            given = await self._action_input(parent, form, action)
             operation = operation_for(action, parent, given)
         except (ActionInputError, media.MediaError) as exc:
             text = exc.message if isinstance(exc, media.MediaError) else str(exc)
@@ -183,6 +207,27 @@ class FollowUps:
             remixed=await self._remix_mode(interaction),
         )
 
+    async def _refused(
+        self, interaction: discord.Interaction[Any], operation: Operation | None, parent: Job
+    ) -> bool:
+        """The server's rules (policy.py): True after telling the member why not."""
+        if self._policy is None:
+            return False
+        member = Member.of(interaction)
+        reason = await self._policy.check_click(member, parent)
+        if reason is None:
+            probe = operation or Operation(
+                OperationKind.PROVIDER_ACTION,
+                prompt=parent.operation.prompt,
+                mode=parent.operation.mode,
+                parent_job_id=parent.id,
+            )
+            reason = await self._policy.check_job(member, probe, parent=parent)
+        if reason is None:
+            return False
+        await refuse(interaction, reason)
+        return True
+
     def _unsupported(self, action: str) -> str | None:
         """Why the backend cannot serve `action` (a button from before a backend switch)."""
         kind = kind_of(action)
@@ -191,7 +236,7 @@ class FollowUps:
         title, _ = describe_action(action)
         return f"The image service this server uses cannot do {title}."
 
-    async def _action_input(self, parent: Job, form: FormInput) -> ActionInput:
+    async def _action_input(self, parent: Job, form: FormInput, action: str) -> ActionInput:
         if not (form.region or form.mask_url):
             return ActionInput(
                 prompt=form.prompt,
@@ -199,12 +244,14 @@ class FollowUps:
                 canvas=form.canvas,
                 placement=form.placement,
             )
-        if not parent.result_url:
+        source_url = parent.result_url
+        tile = action.rpartition(":")[2]
+        if parent.tiles and len(parent.tiles) == 4 and tile in ("1", "2", "3", "4"):
+            source_url = parent.tiles[int(tile) - 1]  # ✏️ n: the mask is drawn on tile n
+        if not source_url:
             raise ActionInputError("That job has no image to repaint.")
         async with httpx.AsyncClient(follow_redirects=False) as client:
-            source = await media.fetch_image(
-                parent.result_url, client=client, policy=self._fetch_policy
-            )
+            source = await media.fetch_image(source_url, client=client, policy=self._fetch_policy)
             uploaded = None
             if form.mask_url:
                 uploaded = await media.fetch_image(

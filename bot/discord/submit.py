@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.discord.buttons_layout import STYLE_SUCCESS
+from bot.discord.policy import Member
 from bot.discord.presenter import render
 from bot.discord.views import actions_with_style, job_view, used_actions
 from bot.domain import Job, Operation, OperationKind
@@ -71,6 +72,27 @@ async def start_after_private_ack(
         content=f"{what}; the result will appear in this channel (job `{job.id}`)."
     )
     return job
+
+
+async def refused_by_policy(
+    bot: MidjourneyBot,
+    interaction: discord.Interaction[Any],
+    operation: Operation,
+    *,
+    parent: Job | None = None,
+) -> bool:
+    """Check the server's rules (bot/discord/policy.py) for `operation`; when they refuse,
+    say why privately (the interaction must not be acknowledged yet) and return True."""
+    member = Member.of(interaction)
+    reason = None
+    if parent is not None:
+        reason = await bot.policy.check_click(member, parent)
+    if reason is None:
+        reason = await bot.policy.check_job(member, operation, parent=parent)
+    if reason is None:
+        return False
+    await refuse(interaction, reason)
+    return True
 
 
 async def mark_clicked(

@@ -1,0 +1,204 @@
+"""The server's rules, checked before anything is spent: who may generate where, which
+speed, how much, which prompts, and who may click whose buttons.
+
+Every entry point (commands, buttons, forms) asks `Policy` first and answers a refusal
+privately, before acknowledging publicly and before the engine sees the job. The rules
+themselves are pure (bot/community.py, bot/prompt_check.py); this module only gathers
+what they need: the server's settings, the member's roles and permissions, and their
+usage so far from the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+
+from bot.clock import Clock
+from bot.community import (
+    GuildSettings,
+    check_mode,
+    check_quota,
+    may_click,
+    may_generate,
+    utc_day_start,
+)
+from bot.domain import Job, Operation, OperationKind, SpeedMode
+from bot.prompt_check import BannedWords, check_prompt
+from bot.store.base import Store
+
+log = logging.getLogger(__name__)
+
+# Operations whose prompt the member typed (a follow-up's unchanged prompt was checked
+# when the parent was asked for).
+_PROMPTED = frozenset(
+    {
+        OperationKind.IMAGINE,
+        OperationKind.VARIATION,
+        OperationKind.REROLL,
+        OperationKind.INPAINT,
+        OperationKind.OUTPAINT,
+        OperationKind.PAN,
+        OperationKind.REMIX,
+        OperationKind.EDIT,
+    }
+)
+_FAST_MODES = frozenset({SpeedMode.FAST.value, SpeedMode.TURBO.value})
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """What the rules need to know about the person asking, read from an interaction."""
+
+    user_id: str
+    guild_id: str | None
+    channel_id: str | None
+    parent_channel_id: str | None  # a thread's channel: threads follow their channel's rules
+    role_ids: tuple[str, ...]
+    is_manager: bool  # Manage Server
+    is_moderator: bool  # Manage Messages or Manage Server
+
+    @classmethod
+    def of(cls, interaction: discord.Interaction[Any]) -> Member:
+        user = interaction.user
+        roles: tuple[str, ...] = ()
+        manager = moderator = False
+        if isinstance(user, discord.Member):
+            roles = tuple(str(r.id) for r in user.roles)
+            perms = user.guild_permissions
+            manager = perms.manage_guild or perms.administrator
+            moderator = manager or perms.manage_messages
+        channel = interaction.channel
+        parent = getattr(channel, "parent_id", None) if channel is not None else None
+        return cls(
+            user_id=str(user.id),
+            guild_id=str(interaction.guild_id) if interaction.guild_id else None,
+            channel_id=str(interaction.channel_id) if interaction.channel_id else None,
+            parent_channel_id=str(parent) if parent else None,
+            role_ids=roles,
+            is_manager=manager,
+            is_moderator=moderator,
+        )
+
+
+class Policy:
+    def __init__(self, store: Store, clock: Clock, *, max_prompt_length: int) -> None:
+        self._store = store
+        self._clock = clock
+        self._max_prompt = max_prompt_length
+        # Compiled banned-word matchers per (additions, removals): building one is the
+        # only costly step, and a server's list changes rarely.
+        self._banned: OrderedDict[tuple[tuple[str, ...], tuple[str, ...]], BannedWords] = (
+            OrderedDict()
+        )
+
+    async def settings(self, guild_id: str | None) -> GuildSettings | None:
+        if guild_id is None:
+            return None  # direct messages: no server, no server rules
+        return await self._store.guilds.get(guild_id)
+
+    def banned_words(self, settings: GuildSettings | None) -> BannedWords:
+        key = (
+            (tuple(settings.banned_words_added), tuple(settings.banned_words_removed))
+            if settings is not None
+            else ((), ())
+        )
+        matcher = self._banned.get(key)
+        if matcher is None:
+            matcher = BannedWords.build(extra=key[0], removed=key[1])
+            self._banned[key] = matcher
+            while len(self._banned) > 64:
+                self._banned.popitem(last=False)
+        return matcher
+
+    def check_text(self, settings: GuildSettings | None, prompt: str) -> str | None:
+        """Banned words, Midjourney parameters and length: the reason, or None."""
+        problem = check_prompt(
+            prompt, banned=self.banned_words(settings), max_length=self._max_prompt
+        )
+        return problem.message if problem is not None else None
+
+    async def default_mode(self, member: Member) -> SpeedMode:
+        """The member's own default, else the server's."""
+        prefs = await self._store.prefs.get(member.guild_id, member.user_id)
+        chosen = getattr(prefs, "default_mode", None)
+        settings = await self.settings(member.guild_id)
+        if chosen is None and settings is not None:
+            chosen = settings.default_mode
+        try:
+            return SpeedMode(chosen or SpeedMode.FAST.value)
+        except ValueError:
+            return SpeedMode.FAST
+
+    async def check_job(
+        self, member: Member, operation: Operation, *, parent: Job | None = None
+    ) -> str | None:
+        """Why `member` may not start `operation` now, or None when they may."""
+        settings = await self.settings(member.guild_id)
+        if settings is None:
+            if operation.kind in _PROMPTED and operation.prompt:
+                return self.check_text(None, operation.prompt)
+            return None
+        refusal = may_generate(
+            settings,
+            channel_id=member.channel_id,
+            parent_channel_id=member.parent_channel_id,
+            role_ids=member.role_ids,
+            is_manager=member.is_manager,
+        )
+        if refusal is not None:
+            return refusal.message
+        mode = (operation.mode or await self.default_mode(member)).value
+        if (refusal := check_mode(settings, mode)) is not None:
+            return refusal.message
+        prompt_changed = parent is None or operation.prompt != parent.operation.prompt
+        if (
+            operation.kind in _PROMPTED
+            and operation.prompt
+            and prompt_changed
+            and (reason := self.check_text(settings, operation.prompt)) is not None
+        ):
+            return reason
+        return await self._check_usage(settings, member, mode)
+
+    async def _check_usage(self, settings: GuildSettings, member: Member, mode: str) -> str | None:
+        assert member.guild_id is not None
+        usage = self._store.usage
+        now = self._clock.time()
+        day_start = utc_day_start(now)
+        failures = await usage.moderation_failures_since(member.guild_id, member.user_id, day_start)
+        if failures >= settings.moderation_error_budget:
+            return (
+                f"{failures} of your prompts were refused by the image service's moderation "
+                "today; to protect the server's account you can generate again "
+                f"<t:{int(day_start + 86400)}:R>."
+            )
+        refusal = check_quota(
+            settings.limits_for(member.role_ids),
+            active_jobs=await usage.count_active(member.guild_id, member.user_id),
+            jobs_today=await usage.count_since(member.guild_id, member.user_id, day_start),
+            fast_jobs_today=await usage.count_since(
+                member.guild_id, member.user_id, day_start, modes=_FAST_MODES
+            ),
+            mode=mode,
+            now=now,
+            day_start=day_start,
+        )
+        return refusal.message if refusal is not None else None
+
+    async def check_click(self, member: Member, parent: Job) -> str | None:
+        """Whether `member` may use the buttons under `parent` (the server may keep them to
+        the requester and moderators)."""
+        settings = await self.settings(member.guild_id)
+        if settings is None:
+            return None
+        refusal = may_click(
+            settings,
+            clicker_id=member.user_id,
+            requester_id=parent.requester_id,
+            is_moderator=member.is_moderator,
+        )
+        return refusal.message if refusal is not None else None

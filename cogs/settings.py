@@ -1,0 +1,342 @@
+"""/settings: the server's rules, for members with Manage Server.
+
+Stored per server with defaults underneath (bot/community.py), so a server that never
+ran /settings works out of the box. Every change is recorded in the audit log with who
+and when; `/settings audit` shows it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import discord
+from bot.community import GuildSettings, Limits, describe_change
+from discord import app_commands
+from discord.ext import commands
+
+from bot.discord.buttons_layout import clip
+from bot.domain import SpeedMode
+
+if TYPE_CHECKING:
+    from bot.app import MidjourneyBot
+
+MAX_MESSAGE = 2000
+MODE_CHOICES = [app_commands.Choice(name=m.value, value=m.value) for m in SpeedMode]
+ON_OFF = [app_commands.Choice(name="on", value="on"), app_commands.Choice(name="off", value="off")]
+ADD_REMOVE = [
+    app_commands.Choice(name="add", value="add"),
+    app_commands.Choice(name="remove", value="remove"),
+]
+
+
+def _limit(value: int | None) -> str:
+    return "no limit" if value is None else str(value)
+
+
+def _limits_text(limits: Limits) -> str:
+    return (
+        f"{_limit(limits.concurrent_jobs)} at once, {_limit(limits.jobs_per_day)} a day, "
+        f"{_limit(limits.fast_jobs_per_day)} fast/turbo a day"
+    )
+
+
+def describe_settings(settings: GuildSettings) -> str:
+    channels = " ".join(f"<#{c}>" for c in settings.allowed_channel_ids) or "every channel"
+    roles = " ".join(f"<@&{r}>" for r in settings.allowed_role_ids) or "everyone"
+    clicks = "anyone" if settings.follow_up_clicks == "anyone" else "the requester and moderators"
+    lines = [
+        "**Server settings**",
+        f"Channels: {channels}",
+        f"Who may generate: {roles}",
+        f"Speed: default **{settings.default_mode}**, allowed {', '.join(settings.allowed_modes)}",
+        f"Follow-up buttons usable by: {clicks}",
+        f"Limits per member: {_limits_text(settings.limits)}",
+    ]
+    for role_id, limits in dict(settings.role_limits).items():
+        lines.append(f"  <@&{role_id}>: {_limits_text(limits)}")
+    lines += [
+        "Spoiler flagged results outside NSFW channels: "
+        f"**{'on' if settings.spoiler_flagged else 'off'}**",
+        f"Moderation refusals allowed per member per day: {settings.moderation_error_budget}",
+        f"Banned words added: {', '.join(settings.banned_words_added) or 'none'}",
+        f"Default banned words lifted: {', '.join(settings.banned_words_removed) or 'none'}",
+    ]
+    return clip("\n".join(lines), MAX_MESSAGE)
+
+
+def _no_mentions() -> discord.AllowedMentions:
+    return discord.AllowedMentions.none()
+
+
+@app_commands.default_permissions(manage_guild=True)
+@app_commands.guild_only()
+class Settings(
+    commands.GroupCog,
+    group_name="settings",
+    group_description="This server's rules (Manage Server)",
+):
+    channels = app_commands.Group(name="channels", description="Where members may generate")
+    roles = app_commands.Group(name="roles", description="Who may generate")
+    banned = app_commands.Group(name="banned", description="The server's banned words")
+
+    def __init__(self, bot: MidjourneyBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        # default_permissions only hides the command; a server can override it per role,
+        # so the bot checks Manage Server itself too.
+        user = interaction.user
+        if isinstance(user, discord.Member) and (
+            user.guild_permissions.manage_guild or user.guild_permissions.administrator
+        ):
+            return True
+        await interaction.response.send_message(
+            "Only members with Manage Server can change the server's settings.", ephemeral=True
+        )
+        return False
+
+    async def _load(self, interaction: discord.Interaction[Any]) -> GuildSettings:
+        assert interaction.guild_id is not None
+        return await self.bot.store.guilds.get(str(interaction.guild_id))
+
+    async def _change(
+        self, interaction: discord.Interaction[Any], after: GuildSettings, action: str
+    ) -> None:
+        before = await self._load(interaction)
+        change = describe_change(before, after)
+        if not change:
+            await interaction.response.send_message(
+                "Nothing changed.", ephemeral=True, allowed_mentions=_no_mentions()
+            )
+            return
+        await self.bot.store.guilds.save(after)
+        await self.bot.store.audit.record(
+            after.guild_id, str(interaction.user.id), action, change, self.bot.engine.clock.time()
+        )
+        await interaction.response.send_message(
+            f"Saved: {clip(change, 1800)}", ephemeral=True, allowed_mentions=_no_mentions()
+        )
+
+    @app_commands.command(name="show", description="Show every setting of this server")
+    async def show(self, interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.send_message(
+            describe_settings(await self._load(interaction)),
+            ephemeral=True,
+            allowed_mentions=_no_mentions(),
+        )
+
+    @channels.command(name="add", description="Allow generating in a channel (and its threads)")
+    async def channels_add(
+        self, interaction: discord.Interaction[Any], channel: discord.TextChannel
+    ) -> None:
+        s = await self._load(interaction)
+        ids = tuple(dict.fromkeys([*s.allowed_channel_ids, str(channel.id)]))
+        await self._change(interaction, s.with_changes(allowed_channel_ids=ids), "channels add")
+
+    @channels.command(name="remove", description="Stop allowing a channel")
+    async def channels_remove(
+        self, interaction: discord.Interaction[Any], channel: discord.TextChannel
+    ) -> None:
+        s = await self._load(interaction)
+        ids = tuple(c for c in s.allowed_channel_ids if c != str(channel.id))
+        await self._change(interaction, s.with_changes(allowed_channel_ids=ids), "channels remove")
+
+    @channels.command(name="clear", description="Allow generating in every channel")
+    async def channels_clear(self, interaction: discord.Interaction[Any]) -> None:
+        s = await self._load(interaction)
+        await self._change(interaction, s.with_changes(allowed_channel_ids=()), "channels clear")
+
+    @roles.command(name="add", description="Allow a role to generate (then only listed roles may)")
+    async def roles_add(self, interaction: discord.Interaction[Any], role: discord.Role) -> None:
+        s = await self._load(interaction)
+        ids = tuple(dict.fromkeys([*s.allowed_role_ids, str(role.id)]))
+        await self._change(interaction, s.with_changes(allowed_role_ids=ids), "roles add")
+
+    @roles.command(name="remove", description="Stop allowing a role")
+    async def roles_remove(self, interaction: discord.Interaction[Any], role: discord.Role) -> None:
+        s = await self._load(interaction)
+        ids = tuple(r for r in s.allowed_role_ids if r != str(role.id))
+        await self._change(interaction, s.with_changes(allowed_role_ids=ids), "roles remove")
+
+    @roles.command(name="clear", description="Allow everyone to generate")
+    async def roles_clear(self, interaction: discord.Interaction[Any]) -> None:
+        s = await self._load(interaction)
+        await self._change(interaction, s.with_changes(allowed_role_ids=()), "roles clear")
+
+    @app_commands.command(name="modes", description="Default and allowed speed modes")
+    @app_commands.describe(
+        default="The speed used when a member does not choose one",
+        mode="A speed to allow or forbid",
+        allowed="on: members may choose it; off: they may not",
+    )
+    @app_commands.choices(default=MODE_CHOICES, mode=MODE_CHOICES, allowed=ON_OFF)
+    async def modes(
+        self,
+        interaction: discord.Interaction[Any],
+        default: app_commands.Choice[str] | None = None,
+        mode: app_commands.Choice[str] | None = None,
+        allowed: app_commands.Choice[str] | None = None,
+    ) -> None:
+        s = await self._load(interaction)
+        modes = list(s.allowed_modes)
+        if mode is not None and allowed is not None:
+            if allowed.value == "on" and mode.value not in modes:
+                modes.append(mode.value)
+            elif allowed.value == "off":
+                modes = [m for m in modes if m != mode.value]
+        elif (mode is None) != (allowed is None):
+            await interaction.response.send_message(
+                "Give both `mode` and `allowed` to allow or forbid a speed.", ephemeral=True
+            )
+            return
+        new_default = default.value if default is not None else s.default_mode
+        if not modes:
+            await interaction.response.send_message(
+                "At least one speed must stay allowed.", ephemeral=True
+            )
+            return
+        if new_default not in modes:
+            await interaction.response.send_message(
+                f"The default speed **{new_default}** must be one of the allowed ones "
+                f"({', '.join(modes)}).",
+                ephemeral=True,
+            )
+            return
+        order = [m.value for m in SpeedMode]
+        after = s.with_changes(
+            default_mode=new_default, allowed_modes=tuple(sorted(modes, key=order.index))
+        )
+        await self._change(interaction, after, "modes")
+
+    @app_commands.command(name="clicks", description="Who may use the buttons under a job")
+    @app_commands.describe(who="anyone, or only the member who asked (and moderators)")
+    @app_commands.choices(
+        who=[
+            app_commands.Choice(name="anyone", value="anyone"),
+            app_commands.Choice(name="requester and moderators", value="requester"),
+        ]
+    )
+    async def clicks(
+        self, interaction: discord.Interaction[Any], who: app_commands.Choice[str]
+    ) -> None:
+        s = await self._load(interaction)
+        await self._change(interaction, s.with_changes(follow_up_clicks=who.value), "clicks")
+
+    @app_commands.command(name="limits", description="Per-member limits (0 = no limit)")
+    @app_commands.describe(
+        at_once="Jobs a member may have running or waiting at once",
+        per_day="Jobs a member may start per day (UTC)",
+        fast_per_day="Fast or turbo jobs a member may start per day (UTC)",
+        role="Set these limits for members with this role instead (the most generous applies)",
+        reset="Remove the role's own limits (with role) or restore the defaults",
+    )
+    async def limits(
+        self,
+        interaction: discord.Interaction[Any],
+        at_once: app_commands.Range[int, 0, 1000] | None = None,
+        per_day: app_commands.Range[int, 0, 100000] | None = None,
+        fast_per_day: app_commands.Range[int, 0, 100000] | None = None,
+        role: discord.Role | None = None,
+        reset: bool = False,
+    ) -> None:
+        s = await self._load(interaction)
+        role_limits = dict(s.role_limits)
+        if reset:
+            if role is not None:
+                role_limits.pop(str(role.id), None)
+                after = s.with_changes(role_limits=role_limits)
+            else:
+                after = s.with_changes(limits=Limits())
+            await self._change(interaction, after, "limits reset")
+            return
+        base = role_limits.get(str(role.id), s.limits) if role is not None else s.limits
+        changes: dict[str, int | None] = {}
+        for name, value in (
+            ("concurrent_jobs", at_once),
+            ("jobs_per_day", per_day),
+            ("fast_jobs_per_day", fast_per_day),
+        ):
+            if value is not None:
+                changes[name] = value or None  # 0 = no limit
+        if not changes:
+            await interaction.response.send_message(
+                "Give at least one of `at_once`, `per_day`, `fast_per_day` (or `reset`).",
+                ephemeral=True,
+            )
+            return
+        limits = dataclasses.replace(base, **changes)
+        if role is not None:
+            role_limits[str(role.id)] = limits
+            after = s.with_changes(role_limits=role_limits)
+        else:
+            after = s.with_changes(limits=limits)
+        await self._change(interaction, after, "limits")
+
+    @app_commands.command(
+        name="spoiler", description="Spoiler flagged results outside NSFW channels"
+    )
+    @app_commands.choices(state=ON_OFF)
+    async def spoiler(
+        self, interaction: discord.Interaction[Any], state: app_commands.Choice[str]
+    ) -> None:
+        s = await self._load(interaction)
+        after = s.with_changes(spoiler_flagged=state.value == "on")
+        await self._change(interaction, after, "spoiler")
+
+    @banned.command(name="add", description="Refuse prompts containing a word or phrase")
+    async def banned_add(self, interaction: discord.Interaction[Any], word: str) -> None:
+        word = " ".join(word.lower().split())[:100]
+        if not word:
+            await interaction.response.send_message("Give a word or phrase.", ephemeral=True)
+            return
+        s = await self._load(interaction)
+        after = s.with_changes(
+            banned_words_added=tuple(dict.fromkeys([*s.banned_words_added, word])),
+            banned_words_removed=tuple(w for w in s.banned_words_removed if w != word),
+        )
+        await self._change(interaction, after, "banned add")
+
+    @banned.command(name="remove", description="Allow a word again (yours or a default one)")
+    async def banned_remove(self, interaction: discord.Interaction[Any], word: str) -> None:
+        word = " ".join(word.lower().split())[:100]
+        s = await self._load(interaction)
+        if word in s.banned_words_added:
+            after = s.with_changes(
+                banned_words_added=tuple(w for w in s.banned_words_added if w != word)
+            )
+        else:
+            after = s.with_changes(
+                banned_words_removed=tuple(dict.fromkeys([*s.banned_words_removed, word]))
+            )
+        await self._change(interaction, after, "banned remove")
+
+    @banned.command(name="list", description="The server's own banned words and lifted defaults")
+    async def banned_list(self, interaction: discord.Interaction[Any]) -> None:
+        s = await self._load(interaction)
+        text = (
+            f"**Added by this server:** {', '.join(s.banned_words_added) or 'none'}\n"
+            f"**Default words lifted:** {', '.join(s.banned_words_removed) or 'none'}\n"
+            "A default list of words Midjourney itself refuses applies on top."
+        )
+        await interaction.response.send_message(clip(text, MAX_MESSAGE), ephemeral=True)
+
+    @app_commands.command(name="audit", description="Recent changes to the settings, who and when")
+    async def audit(self, interaction: discord.Interaction[Any]) -> None:
+        assert interaction.guild_id is not None
+        entries = await self.bot.store.audit.recent(str(interaction.guild_id), limit=15)
+        if not entries:
+            text = "No settings have been changed yet."
+        else:
+            text = "\n".join(
+                f"<t:{int(e.at)}:f> <@{e.actor_id}> **{e.action}**: {clip(e.detail, 200)}"
+                for e in entries
+            )
+        await interaction.response.send_message(
+            clip(text, MAX_MESSAGE), ephemeral=True, allowed_mentions=_no_mentions()
+        )
+
+
+async def setup(bot: MidjourneyBot) -> None:
+    await bot.add_cog(Settings(bot))

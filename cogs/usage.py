@@ -1,0 +1,139 @@
+"""/usage: what a member has used today and this month, and (Manage Server) the server's
+totals, its top members, a 30-day chart and the provider account's remaining credit.
+
+Costs are what the provider reported per job (credits/points or USD), kept per unit:
+the bot never converts between them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import discord
+from bot.community import utc_day_start, utc_month_start
+from bot.usage_chart import render_daily_chart
+from discord import app_commands
+from discord.ext import commands
+
+from bot.discord.buttons_layout import clip
+from bot.providers.base import ProviderError
+
+if TYPE_CHECKING:
+    from bot.app import MidjourneyBot
+    from bot.store.base import UsageSummary
+
+log = logging.getLogger(__name__)
+
+CHART_DAYS = 30
+UNIT_NAMES = {"usd": "USD", "point": "credits"}
+
+
+def format_costs(costs: dict[str, Decimal]) -> str:
+    parts = []
+    for unit, amount in sorted(costs.items()):
+        if unit == "usd":
+            parts.append(f"${amount.quantize(Decimal('0.01'))}")
+        else:
+            parts.append(f"{amount.normalize():,f} {UNIT_NAMES.get(unit, unit)}")
+    return " + ".join(parts) or "nothing reported"
+
+
+def summary_line(summary: UsageSummary) -> str:
+    return (
+        f"{summary.jobs} job(s), {summary.completed} completed, {summary.fast} fast/turbo; "
+        f"cost {format_costs(summary.costs)}"
+    )
+
+
+class Usage(commands.GroupCog, group_name="usage", group_description="What has been used"):
+    def __init__(self, bot: MidjourneyBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    @app_commands.command(name="me", description="Your own jobs and costs today and this month")
+    @app_commands.guild_only()
+    async def me(self, interaction: discord.Interaction[Any]) -> None:
+        assert interaction.guild_id is not None
+        guild, user = str(interaction.guild_id), str(interaction.user.id)
+        now = self.bot.engine.clock.time()
+        usage = self.bot.store.usage
+        today = await usage.member_summary(guild, user, since=utc_day_start(now))
+        month = await usage.member_summary(guild, user, since=utc_month_start(now))
+        settings = await self.bot.store.guilds.get(guild)
+        roles = (
+            [str(r.id) for r in interaction.user.roles]
+            if isinstance(interaction.user, discord.Member)
+            else []
+        )
+        limits = settings.limits_for(roles)
+        per_day = "no limit" if limits.jobs_per_day is None else str(limits.jobs_per_day)
+        fast = "no limit" if limits.fast_jobs_per_day is None else str(limits.fast_jobs_per_day)
+        text = (
+            f"**Your usage here**\nToday: {summary_line(today)}\n"
+            f"This month: {summary_line(month)}\n"
+            f"Your limits: {per_day} jobs a day, {fast} fast/turbo a day; "
+            f"the day resets <t:{int(utc_day_start(now) + 86400)}:R>."
+        )
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @app_commands.command(name="server", description="The server's usage and costs (Manage Server)")
+    @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
+    async def server(self, interaction: discord.Interaction[Any]) -> None:
+        user = interaction.user
+        if not (
+            isinstance(user, discord.Member)
+            and (user.guild_permissions.manage_guild or user.guild_permissions.administrator)
+        ):
+            await interaction.response.send_message(
+                "Only members with Manage Server can see the server's usage.", ephemeral=True
+            )
+            return
+        assert interaction.guild_id is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        guild = str(interaction.guild_id)
+        now = self.bot.engine.clock.time()
+        usage = self.bot.store.usage
+        month_start = utc_month_start(now)
+        today = await usage.guild_summary(guild, since=utc_day_start(now))
+        month = await usage.guild_summary(guild, since=month_start)
+        top = await usage.top_members(guild, since=month_start, limit=10)
+        chart_since = utc_day_start(now) - (CHART_DAYS - 1) * 86400
+        days = await usage.daily_totals(guild, since=chart_since, days=CHART_DAYS)
+        unit = next(iter(sorted(month.costs)), "jobs") if month.costs else "jobs"
+        png = await asyncio.to_thread(
+            render_daily_chart, days, title=f"Last {CHART_DAYS} days", unit=unit
+        )
+        lines = [
+            "**Server usage**",
+            f"Today: {summary_line(today)}",
+            f"This month: {summary_line(month)}",
+        ]
+        if top:
+            lines.append("**Top members this month**")
+            lines += [f"{i}. <@{uid}> — {summary_line(s)}" for i, (uid, s) in enumerate(top, 1)]
+        lines.append(await self._account_line())
+        await interaction.edit_original_response(
+            content=clip("\n".join(lines), 2000),
+            attachments=[discord.File(io.BytesIO(png), filename="usage.png")],
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
+    async def _account_line(self) -> str:
+        try:
+            account = await asyncio.wait_for(self.bot.provider.account(), timeout=10)
+        except (ProviderError, TimeoutError) as exc:
+            log.info("account info unavailable: %s", exc)
+            return "Provider account: not available right now."
+        if account.credits is None:
+            return "Provider account: this image service does not report its balance."
+        unit = UNIT_NAMES.get(account.credits_unit or "", account.credits_unit or "")
+        return f"Provider account: **{account.credits.normalize():,f} {unit}** left."
+
+
+async def setup(bot: MidjourneyBot) -> None:
+    await bot.add_cog(Usage(bot))
