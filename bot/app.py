@@ -17,6 +17,7 @@ from bot.discord.policy import Policy
 from bot.discord.publisher import Publisher
 from bot.discord.submit import bot_actions
 from bot.discord.views import JobButton
+from bot.domain import Job
 from bot.engine import Engine, EngineSettings
 from bot.logging_setup import setup_logging
 from bot.media import FetchPolicy
@@ -83,6 +84,7 @@ class MidjourneyBot(commands.AutoShardedBot):
             fetch_policy=fetch_policy,
             follow_up_window=window,
             extra_actions=lambda job: bot_actions(self, job),
+            spoiler=self._spoiler,
         )
         prompt_limit = min(
             self.provider.capabilities.max_prompt_length, self.settings.mj_max_prompt_length
@@ -109,6 +111,17 @@ class MidjourneyBot(commands.AutoShardedBot):
         for cog in cog_modules():
             await self.load_extension(cog)
         await self._sync_commands()
+
+    async def _spoiler(self, job: Job) -> bool:
+        """Whether the server wants this result spoilered: its prompt holds a word of the
+        default list that the server allowed, and the channel is not age-restricted."""
+        settings = await self.policy.settings(job.guild_id)
+        if settings is None or not settings.spoiler_flagged or not job.operation.prompt:
+            return False
+        channel = self.get_channel(int(job.channel_id)) if job.channel_id else None
+        if channel is None or getattr(channel, "is_nsfw", lambda: False)():
+            return False
+        return self.policy.is_flagged(job.operation.prompt)
 
     async def _apply_account_concurrency(self) -> None:
         """Run no more jobs at once than the provider account allows, where it says

@@ -114,6 +114,11 @@ class Policy:
                 self._banned.popitem(last=False)
         return matcher
 
+    def is_flagged(self, prompt: str) -> bool:
+        """Whether `prompt` holds a word of the shipped default list (one the server
+        allowed, since the prompt passed its checks): results get spoilered for it."""
+        return self.banned_words(None).find(prompt) is not None
+
     def check_text(self, settings: GuildSettings | None, prompt: str) -> str | None:
         """Banned words, Midjourney parameters and length: the reason, or None."""
         problem = check_prompt(

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import io
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +78,7 @@ class Publisher:
         fetch_policy: media.FetchPolicy | None = None,
         follow_up_window: float | None = None,
         extra_actions: Callable[[Job], list[str]] | None = None,
+        spoiler: Callable[[Job], Awaitable[bool]] | None = None,
     ) -> None:
         self._client = client
         self._engine = engine
@@ -87,6 +88,8 @@ class Publisher:
         self._fetch_policy = fetch_policy or media.FetchPolicy()
         self._follow_up_window = follow_up_window
         self._extra_actions = extra_actions or (lambda job: [])
+        # Whether a result goes out as a spoiler (the server's rule; see app.py).
+        self._spoiler = spoiler
         self._targets: dict[str, _Target] = {}
         self._http = httpx.AsyncClient(follow_redirects=False)
         engine.subscribe(self._on_event)
@@ -231,6 +234,7 @@ class Publisher:
         if base.image is not None and base.image.kind == "result":
             original = await self._result_bytes(job)
         limit = target.delivery.upload_limit
+        prefix = "SPOILER_" if original is not None and await self._spoilered(job) else ""
         while True:
             files: list[discord.File] | None = None
             rendered = base
@@ -238,8 +242,9 @@ class Publisher:
             if original is not None and limit >= MIN_UPLOAD_BYTES:
                 fitted = await self._fit(job, original, limit)
                 if fitted is not None:
-                    files = [discord.File(io.BytesIO(fitted.data), filename=fitted.filename)]
-                    rendered = base.with_attachment(fitted.filename)
+                    filename = prefix + fitted.filename
+                    files = [discord.File(io.BytesIO(fitted.data), filename=filename)]
+                    rendered = base.with_attachment(filename)
             if job.result_url and (fitted is None or fitted.reencoded):
                 rendered = with_original_link(rendered, job.result_url)
             try:
@@ -259,6 +264,15 @@ class Publisher:
         target.delivery.updated_at = target.delivery.final_delivered_at
         await self._deliveries.save(target.delivery)
         log.info("job %s: final state delivered after %d edit(s)", job.id, target.edits)
+
+    async def _spoilered(self, job: Job) -> bool:
+        if self._spoiler is None:
+            return False
+        try:
+            return await self._spoiler(job)
+        except Exception:  # the rule must never stop a delivery
+            log.exception("job %s: spoiler rule failed", job.id)
+            return False
 
     async def fitted_result(self, job: Job, limit: int) -> media.FittedImage | None:
         """The job's result image fitted within `limit` bytes, or None if it cannot be had

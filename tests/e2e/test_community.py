@@ -159,3 +159,28 @@ async def test_fair_queue_interleaves_members_and_costs_add_up(world: World) -> 
     assert chart.data[:8] == b"\x89PNG\r\n\x1a\n"
     mine = private_text(await slash(world, "usage me", user="other"))
     assert "5 job(s)" in mine, mine
+
+
+async def test_allowed_sensitive_words_are_spoilered_outside_nsfw_channels(world: World) -> None:
+    world.piapi.default_profile = QUICK
+    await world.start_bot()
+    await admin(world, "settings banned remove", {"word": "blood"})  # a default word, lifted
+    finals = {}
+    for channel in ("general", "nsfw-art"):
+        started = await slash(world, "imagine", {"prompt": "a moon red as blood"}, channel=channel)
+        assert started.response_type == 5, started.response_data
+        finals[channel] = started.original_message_id
+    await world.advance_piapi(10, settle=0.5)
+    await world.advance_piapi(10, settle=0.5)
+    names = {}
+    for channel, message_id in finals.items():
+        message = await world.wait_message(
+            lambda m, i=message_id: m.id == i and bool(m.attachments), what=f"{channel}'s grid"
+        )
+        names[channel] = message.attachments[0].filename
+    assert names["general"].startswith("SPOILER_"), names
+    assert not names["nsfw-art"].startswith("SPOILER_"), names
+    # The same prompt in a server that never lifted the word is refused instead.
+    await admin(world, "settings banned add", {"word": "blood"})
+    refused = await slash(world, "imagine", {"prompt": "a moon red as blood"})
+    assert "not allow" in private_text(refused)
