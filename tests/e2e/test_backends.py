@@ -186,6 +186,25 @@ async def test_imagine_pick_upscale_and_edit(backend: str, tmp_path: Path) -> No
         assert (sent["jobId"], sent["imageNo"]) == (upstream_id(world, edit), 1)
         assert sent["canvas"] == {"width": 1024, "height": 1024}  # the image's own shape
 
+        # /edit does the same from a command; a mistake is explained and sends nothing.
+        job_id = button_ids(edited)["U1"].rsplit(":", 1)[1]
+        bad = await world.discord.slash(
+            "edit", {"job": job_id, "image": 3, "prompt": "x", "scale": "7"}
+        )
+        await world.discord.wait_for(lambda: bad.responded, timeout=5)
+        assert "scale" in str((bad.response_data or {}).get("content", ""))
+        ok = await world.discord.slash(
+            "edit",
+            {"job": job_id, "image": 3, "prompt": "tile three", "canvas": "2:3", "position": "top"},
+        )
+        await world.discord.wait_for(lambda: len(world.fake.created("edit")) == 3, timeout=10)
+        assert ok.response_type == 5
+        sent = edit_params(world, backend, world.fake.created("edit")[2])
+        assert (sent["jobId"], sent["imageNo"]) == (upstream_id(world, edit), 2)
+        assert sent["canvas"] == {"width": 683, "height": 1024}
+        assert sent["imgPos"] == {"width": 683, "height": 683, "x": 0, "y": 0}
+        assert sent["remixPrompt"] == "tile three"
+
         # What Vtrix cannot do is not offered: no /describe, /blend, 🔄 or 🌱.
         commands = {
             n: world.discord.find_command(n, DEFAULT_GUILD_ID)
