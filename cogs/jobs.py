@@ -113,6 +113,15 @@ class Jobs(commands.GroupCog, group_name="job", group_description="Your jobs in 
             return
         if result.status is JobStatus.CANCELLED:
             text = f"Job `{job.id}` is cancelled."
+            if not is_owner and job.guild_id:
+                # A moderator stopping someone else's job is an admin action: on record.
+                await self.bot.store.audit.record(
+                    job.guild_id,
+                    str(interaction.user.id),
+                    "job cancel",
+                    f"cancelled job {job.id} of <@{job.requester_id}>",
+                    self.bot.engine.clock.time(),
+                )
         else:
             text = f"Job `{job.id}` had already ended ({_status_text(result)})."
         await interaction.edit_original_response(content=text)

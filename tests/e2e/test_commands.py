@@ -207,9 +207,12 @@ async def test_job_show_history_and_cancel(world: World) -> None:
     await private_text(world, done, r"already ended")
     assert not any(r.method == "DELETE" for r in world.piapi.requests)
 
-    cancel = await world.discord.slash("job cancel", {"id": pending_id[1]})
+    # A moderator may cancel someone else's job; that admin action goes on record.
+    cancel = await world.discord.slash("job cancel", {"id": pending_id[1]}, user="admin")
     await private_text(world, cancel, r"is cancelled")
     assert any(r.method == "DELETE" for r in world.piapi.requests)
+    audit = await world.discord.slash("settings audit", user="admin")
+    await private_text(world, audit, rf"job cancel\*?\*?: cancelled job {pending_id[1]}")
     await world.wait_message(
         lambda m: m.id == pending.original_message_id and "Cancelled" in m.content,
         what="the job's own message to say it was cancelled",
