@@ -95,14 +95,7 @@ class FollowUps:
                 return
             # The rules are checked before the form opens (nothing typed is lost to a
             # refusal after it), and again on submit for the prompt typed into it.
-            kind = kind_of(action)
-            probe = Operation(
-                kind or OperationKind.PROVIDER_ACTION,
-                prompt=parent.operation.prompt,
-                mode=parent.operation.mode,
-                parent_job_id=parent.id,
-            )
-            if await self._refused(interaction, probe, parent):
+            if await self._refused(interaction, _probe(action, parent), parent):
                 return
             # Follow-ups carry their prompt down the chain (bot/actions.py): the parent's
             # own prompt is the one to pre-fill.
@@ -177,17 +170,13 @@ class FollowUps:
         except ActionInputError as exc:
             await refuse(interaction, str(exc))
             return
+        # The rules again, with the prompt typed into the form (banned words, parameters),
+        # before any download or deferral.
+        if await self._refused(interaction, _probe(action, parent, form.prompt), parent):
+            return
         if form.region or form.mask_url:
             # Downloading the source (and a mask) may outlast the 3-second window.
             await interaction.response.defer()
-        if form.prompt and self._policy is not None:
-            # The prompt typed into the form, checked before any download or deferral.
-            settings = await self._policy.settings(optional_str(interaction.guild_id))
-            if (reason := self._policy.check_text(settings, form.prompt)) is not None:
-                await refuse(interaction, reason)
-                return
-        if await self._refused(interaction, None, parent):
-            return
         try:
             given = await self._action_input(parent, form, action)
             operation = operation_for(action, parent, given)
@@ -208,7 +197,7 @@ class FollowUps:
         )
 
     async def _refused(
-        self, interaction: discord.Interaction[Any], operation: Operation | None, parent: Job
+        self, interaction: discord.Interaction[Any], operation: Operation, parent: Job
     ) -> bool:
         """The server's rules (policy.py): True after telling the member why not."""
         if self._policy is None:
@@ -216,13 +205,7 @@ class FollowUps:
         member = Member.of(interaction)
         reason = await self._policy.check_click(member, parent)
         if reason is None:
-            probe = operation or Operation(
-                OperationKind.PROVIDER_ACTION,
-                prompt=parent.operation.prompt,
-                mode=parent.operation.mode,
-                parent_job_id=parent.id,
-            )
-            reason = await self._policy.check_job(member, probe, parent=parent)
+            reason = await self._policy.check_job(member, operation, parent=parent)
         if reason is None:
             return False
         await refuse(interaction, reason)
@@ -325,3 +308,14 @@ class FollowUps:
     async def _remix_mode(self, interaction: discord.Interaction[Any]) -> bool:
         prefs = await self._prefs.get(optional_str(interaction.guild_id), str(interaction.user.id))
         return prefs.remix
+
+
+def _probe(action: str, parent: Job, prompt: str | None = None) -> Operation:
+    """What the rules need of a follow-up before its input is complete: its kind, speed
+    and prompt (the parent's, unless the member typed another)."""
+    return Operation(
+        kind_of(action) or OperationKind.PROVIDER_ACTION,
+        prompt=prompt or parent.operation.prompt,
+        mode=parent.operation.mode,
+        parent_job_id=parent.id,
+    )

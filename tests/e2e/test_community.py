@@ -184,3 +184,18 @@ async def test_allowed_sensitive_words_are_spoilered_outside_nsfw_channels(world
     await admin(world, "settings banned add", {"word": "blood"})
     refused = await slash(world, "imagine", {"prompt": "a moon red as blood"})
     assert "not allow" in private_text(refused)
+
+
+async def test_a_banned_word_typed_into_a_form_is_refused(world: World) -> None:
+    await world.start_bot()
+    remix = await slash(world, "prefs remix", {"state": "on"})
+    assert "on" in private_text(remix)
+    grid = await imagine_to_grid(world, "a quiet harbour")
+    form = await world.discord.click(grid.id, button_ids(grid)["V1"])
+    await world.discord.wait_for(lambda: form.responded, timeout=5)
+    assert form.response_type == 9  # the remix form
+    submitted = await world.discord.submit_modal(form, {"prompt": "a harbour full of g0re"})
+    await world.discord.wait_for(lambda: submitted.responded, timeout=5)
+    assert "not allow" in private_text(submitted)
+    await world.advance_piapi(1, settle=0.3)
+    assert world.piapi.created("variation") == []
