@@ -34,6 +34,7 @@ from bot.discord.presenter import (
 from bot.discord.views import job_view
 from bot.domain import Job, JobStatus
 from bot.engine import Engine, JobEvent
+from bot.metrics import Metrics
 from bot.store.base import Delivery, DeliveryRepository
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ class _Target:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     edits: int = 0
+    # When the oldest state change not yet on Discord happened (for the latency metric).
+    pending_since: float | None = None
 
 
 class Publisher:
@@ -79,8 +82,10 @@ class Publisher:
         follow_up_window: float | None = None,
         extra_actions: Callable[[Job], list[str]] | None = None,
         spoiler: Callable[[Job], Awaitable[bool]] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._client = client
+        self._metrics = metrics
         self._engine = engine
         self._deliveries = deliveries
         self._clock = clock
@@ -126,7 +131,7 @@ class Publisher:
         )
         if job.id in self._targets or not await self._deliveries.claim(delivery):
             return False
-        target = _Target(delivery=delivery, interaction=interaction, latest=job)
+        target = _Target(delivery=delivery, interaction=interaction, latest=job, pending_since=now)
         if interaction is not None:
             target.token_deadline = now + TOKEN_LIFETIME_S
         self._start(target)
@@ -161,6 +166,8 @@ class Publisher:
         if target is None:
             return
         target.latest = event.job
+        if target.pending_since is None:
+            target.pending_since = self._clock.time()
         target.wake.set()
 
     def _start(self, target: _Target) -> None:
@@ -208,15 +215,28 @@ class Publisher:
         job = target.latest
         if job is None:
             return False
-        if job.is_terminal:
-            await self._deliver_final(target, job)
-            return True
-        rendered = self._render(job)
-        key = visible_key(rendered)
-        if key != target.last_key and not target.message_lost:
-            await self._edit(target, rendered, files=None)
-            target.last_key = key
+        # This step shows every change so far; later ones start a new latency clock.
+        since, target.pending_since = target.pending_since, None
+        try:
+            if job.is_terminal:
+                await self._deliver_final(target, job)
+                self._observe_latency(since)
+                return True
+            rendered = self._render(job)
+            key = visible_key(rendered)
+            if key != target.last_key and not target.message_lost:
+                await self._edit(target, rendered, files=None)
+                target.last_key = key
+                self._observe_latency(since)
+        except BaseException:
+            if target.pending_since is None:
+                target.pending_since = since  # not shown yet: keep counting from then
+            raise
         return False
+
+    def _observe_latency(self, since: float | None) -> None:
+        if self._metrics is not None and since is not None:
+            self._metrics.edit_latency.observe(self._clock.time() - since)
 
     def _render(self, job: Job) -> RenderedMessage:
         mention = f"<@{job.requester_id}>" if job.requester_id else None
@@ -346,6 +366,7 @@ class Publisher:
         if target.interaction is not None and self._clock.time() < target.token_deadline:
             try:
                 await target.interaction.edit_original_response(**kwargs)
+                self._count_edit()
                 return
             except discord.HTTPException as exc:
                 # A dead token (or a deleted message): the channel edit below decides.
@@ -358,6 +379,11 @@ class Publisher:
                 target.interaction = None
                 _rewind(files)
         await self._edit_by_channel(target, kwargs, final=final, files=files)
+        self._count_edit()
+
+    def _count_edit(self) -> None:
+        if self._metrics is not None:
+            self._metrics.discord_edits.inc()
 
     async def _edit_by_channel(
         self,

@@ -11,6 +11,15 @@ Promises (DESIGN.md invariants 1, 2, 4):
 One scheduler (a timer heap) wakes jobs for polling; provider slots are shared fairly
 between requesters; "job changed" events go to subscribers after each persisted change.
 The engine knows nothing of Discord.
+
+Push mode: `ingest()` takes a provider's own report of a job (a webhook), applies it exactly
+as a poll would, and never moves a job backwards (duplicate and out-of-order posts change
+nothing). Polling stays on as a slow safety net (`push_safety_poll_s`) so that a lost
+webhook never strands a job.
+
+Work per event is O(1) or O(log n) in the number of jobs: in-flight jobs are counted, not
+recounted; queue positions are recomputed only when the queue changed, and beyond the first
+`QUEUE_EXACT_POSITIONS` places a job's shown position is refreshed in coarse steps.
 """
 
 from __future__ import annotations
@@ -19,9 +28,10 @@ import asyncio
 import contextlib
 import copy
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from bot.clock import Clock, SystemClock
 from bot.domain import (
@@ -46,9 +56,30 @@ from bot.providers.base import (
 )
 from bot.store.base import JobRepository
 
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
+
 log = logging.getLogger(__name__)
 
 EventKind = Literal["created", "changed"]
+# What became of one pushed report (the webhook receiver counts these).
+PushOutcome = Literal["accepted", "duplicate", "stale", "unknown_job"]
+
+# Queue positions 1..N are always shown exactly; further back, a job's shown position is
+# refreshed only when it is off by more than a tenth (bounds events on long queues).
+QUEUE_EXACT_POSITIONS = 50
+# Longer queues have their positions recomputed (O(queue)) at most once per this many
+# seconds instead of on every change; shorter ones at once.
+QUEUE_SYNC_LIMIT = 200
+QUEUE_REFRESH_S = 1.0
+_POSITIONS_TIMER = "\x00queue-positions"  # a timer key no job id can take
+# Refs of recently finished jobs, so that late webhooks for them count as duplicates.
+RECENT_REFS = 4096
+_STATUS_RANK = {
+    JobStatus.QUEUED: 0,
+    JobStatus.SUBMITTED: 1,
+    JobStatus.RUNNING: 2,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +107,9 @@ class EngineSettings:
     submit_retry_window_s: float = 300.0
     submit_retry_base_s: float = 2.0
     max_parallel_requests: int = 8
+    # Push mode: providers report changes themselves; each job is still polled this often.
+    push_mode: bool = False
+    push_safety_poll_s: float = 60.0
 
 
 class EngineError(Exception):
@@ -94,8 +128,10 @@ class Engine:
         *,
         clock: Clock | None = None,
         settings: EngineSettings | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.provider = provider
+        self.metrics = metrics
         self.jobs = jobs
         self.clock = clock or SystemClock()
         self.settings = settings or EngineSettings()
@@ -112,6 +148,14 @@ class Engine:
         self._requests = asyncio.Semaphore(self.settings.max_parallel_requests)
         self._paused_until = 0.0
         self._slots = self.settings.max_concurrent_jobs
+        self._by_ref: dict[str, str] = {}  # provider ref -> id of the active job
+        self._recent_refs: OrderedDict[str, None] = OrderedDict()
+        self._polling: set[str] = set()  # jobs with a poll in flight
+        self._finishing: set[str] = set()
+        self._queue_version = 0  # bumped on every change of the queue
+        self._positions_version = -1
+        self._published_version = -1
+        self._positions: dict[str, int] = {}
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -133,8 +177,10 @@ class Engine:
                 continue
             self._active[job.id] = job
             if job.status is JobStatus.QUEUED:
-                self._queue.push(job.id, job.requester_id or "")
+                self._enqueue(job)
             else:
+                if job.provider_ref:
+                    self._by_ref[job.provider_ref] = job.id
                 self._timers.schedule(job.id, now)
         log.info("engine started: %d job(s) resumed", len(self._active))
         self._runner = asyncio.create_task(
@@ -194,7 +240,7 @@ class Engine:
         if not created:
             return copy.copy(self._active.get(stored.id, stored))
         self._active[job.id] = job
-        self._queue.push(job.id, requester_id or "")
+        self._enqueue(job)
         self._emit("created", job, None)
         self._pump()
         return copy.copy(job)
@@ -209,6 +255,7 @@ class Engine:
             return stored
         if job.id in self._queue:
             self._queue.remove(job.id)
+            self._queue_version += 1
             await self._finish(
                 job, JobStatus.CANCELLED, JobError(ErrorCode.CANCELLED, "Cancelled.")
             )
@@ -228,8 +275,10 @@ class Engine:
         try:
             await self.provider.cancel(job)
         except ProviderError as exc:
+            self._count_request("cancel", exc)
             raise EngineError(exc.to_job_error()) from None
-        if job.id in self._active:
+        self._count_request("cancel", None)
+        if job.id in self._active and not job.status.is_terminal:
             await self._finish(
                 job, JobStatus.CANCELLED, JobError(ErrorCode.CANCELLED, "Cancelled.")
             )
@@ -241,18 +290,80 @@ class Engine:
         return await self.jobs.get(job_id)
 
     def queue_position(self, job_id: str) -> int | None:
-        return self._queue.positions().get(job_id)
+        return self._current_positions().get(job_id)
 
     @property
     def active_count(self) -> int:
         return len(self._active)
 
+    @property
+    def queue_length(self) -> int:
+        return len(self._queue)
+
+    @property
+    def running(self) -> bool:
+        """The scheduler is alive (for health checks)."""
+        return self._runner is not None and not self._runner.done()
+
+    def state_counts(self) -> dict[str, int]:
+        """Active jobs by status (for metrics; O(n), meant for an occasional scrape)."""
+        counts = {status.value: 0 for status in _STATUS_RANK}
+        for job in self._active.values():
+            counts[job.status.value] = counts.get(job.status.value, 0) + 1
+        return counts
+
+    def operation_for_ref(self, ref: str) -> Operation | None:
+        """The operation of the active job a provider ref belongs to (push parsing needs
+        it for backends whose reports do not say what kind of job they are)."""
+        job_id = self._by_ref.get(ref)
+        job = self._active.get(job_id) if job_id else None
+        return job.operation if job is not None else None
+
+    # --- push ----------------------------------------------------------------------------
+
+    async def ingest(self, snapshot: ProviderSnapshot) -> bool:
+        """Apply a provider's own report of a job (a webhook). True when it changed the job;
+        unknown refs, stale and duplicate reports change nothing."""
+        return await self.ingest_outcome(snapshot) == "accepted"
+
+    async def ingest_outcome(self, snapshot: ProviderSnapshot) -> PushOutcome:
+        job_id = self._by_ref.get(snapshot.ref)
+        job = self._active.get(job_id) if job_id else None
+        if job is None or job.status.is_terminal or job.id in self._finishing:
+            if snapshot.ref in self._recent_refs or job is not None:
+                return "duplicate"  # a late report of a job that has ended
+            return "unknown_job"
+        if self._is_stale(job, snapshot):
+            return "stale"
+        probe = copy.copy(job)
+        before = probe.visible_state()
+        self._apply(probe, snapshot)
+        if probe.visible_state() == before and not probe.status.is_terminal:
+            return "duplicate"
+        await self._observe(job, snapshot)
+        return "accepted"
+
+    @staticmethod
+    def _is_stale(job: Job, snap: ProviderSnapshot) -> bool:
+        """Older than what the job already shows: an earlier status, or less progress."""
+        if snap.status.is_terminal:
+            return False
+        have, got = _STATUS_RANK.get(job.status, 3), _STATUS_RANK.get(snap.status, 3)
+        if got != have:
+            return got < have
+        return (
+            snap.progress is not None and job.progress is not None and snap.progress < job.progress
+        )
+
     # --- dispatching ---------------------------------------------------------------------
 
     def _in_flight(self) -> int:
-        return sum(1 for job in self._active.values() if job.status is not JobStatus.QUEUED) + len(
-            self._submitting
-        )
+        # Every active job not waiting in the bot's queue holds (or is taking) a slot.
+        return len(self._active) - len(self._queue)
+
+    def _enqueue(self, job: Job, *, front: bool = False) -> None:
+        self._queue.push(job.id, job.requester_id or "", front=front)
+        self._queue_version += 1
 
     def _pump(self) -> None:
         """Send queued jobs while provider slots are free."""
@@ -262,6 +373,7 @@ class Engine:
             job_id = self._queue.pop()
             if job_id is None:
                 break
+            self._queue_version += 1
             job = self._active.get(job_id)
             if job is None:
                 continue
@@ -272,17 +384,44 @@ class Engine:
             self._submitting.add(job_id)
             self._spawn(self._send(job), f"submit-{job_id}")
         for job in deferred:
-            self._queue.push(job.id, job.requester_id or "", front=True)
+            self._enqueue(job, front=True)
             self._timers.schedule(job.id, self._retry_at[job.id])
         self._publish_queue_positions()
 
+    def _current_positions(self) -> dict[str, int]:
+        if self._positions_version != self._queue_version:
+            self._positions = self._queue.positions()
+            self._positions_version = self._queue_version
+        return self._positions
+
     def _publish_queue_positions(self) -> None:
-        for job_id, position in self._queue.positions().items():
+        if self._published_version == self._queue_version:
+            return  # nothing moved since the last time
+        if len(self._queue) > QUEUE_SYNC_LIMIT:
+            # A long queue: coalesce the moves of the next second into one pass.
+            if _POSITIONS_TIMER not in self._timers:
+                self._timers.schedule(_POSITIONS_TIMER, self.clock.time() + QUEUE_REFRESH_S)
+            return
+        self._publish_positions_now()
+
+    def _publish_positions_now(self) -> None:
+        if self._published_version == self._queue_version:
+            return
+        self._published_version = self._queue_version
+        for job_id, position in self._current_positions().items():
             job = self._active.get(job_id)
-            if job is not None and job.queue_position != position:
-                previous = job.status
-                job.queue_position = position
-                self._emit("changed", job, previous)
+            if job is None or job.queue_position == position:
+                continue
+            shown = job.queue_position
+            if (
+                shown is not None
+                and position > QUEUE_EXACT_POSITIONS
+                and abs(shown - position) * 10 <= shown
+            ):
+                continue  # far back: refresh in coarse steps, not on every move
+            previous = job.status
+            job.queue_position = position
+            self._emit("changed", job, previous)
 
     async def _send(self, job: Job) -> None:
         try:
@@ -310,18 +449,22 @@ class Engine:
                     job.operation, job=copy.copy(job), parent=parent
                 )
         except RateLimitedError as exc:
+            self._count_request("submit", exc)
             await self._retry_submit_later(job, exc, exc.retry_after)
             return
         except SubmitOutcomeUnknownError as exc:
+            self._count_request("submit", exc)
             await self._finish(job, JobStatus.FAILED, exc.to_job_error())
             return
         except ProviderError as exc:
+            self._count_request("submit", exc)
             if exc.transient:
                 await self._retry_submit_later(job, exc, None)
             else:
                 await self._finish(job, JobStatus.FAILED, exc.to_job_error())
             return
         except Exception:
+            self._count_request("submit", ErrorCode.INTERNAL)
             log.exception("job %s: submission failed unexpectedly", job.id)
             await self._finish(
                 job,
@@ -330,8 +473,10 @@ class Engine:
             )
             return
 
+        self._count_request("submit", None)
         previous = job.status
         job.provider_ref = snapshot.ref
+        self._by_ref[snapshot.ref] = job.id
         job.submitted_at = self.clock.time()
         self._retry_at.pop(job.id, None)
         self._apply(job, snapshot)
@@ -348,9 +493,16 @@ class Engine:
             await self._finish(job, job.status, job.error)
             return
         await self._save(job)
+        if job.id not in self._active or job.status.is_terminal:
+            return  # a push finished it while the answer was being saved
         self._emit("changed", job, previous)
-        self._intervals[job.id] = self.settings.poll_initial_s
-        self._timers.schedule(job.id, self.clock.time() + self.settings.poll_initial_s)
+        first = self._first_poll_s()
+        self._intervals[job.id] = first
+        self._timers.schedule(job.id, self.clock.time() + first)
+
+    def _first_poll_s(self) -> float:
+        s = self.settings
+        return s.push_safety_poll_s if s.push_mode else s.poll_initial_s
 
     def _parent_refusal(self, parent: Job | None) -> JobError | None:
         if parent is None:
@@ -381,7 +533,7 @@ class Engine:
         job.submit_started_at = None
         await self._save(job)
         self._retry_at[job.id] = now + delay
-        self._queue.push(job.id, job.requester_id or "", front=True)
+        self._enqueue(job, front=True)
         self._timers.schedule(job.id, now + delay)
         log.warning(
             "job %s: submission refused (%s); retrying in %.1fs", job.id, exc.code.value, delay
@@ -390,19 +542,31 @@ class Engine:
     # --- watching ------------------------------------------------------------------------
 
     def _on_timer(self, job_id: str) -> None:
+        if job_id == _POSITIONS_TIMER:
+            self._publish_positions_now()
+            return
         job = self._active.get(job_id)
         if job is None:
             return
         if job.status is JobStatus.QUEUED:
             self._pump()  # a delayed resubmission is due
             return
+        if job_id in self._polling:
+            return  # the poll in flight reschedules when it is done
         now = self.clock.time()
         if now < self._paused_until:
             self._timers.schedule(job_id, self._paused_until)
             return
+        self._polling.add(job_id)
         self._spawn(self._poll(job), f"poll-{job_id}")
 
     async def _poll(self, job: Job) -> None:
+        try:
+            await self._poll_inner(job)
+        finally:
+            self._polling.discard(job.id)
+
+    async def _poll_inner(self, job: Job) -> None:
         now = self.clock.time()
         deadline_error = self._deadline_error(job, now)
         if deadline_error is not None:
@@ -412,16 +576,19 @@ class Engine:
             async with self._requests:
                 snapshot = await self.provider.fetch(copy.copy(job))
         except RateLimitedError as exc:
+            self._count_request("fetch", exc)
             self._paused_until = max(self._paused_until, now + (exc.retry_after or 5.0))
             self._timers.schedule(job.id, self._paused_until)
             return
         except NotFoundError as exc:
+            self._count_request("fetch", exc)
             if now - (job.submitted_at or job.created_at) < self.settings.not_found_grace_s:
                 self._reschedule(job, changed=False)
                 return
             await self._finish(job, JobStatus.FAILED, exc.to_job_error())
             return
         except ProviderError as exc:
+            self._count_request("fetch", exc)
             log.warning(
                 "job %s: poll failed (%s): %s",
                 job.id,
@@ -432,11 +599,25 @@ class Engine:
             self._reschedule(job, changed=False)
             return
         except Exception:
+            self._count_request("fetch", ErrorCode.INTERNAL)
             log.exception("job %s: poll failed unexpectedly", job.id)
             self._reschedule(job, changed=False)
             return
 
+        self._count_request("fetch", None)
         job.polls += 1
+        if job.id not in self._active or job.status.is_terminal or job.id in self._finishing:
+            return  # a push finished it while the request was out
+        if self.settings.push_mode and self._is_stale(job, snapshot):
+            # A push overtook this poll with newer news: keep them.
+            self._reschedule(job, changed=False)
+            return
+        await self._observe(job, snapshot)
+
+    async def _observe(self, job: Job, snapshot: ProviderSnapshot) -> None:
+        """Apply one observation (a poll's answer or a push), persist, emit, reschedule.
+        Everything up to the terminal check runs without awaiting, so a poll and a push
+        arriving together cannot both finish the job."""
         previous_status = job.status
         before = job.visible_state()
         self._apply(job, snapshot)
@@ -447,6 +628,8 @@ class Engine:
         if changed:
             job.last_change_at = self.clock.time()
             await self._save(job)
+            if job.id not in self._active or job.status.is_terminal:
+                return  # finished by another observation while saving
             self._emit("changed", job, previous_status)
             log.info(
                 "job %s: %s %s%%",
@@ -458,6 +641,11 @@ class Engine:
 
     def _reschedule(self, job: Job, *, changed: bool) -> None:
         s = self.settings
+        if s.push_mode:
+            # Pushes bring the news; the poll is only a safety net for a lost webhook.
+            self._intervals[job.id] = s.push_safety_poll_s
+            self._timers.schedule(job.id, self.clock.time() + s.push_safety_poll_s)
+            return
         interval = self._intervals.get(job.id, s.poll_initial_s)
         # Unchanged: back off gently; changed: keep pace with the provider.
         interval = s.poll_initial_s if changed else min(s.poll_max_s, interval * 1.5)
@@ -485,7 +673,8 @@ class Engine:
         if self.provider.capabilities.can_cancel and job.status is JobStatus.SUBMITTED:
             with contextlib.suppress(ProviderError):
                 await self.provider.cancel(copy.copy(job))  # best effort: stop paying for it
-        await self._finish(job, JobStatus.TIMED_OUT, error)
+        if job.id in self._active and not job.status.is_terminal:
+            await self._finish(job, JobStatus.TIMED_OUT, error)
 
     # --- state ---------------------------------------------------------------------------
 
@@ -517,6 +706,15 @@ class Engine:
             job.provider_data = {**job.provider_data, **snap.data}
 
     async def _finish(self, job: Job, status: JobStatus, error: JobError | None) -> None:
+        if job.id in self._finishing:
+            return  # already being finished by another observation
+        self._finishing.add(job.id)
+        try:
+            await self._finish_inner(job, status, error)
+        finally:
+            self._finishing.discard(job.id)
+
+    async def _finish_inner(self, job: Job, status: JobStatus, error: JobError | None) -> None:
         previous = job.status
         job.status = status
         job.error = error if status is not JobStatus.COMPLETED else None
@@ -527,7 +725,13 @@ class Engine:
             job.preview_url = None
         await self._save(job)
         self._active.pop(job.id, None)
-        self._queue.remove(job.id)
+        if self._queue.remove(job.id):
+            self._queue_version += 1
+        if job.provider_ref and self._by_ref.get(job.provider_ref) == job.id:
+            del self._by_ref[job.provider_ref]
+            self._recent_refs[job.provider_ref] = None
+            if len(self._recent_refs) > RECENT_REFS:
+                self._recent_refs.popitem(last=False)
         self._timers.cancel(job.id)
         self._intervals.pop(job.id, None)
         self._retry_at.pop(job.id, None)
@@ -549,6 +753,16 @@ class Engine:
             except Exception:
                 log.exception("job listener failed")
 
+    def _count_request(self, method: str, error: ProviderError | ErrorCode | None) -> None:
+        if self.metrics is None:
+            return
+        if error is None:
+            self.metrics.provider_requests.inc(method=method, outcome="ok")
+            return
+        code = error if isinstance(error, ErrorCode) else error.code
+        self.metrics.provider_requests.inc(method=method, outcome="error")
+        self.metrics.provider_errors.inc(code=code.value)
+
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
@@ -561,7 +775,9 @@ class Engine:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + limit_s
         quiet_rounds = 0
-        while quiet_rounds < 3:
+        # Enough rounds for a woken scheduler to resume and park again (its wake-up passes
+        # through a sleeper task and asyncio.wait's callback before it runs).
+        while quiet_rounds < 6:
             await asyncio.sleep(0)
             if self._tasks or self._timers.has_due() or not self._timers.parked:
                 quiet_rounds = 0

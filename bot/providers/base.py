@@ -167,3 +167,18 @@ class Provider(Protocol):
     async def account(self) -> AccountInfo: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class PushProvider(Protocol):
+    """A provider that can read its own webhook/callback posts (push mode)."""
+
+    name: str
+
+    def parse_push(
+        self, body: Any, *, operation: Operation | None = None
+    ) -> ProviderSnapshot | None:
+        """The snapshot a posted body reports, or None when it is not a task of this
+        provider (an account notice, someone else's JSON). Pure: no I/O. `operation` is the
+        job's, when known: some backends need it to name the follow-ups of a result."""
+        ...

@@ -17,6 +17,8 @@ def build_provider(settings: Settings) -> Provider:
     # Imported per branch: a deployment loads only the backend it uses.
     name = settings.mj_provider
     timeout = settings.provider_timeout_s
+    # Push mode: each backend is told where to post its changes (None = polling only).
+    push_url = settings.webhook_url(name.value)
     if name is ProviderName.PIAPI:
         from bot.providers.piapi import PiAPIProvider
 
@@ -27,6 +29,12 @@ def build_provider(settings: Settings) -> Provider:
             service_mode=settings.piapi_service_mode,
             timeout=timeout,
             follow_up_window=settings.follow_up_window_s,
+            webhook_endpoint=push_url,
+            webhook_secret=(
+                settings.webhook_secret.get_secret_value()
+                if push_url and settings.webhook_secret is not None
+                else None
+            ),
         )
     if name is ProviderName.VTRIX:
         from bot.providers.vtrix import VtrixProvider
@@ -36,6 +44,7 @@ def build_provider(settings: Settings) -> Provider:
             api_key=settings.vtrix_api_key.get_secret_value(),
             base_url=settings.vtrix_base_url,
             timeout=timeout,
+            callback=push_url,
         )
     if name is ProviderName.LEGNEXT:
         from bot.providers.legnext import LegnextProvider
@@ -45,6 +54,7 @@ def build_provider(settings: Settings) -> Provider:
             api_key=settings.legnext_api_key.get_secret_value(),
             base_url=settings.legnext_base_url,
             timeout=timeout,
+            callback=push_url,
         )
     if name is ProviderName.MJPROXY:
         from bot.providers.mjproxy import MJProxyProvider
@@ -57,6 +67,7 @@ def build_provider(settings: Settings) -> Provider:
             auth_style=settings.mjproxy_auth.value,
             timeout=timeout,
             load_image=image_loader(settings),
+            notify_hook=push_url,
         )
     raise ProviderNotAvailableError(f"MJ_PROVIDER={name.value} is not built")
 

@@ -102,8 +102,10 @@ class LegnextProvider(LegnextFamilyProvider):
         base_url: str = "https://api.legnext.ai/api",
         timeout: float = 20.0,
         http: ProviderHTTP | None = None,
+        callback: str | None = None,
     ) -> None:
         self.capabilities = CAPABILITIES
+        self.callback = callback
         self.http = http or ProviderHTTP(
             base_url.rstrip("/"),
             headers=auth_headers(api_key),
@@ -127,6 +129,15 @@ class LegnextProvider(LegnextFamilyProvider):
         if job_obj is None:
             raise MalformedReplyError(provider_text="job reply without a job_id")
         return parse_job(job_obj, op=job.operation, capabilities=self.capabilities)
+
+    def parse_push(
+        self, body: Any, *, operation: Operation | None = None
+    ) -> ProviderSnapshot | None:
+        """A callback post: the job object, bare or as `{data: job}` (PROVIDERS.md §2)."""
+        job_obj = _unwrap(body)
+        if job_obj is None:
+            return None
+        return parse_job(job_obj, op=operation, capabilities=self.capabilities)
 
 
 def _unwrap(reply: Any) -> dict[str, Any] | None:

@@ -754,6 +754,8 @@ class LegnextFamilyProvider:
     ref_is_upstream: bool = True
     capabilities: Capabilities
     http: ProviderHTTP
+    # Push mode: where the backend posts the job on changes (the `callback` parameter).
+    callback: str | None = None
 
     async def submit(
         self, operation: Operation, *, job: Job, parent: Job | None
@@ -770,6 +772,8 @@ class LegnextFamilyProvider:
         if local is not None:
             return local
         request = self.build_request(operation, parent=parent)
+        if self.callback:
+            request = UpstreamRequest(request.op, {**request.params, "callback": self.callback})
         return await self._create(request, operation)
 
     def build_request(self, operation: Operation, *, parent: Job | None) -> UpstreamRequest:

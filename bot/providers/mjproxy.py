@@ -558,6 +558,19 @@ class MJProxyProvider:
             raise MalformedReplyError(provider_text="reply has no task")
         return parse_task(reply)
 
+    def parse_push(
+        self, body: Any, *, operation: Operation | None = None
+    ) -> ProviderSnapshot | None:
+        """A notifyHook post: the full task object, on every status/progress change."""
+        if not isinstance(body, dict) or _get(body, "id") in (None, ""):
+            return None
+        if _is_envelope(body) and _get(body, "status") is None:
+            return None  # a submit-style reply, not a task
+        try:
+            return parse_task(body)
+        except MalformedReplyError:
+            return None
+
     async def cancel(self, job: Job) -> None:
         ref = job.provider_ref
         if not ref:

@@ -162,6 +162,18 @@ class PiAPIProvider:
         reply = await self.http.request("GET", f"/api/v1/task/{job.provider_ref}")
         return parse_task(_task_from_envelope(reply))
 
+    def parse_push(
+        self, body: Any, *, operation: Operation | None = None
+    ) -> ProviderSnapshot | None:
+        """A webhook post: `{"timestamp": <unix s>, "data": <task>}` (PROVIDERS.md §1.5).
+        Account notices (`{type, time, message, detail}`) are not tasks: None."""
+        if not isinstance(body, dict):
+            return None
+        data = body.get("data")
+        if not isinstance(data, dict) or not data.get("task_id"):
+            return None
+        return parse_task(data)
+
     async def cancel(self, job: Job) -> None:
         if not job.provider_ref:
             raise NotFoundError("The job has no PiAPI task id.")
@@ -355,9 +367,10 @@ def parse_task(task: dict[str, Any]) -> ProviderSnapshot:
     ):
         tiles = None
 
+    raw_actions = output.get("actions")
     actions = [
         Action(name=neutral_action(raw), raw=raw)
-        for raw in output.get("actions") or []
+        for raw in (raw_actions if isinstance(raw_actions, list) else [])
         if isinstance(raw, str) and raw
     ]
 

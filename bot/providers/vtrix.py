@@ -216,8 +216,10 @@ class VtrixProvider(LegnextFamilyProvider):
         base_url: str = "https://cloud.vtrix.ai",
         timeout: float = 20.0,
         http: ProviderHTTP | None = None,
+        callback: str | None = None,
     ) -> None:
         self.capabilities = CAPABILITIES
+        self.callback = callback
         self.http = http or ProviderHTTP(
             base_url.rstrip("/"),
             headers=auth_headers(api_key),
@@ -244,6 +246,15 @@ class VtrixProvider(LegnextFamilyProvider):
         if task is None:
             raise MalformedReplyError(provider_text="task reply without an id")
         return parse_task(task, op=job.operation, capabilities=self.capabilities)
+
+    def parse_push(
+        self, body: Any, *, operation: Operation | None = None
+    ) -> ProviderSnapshot | None:
+        """A callback post: the task object, bare or as `{data: task}` (PROVIDERS.md §3)."""
+        task = _unwrap(body)
+        if task is None:
+            return None
+        return parse_task(task, op=operation, capabilities=self.capabilities)
 
 
 def _unwrap(reply: Any) -> dict[str, Any] | None:

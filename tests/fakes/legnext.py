@@ -46,6 +46,7 @@ from aiohttp import web
 from bot.clock import Clock, FakeClock, SystemClock
 from tests.fakes import images
 from tests.fakes.piapi import Fault, Profile
+from tests.fakes.push import WebhookSender
 
 __all__ = [
     "FAULTS",
@@ -686,6 +687,9 @@ class _FakeFront:
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._delayed: set[asyncio.Task[Any]] = set()
+        # Jobs created with a `callback` get their job/task object POSTed there on every
+        # change (knobs: see tests.fakes.push).
+        self.webhooks = WebhookSender(self.clock)
 
     # --- knobs shared with the sim ---
 
@@ -711,6 +715,7 @@ class _FakeFront:
         raise NotImplementedError
 
     async def start(self, port: int = 0) -> None:
+        self.webhooks.start()
         app = web.Application(middlewares=[self._middleware])
         self._routes(app)
         app.router.add_get("/cdn/{name}", self._image)
@@ -729,6 +734,7 @@ class _FakeFront:
         await web.SockSite(self._runner, sock).start()
 
     async def stop(self) -> None:
+        await self.webhooks.stop()
         for task in list(self._delayed):
             task.cancel()
         if self._runner is not None:
@@ -1038,6 +1044,13 @@ class FakeLegnext(_FakeFront):
         except SimError as exc:
             raise _HttpError(exc.status, exc.message) from None
         self._mark_created(request, job.job_id, op)
+        if job.callback and _is_http_url(job.callback):
+            self.webhooks.track(
+                job.job_id,
+                job.callback,
+                render=lambda: self._job_json(job),
+                final=lambda data: data.get("status") in ("completed", "failed"),
+            )
         return _json_response(200, self._job_json(job))
 
     async def _get(self, request: web.Request) -> web.Response:
@@ -1195,6 +1208,13 @@ class FakeVtrix(_FakeFront):
                 job.fail_text = VTRIX_ERROR_TEXTS.get(code % 1000, "Unknown error")
                 break
         self._mark_created(request, job.task_id, op)
+        if job.callback and _is_http_url(job.callback):
+            self.webhooks.track(
+                job.task_id,
+                job.callback,
+                render=lambda: self._task_json(job),
+                final=lambda data: data.get("status") in ("completed", "done", "failed"),
+            )
         return self._reply(self._task_json(job))
 
     @staticmethod

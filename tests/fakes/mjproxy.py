@@ -40,6 +40,7 @@ from aiohttp import web
 from bot.clock import Clock, FakeClock, SystemClock
 from tests.fakes import images
 from tests.fakes.piapi import Profile
+from tests.fakes.push import WebhookSender
 
 __all__ = [
     "FAULTS",
@@ -310,10 +311,14 @@ class FakeMJProxy:
         self._port: int | None = None
         self._delayed: set[asyncio.Task[Any]] = set()
         self._ids = itertools.count(1)
+        # Tasks submitted with a notifyHook get the full task POSTed there on every
+        # status/progress change (knobs: see tests.fakes.push).
+        self.webhooks = WebhookSender(self.clock)
 
     # --- lifecycle ---
 
     async def start(self, port: int = 0) -> None:
+        self.webhooks.start()
         app = web.Application(middlewares=[self._middleware])
         for prefix in MODE_PREFIXES:
             for op in ("imagine", "action", "modal", "blend", "describe"):
@@ -340,6 +345,7 @@ class FakeMJProxy:
         await web.SockSite(self._runner, sock).start()
 
     async def stop(self) -> None:
+        await self.webhooks.stop()
         for task in list(self._delayed):
             task.cancel()
         if self._runner is not None:
@@ -554,16 +560,28 @@ class FakeMJProxy:
         if state is not None and (not isinstance(state, str) or len(state) > STATE_LIMIT):
             raise _Reply(4, f"state must be a string of at most {STATE_LIMIT} characters")
         if op == "modal":
-            return self._modal(request, body)
-        if op == "imagine":
-            task = self._imagine(body, mode)
-        elif op == "blend":
-            task = self._blend(body, mode)
-        elif op == "describe":
-            task = self._describe(body, mode)
+            response = self._modal(request, body)
+            task = self.tasks.get(str(body.get("taskId")))
         else:
-            task = self._action(body, mode)
-        return self._accept(request, task)
+            if op == "imagine":
+                task = self._imagine(body, mode)
+            elif op == "blend":
+                task = self._blend(body, mode)
+            elif op == "describe":
+                task = self._describe(body, mode)
+            else:
+                task = self._action(body, mode)
+            response = self._accept(request, task)
+        hook = body.get("notifyHook")
+        if task is not None and _is_http_url(hook):
+            assert isinstance(hook, str)
+            self.webhooks.track(
+                task.id,
+                hook,
+                render=lambda: None if task.vanished else self._task_json(task, self.now),
+                final=lambda data: data.get("status") in ("SUCCESS", "FAILURE", "CANCEL"),
+            )
+        return response
 
     def _mode(self, path: str, body: dict[str, Any]) -> str:
         for prefix in MODE_PREFIXES[1:]:

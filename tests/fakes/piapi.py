@@ -35,6 +35,7 @@ from aiohttp import web
 
 from bot.clock import Clock, FakeClock, SystemClock
 from tests.fakes import images
+from tests.fakes.push import WebhookSender
 
 __all__ = [
     "FAULTS",
@@ -425,10 +426,14 @@ class FakePiAPI:
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._delayed: set[asyncio.Task[Any]] = set()
+        # Tasks created with config.webhook_config.endpoint are posted there on every change
+        # as {"timestamp", "data": task} with x-webhook-secret (knobs: see tests.fakes.push).
+        self.webhooks = WebhookSender(self.clock)
 
     # --- lifecycle ---
 
     async def start(self, port: int = 0) -> None:
+        self.webhooks.start()
         app = web.Application(middlewares=[self._middleware])
         app.router.add_post("/api/v1/task", self._create)
         app.router.add_get("/api/v1/task/{task_id}", self._get)
@@ -452,6 +457,7 @@ class FakePiAPI:
         await web.SockSite(self._runner, sock).start()
 
     async def stop(self) -> None:
+        await self.webhooks.stop()
         # Handlers asleep in a "timeout" fault would otherwise hold shutdown for their delay.
         for task in list(self._delayed):
             task.cancel()
@@ -737,7 +743,24 @@ class FakePiAPI:
         record = request.get(_RECORD)
         if record is not None:
             record.task_id = task.task_id
+        self._track_webhook(task)
         return self._ok(self._task_json(task, now))
+
+    def _track_webhook(self, task: FakeTask) -> None:
+        hook = task.config.get("webhook_config")
+        endpoint = hook.get("endpoint") if isinstance(hook, dict) else None
+        if not _is_http_url(endpoint):
+            return
+        assert isinstance(hook, dict) and isinstance(endpoint, str)
+        secret = hook.get("secret")
+        self.webhooks.track(
+            task.task_id,
+            endpoint,
+            render=lambda: None if task.vanished else self._task_json(task, self.now),
+            wrap=lambda data: {"timestamp": int(self.now), "data": data},
+            final=lambda data: str(data.get("status", "")).lower() in ("completed", "failed"),
+            headers={"x-webhook-secret": secret} if isinstance(secret, str) and secret else None,
+        )
 
     def _validate(self, task_type: str, inp: dict[str, Any]) -> _Plan:
         """Check inputs per PROVIDERS.md §1.2; say which origin action a follow-up needs."""

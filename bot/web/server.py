@@ -1,0 +1,274 @@
+"""One small aiohttp server: the webhook receiver (push mode), /metrics and /healthz.
+
+    POST /webhook/<provider>/<token>   a provider's report of a job (PROVIDERS.md §1.5, §2-4)
+    GET  /metrics                      Prometheus text format 0.0.4
+    GET  /healthz                      200 {"status": "ok", ...} or 503
+
+Webhooks are authenticated by the secret token in the path (mj-proxy, Vtrix and Legnext
+send no secret of their own); PiAPI must also echo the secret in `x-webhook-secret`. Both
+are compared in constant time. A wrong token answers 404 and a wrong secret 401, before the
+body is read; bodies above `max_body` answer 413. A post that authenticates but cannot be
+read answers 400; one about a job the bot does not know answers 200 (so that the provider
+stops retrying) and is counted. Neither the token, the secret nor the body is ever logged.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from bot.clock import Clock
+from bot.engine import Engine
+from bot.metrics import Metrics
+from bot.providers.base import PushProvider
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024  # 1 MiB: a task object is a few kB
+GATEWAY_GRACE_S = 60.0
+SECRET_HEADER = "x-webhook-secret"
+
+
+@dataclass
+class WebhookAuth:
+    """What a post must carry: the path token, and for PiAPI also the header secret."""
+
+    provider: str
+    token: str
+    header_secret: str | None = None
+
+
+class GatewayWatch:
+    """Whether the Discord gateway is connected, and since when it has been down."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self.connected = False
+        self.down_since: float | None = clock.time()
+
+    def up(self) -> None:
+        self.connected = True
+        self.down_since = None
+
+    def down(self) -> None:
+        if self.connected or self.down_since is None:
+            self.down_since = self._clock.time()
+        self.connected = False
+
+    def down_for(self) -> float:
+        if self.connected or self.down_since is None:
+            return 0.0
+        return max(0.0, self._clock.time() - self.down_since)
+
+
+class WebServer:
+    """Serves whichever of the three parts it is given, on one host:port."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        engine: Engine,
+        metrics: Metrics | None = None,
+        provider: PushProvider | None = None,
+        auth: WebhookAuth | None = None,
+        gateway: GatewayWatch | None = None,
+        serve_metrics: bool = False,
+        max_body: int = MAX_BODY,
+    ) -> None:
+        if (provider is None) != (auth is None):
+            raise ValueError("the webhook receiver needs both a provider and its auth")
+        self.host, self.port = host, port
+        self._engine = engine
+        self._metrics = metrics
+        self._provider = provider
+        self._auth = auth
+        self._gateway = gateway
+        self._max_body = max_body
+        self.app = web.Application(client_max_size=max_body)
+        if provider is not None:
+            self.app.router.add_post("/webhook/{provider}/{token}", self._webhook)
+        if serve_metrics:
+            self.app.router.add_get("/metrics", self._metrics_page)
+            self.app.router.add_get("/healthz", self._healthz)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def bound_port(self) -> int:
+        """The port actually listened on (useful with port 0)."""
+        if self._runner is None:
+            raise RuntimeError("not started")
+        for site in self._runner.sites:
+            server = getattr(site, "_server", None)
+            sockets = getattr(server, "sockets", None) or []
+            for sock in sockets:
+                return int(sock.getsockname()[1])
+        return self.port
+
+    async def start(self) -> None:
+        # No access log: it would write the webhook path, and with it the secret token.
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        log.info("web server listening on %s:%d", self.host, self.bound_port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # --- webhooks -------------------------------------------------------------------------
+
+    def _count(self, outcome: str) -> None:
+        if self._metrics is not None and self._auth is not None:
+            self._metrics.webhooks.inc(provider=self._auth.provider, outcome=outcome)
+
+    def _authorised(self, request: web.Request) -> int | None:
+        """None when the post may go on, else the status to refuse it with."""
+        auth = self._auth
+        assert auth is not None
+        provider = request.match_info["provider"]
+        token = request.match_info["token"]
+        # Both compared even when the first differs: the answer's timing tells nothing.
+        provider_ok = hmac.compare_digest(provider.encode(), auth.provider.encode())
+        token_ok = hmac.compare_digest(token.encode(), auth.token.encode())
+        if not (provider_ok and token_ok):
+            return 404
+        if auth.header_secret is not None:
+            sent = request.headers.get(SECRET_HEADER, "")
+            if not hmac.compare_digest(sent.encode(), auth.header_secret.encode()):
+                return 401
+        return None
+
+    async def _webhook(self, request: web.Request) -> web.Response:
+        refusal = self._authorised(request)
+        if refusal is not None:
+            self._count("forbidden")
+            log.warning("webhook refused (%d) from %s", refusal, request.remote)
+            return _json(refusal, {"error": "not found" if refusal == 404 else "unauthorised"})
+        if request.content_length is not None and request.content_length > self._max_body:
+            self._count("too_large")
+            return _json(413, {"error": "body too large"})
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            self._count("too_large")
+            return _json(413, {"error": "body too large"})
+        try:
+            body: Any = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            self._count("malformed")
+            return _json(400, {"error": "body is not JSON"})
+        provider = self._provider
+        assert provider is not None
+        try:
+            snapshot = provider.parse_push(body)
+            if snapshot is not None:
+                operation = self._engine.operation_for_ref(snapshot.ref)
+                if operation is not None:
+                    snapshot = provider.parse_push(body, operation=operation)
+        except Exception:
+            log.warning("webhook body from %s could not be read", provider.name, exc_info=True)
+            snapshot = None
+            self._count("malformed")
+            return _json(400, {"error": "not a task"})
+        if snapshot is None:
+            notice = body.get("type") if isinstance(body, dict) else None
+            if isinstance(notice, str):
+                # PiAPI account notices (mj_penalty_triggered, mj_bot_banned, ...) matter.
+                log.warning("%s account notice: %.80s", provider.name, notice)
+                self._count("ignored")
+                return _json(200, {"ok": True, "ignored": "notice"})
+            self._count("malformed")
+            return _json(400, {"error": "not a task"})
+        outcome = await self._engine.ingest_outcome(snapshot)
+        self._count(outcome)
+        if outcome == "unknown_job":
+            log.info("webhook for an unknown %s job ignored", provider.name)
+        return _json(200, {"ok": True, "outcome": outcome})
+
+    # --- metrics and health ---------------------------------------------------------------
+
+    async def _metrics_page(self, request: web.Request) -> web.Response:
+        if self._metrics is None:
+            return web.Response(status=404, text="metrics are off\n")
+        return web.Response(
+            body=self._metrics.render().encode("utf-8"),
+            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+        )
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        engine_running = self._engine.running
+        gateway_connected = self._gateway.connected if self._gateway is not None else True
+        gateway_down_s = self._gateway.down_for() if self._gateway is not None else 0.0
+        healthy = engine_running and gateway_down_s <= GATEWAY_GRACE_S
+        return _json(
+            200 if healthy else 503,
+            {
+                "status": "ok" if healthy else "unhealthy",
+                "gateway_connected": gateway_connected,
+                "gateway_down_s": round(gateway_down_s, 1),
+                "engine_running": engine_running,
+                "jobs_active": self._engine.active_count,
+                "queue_length": self._engine.queue_length,
+            },
+        )
+
+
+def _json(status: int, payload: dict[str, Any]) -> web.Response:
+    return web.json_response(payload, status=status)
+
+
+def register_engine_gauges(metrics: Metrics, engine: Engine) -> None:
+    """Read jobs-by-state and the queue length from the engine at scrape time."""
+    metrics.jobs.source = lambda: {
+        (("state", state),): float(count) for state, count in engine.state_counts().items()
+    }
+    metrics.queue_length.source = lambda: float(engine.queue_length)
+
+
+def servers_for(
+    *,
+    webhook_listen: str,
+    metrics_listen: str,
+    engine: Engine,
+    metrics: Metrics,
+    provider: Any,
+    auth: WebhookAuth | None,
+    gateway: GatewayWatch | None,
+    parse_listen: Callable[[str], tuple[str, int]],
+) -> list[WebServer]:
+    """One server when both listen on the same address, else one per address."""
+    servers: list[WebServer] = []
+    push = bool(webhook_listen) and auth is not None
+    if push and not isinstance(provider, PushProvider):
+        raise ValueError(f"{getattr(provider, 'name', 'this provider')} cannot read webhooks")
+    if push:
+        host, port = parse_listen(webhook_listen)
+        servers.append(
+            WebServer(
+                host,
+                port,
+                engine=engine,
+                metrics=metrics,
+                provider=provider,
+                auth=auth,
+                gateway=gateway,
+                serve_metrics=bool(metrics_listen) and metrics_listen == webhook_listen,
+            )
+        )
+    if metrics_listen and not (push and metrics_listen == webhook_listen):
+        host, port = parse_listen(metrics_listen)
+        servers.append(
+            WebServer(
+                host, port, engine=engine, metrics=metrics, gateway=gateway, serve_metrics=True
+            )
+        )
+    return servers
