@@ -1,0 +1,857 @@
+"""Load benchmark: the real bot under hundreds to thousands of jobs, against the fakes.
+
+    .venv/bin/python -m bench.load                  # the issue's sizes (about 7-9 minutes)
+    .venv/bin/python -m bench.load --quick          # 200 jobs, shorter jobs: a smoke run
+    .venv/bin/python -m bench.load --jobs 500 --mode poll --skip-naive --seed 3
+
+What runs: this process serves the fake Discord (with Discord's rate limits, see
+bench/discord_limits.py) and the fake PiAPI on 127.0.0.1, on the real clock, and drives
+them; the bot is `python -m bot` in its own process with its shipped defaults (poll and
+edit intervals, log level) except the settings a load needs (MJ_MAX_CONCURRENT_JOBS).
+Every job's life at the fake provider is drawn per job from the profile (seeded), so the
+bot and the naive reference face the same load.
+
+- Phase A: a burst of `--burst` /imagine commands in 2 s to a fresh bot; acknowledgement
+  latency = arrival of the bot's interaction callback at the fake - dispatch of the
+  interaction by the fake.
+- Phase B: `--jobs` /imagine commands spread over `--ramp` seconds (shorter than the
+  shortest job, so that all of them are in flight at once), in poll mode and in push mode
+  (when the build has it), then the same jobs through bench/naive_client.py in its own
+  process. The figures come from the fakes' records and from /proc/<pid> of the process
+  under test; bench/load_analysis.py says exactly how each is counted.
+
+The load generator and both fakes share this 2-core machine with the process under test;
+their own CPU use is printed beside the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import importlib.metadata
+import inspect
+import os
+import platform
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.discord_limits import LIMITS_TEXT, install_discord_limits
+from bench.load_analysis import RunFigures, analyse, key_in, percentile
+from bench.procstat import CpuWindow
+from bench.workload import PROFILES, JobSpec, ProfileRange, make_jobs
+from tests.fakes.discord import DEFAULT_GUILD_ID, FakeDiscord, InteractionRecord
+from tests.fakes.piapi import FakePiAPI
+
+ROOT = Path(__file__).resolve().parents[1]
+BOT_TOKEN = "bench-bot-token-0123456789"
+PIAPI_KEY = "pk-bench-secret-key"
+DEFAULT_EDIT_INTERVAL_S = 1.5  # the bot's default, used when its settings cannot be read
+
+# Targets from issue 6.
+TARGET_ACK_P99_S = 0.100
+TARGET_CORES = 0.3
+TARGET_RSS_MB = 300.0
+TARGET_POLL_REQ_PER_STATE = 1.5
+TARGET_PUSH_REQ_PER_JOB = 1.1
+TARGET_EDITS_PER_STATE = 1.0
+
+
+@dataclass
+class BenchConfig:
+    jobs: int = 2000
+    burst: int = 200
+    burst_window_s: float = 2.0
+    # 2000 jobs over 30 s (67 commands/s, a third below the burst's rate) still puts about
+    # 95% of them in flight at once, as the shortest job lasts 22 s.
+    ramp_s: float = 30.0
+    modes: tuple[str, ...] = ("poll", "push")
+    naive: bool = True
+    seed: int = 1
+    profile: ProfileRange = PROFILES["realistic"]
+    image_size: int = 512
+    naive_poll_s: float = 2.0
+    log_level: str = "INFO"
+    # Extra settings for the bot (the smoke test shortens its intervals with these).
+    bot_env: dict[str, str] = field(default_factory=dict)
+    grace_s: float = 90.0  # after the longest job should have ended, before calling it lost
+    keep_logs: bool = False
+    # Run the bot under cProfile and leave its profile here (poll/push runs), for evidence.
+    cprofile_dir: Path | None = None
+
+
+@dataclass
+class RunResult:
+    name: str  # "poll", "push" or "naive"
+    figures: RunFigures | None = None
+    cpu: CpuWindow | None = None
+    harness_cpu: CpuWindow | None = None
+    dispatch_s: float = 0.0
+    wall_s: float = 0.0
+    note: str = ""
+    edit_interval_s: float = DEFAULT_EDIT_INTERVAL_S
+
+    @property
+    def available(self) -> bool:
+        return self.figures is not None
+
+
+@dataclass
+class Report:
+    config: BenchConfig
+    header: list[str]
+    ack: RunFigures | None
+    runs: list[RunResult]
+    text: str = ""
+
+    @property
+    def jobs_lost(self) -> int:
+        return sum(r.figures.lost for r in self.runs if r.figures is not None)
+
+
+# --- what this build of the bot offers ---------------------------------------------------
+
+
+def _settings_field(name: str) -> Any:
+    try:
+        from bot.config import Settings
+    except Exception:  # another engineer may be half-way through an edit
+        return None
+    return Settings.model_fields.get(name)
+
+
+def concurrency_cap() -> int | None:
+    """The largest MJ_MAX_CONCURRENT_JOBS the bot's settings accept, if bounded."""
+    found = _settings_field("mj_max_concurrent_jobs")
+    for rule in getattr(found, "metadata", []) or []:
+        if getattr(rule, "le", None) is not None:
+            return int(rule.le)
+    return None
+
+
+def bot_edit_interval(config: BenchConfig) -> float:
+    if "DISCORD_EDIT_INTERVAL_S" in config.bot_env:
+        return float(config.bot_env["DISCORD_EDIT_INTERVAL_S"])
+    found = _settings_field("discord_edit_interval_s")
+    default = getattr(found, "default", None)
+    return float(default) if isinstance(default, (int, float)) else DEFAULT_EDIT_INTERVAL_S
+
+
+def push_support() -> str | None:
+    """None when push mode can run; else why not, as the table says it."""
+    if _settings_field("webhook_listen") is None:
+        return "push mode: not available in this build (no WEBHOOK_LISTEN in bot/config.py)"
+    import tests.fakes.piapi as fake_module
+
+    if "x-webhook-secret" not in inspect.getsource(fake_module).lower():
+        return "push mode: the fake PiAPI has no webhook delivery in this build"
+    return None
+
+
+def push_env() -> dict[str, str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return {
+        "WEBHOOK_LISTEN": f"127.0.0.1:{port}",
+        "WEBHOOK_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "WEBHOOK_SECRET": secrets.token_urlsafe(24),
+    }
+
+
+# --- the world: fakes and the bot process ------------------------------------------------
+
+
+@dataclass
+class World:
+    discord: FakeDiscord
+    piapi: FakePiAPI
+    tmp: Path
+    config: BenchConfig
+
+    def add_jobs(self, jobs: list[JobSpec]) -> None:
+        for job in jobs:
+            self.piapi.profile_for_prompt[job.key] = job.profile
+
+    def finals(self) -> int:
+        """Job messages that carry an uploaded result."""
+        return sum(
+            1
+            for m in list(self.discord.messages.values())
+            if m.attachments and not m.deleted and key_in(m.content)
+        )
+
+    def unanswered(self, records: list[InteractionRecord]) -> int:
+        """Interactions past Discord's 3-second window without an answer: lost for good."""
+        too_old = self.discord.now() - self.discord.callback_deadline - 1.0
+        return sum(1 for r in records if not r.responded and r.created_at < too_old)
+
+    def channel_id(self, name: str) -> int:
+        return self.discord.resolve_channel(name, self.discord.guild).id
+
+
+@contextlib.asynccontextmanager
+async def open_world(config: BenchConfig) -> AsyncIterator[World]:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-load-"))
+    discord = FakeDiscord(bot_token=BOT_TOKEN)
+    piapi = FakePiAPI(
+        api_key=PIAPI_KEY, image_size=config.image_size, max_concurrent_task_count=1_000_000
+    )
+    try:
+        async with discord, piapi:
+            install_discord_limits(discord)
+            yield World(discord, piapi, tmp, config)
+    finally:
+        if not config.keep_logs:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@dataclass
+class BotProcess:
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log_tail(self, chars: int = 3000) -> str:
+        with contextlib.suppress(OSError):
+            return self.log_path.read_text(errors="replace")[-chars:]
+        return ""
+
+    def stop(self, limit_s: float = 10.0) -> str:
+        """SIGTERM, then SIGKILL after `limit_s`; says how it went when it went badly."""
+        if self.proc.poll() is not None:
+            return ""
+        began = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=limit_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+            return f"the bot did not exit within {limit_s:g} s of SIGTERM and was killed"
+        took = time.monotonic() - began
+        return f"the bot took {took:.1f} s to exit on SIGTERM" if took > 3 else ""
+
+
+def bot_env(world: World, extra: dict[str, str]) -> dict[str, str]:
+    cap = concurrency_cap()
+    slots = max(world.config.jobs, world.config.burst)
+    inherited = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(
+            ("DISCORD_", "PIAPI_", "MJ_", "VTRIX_", "LEGNEXT_", "MJPROXY_", "WEBHOOK_", "PUSH_")
+        )
+        and k not in ("METRICS_LISTEN", "DATABASE_URL", "LOG_LEVEL")
+    }
+    return {
+        **inherited,
+        "PYTHONPATH": str(ROOT),
+        "DISCORD_TOKEN": BOT_TOKEN,
+        "DISCORD_API_BASE": world.discord.api_base,
+        "DISCORD_GATEWAY_URL": world.discord.gateway_url,
+        "DISCORD_GUILD_IDS": str(DEFAULT_GUILD_ID),
+        "DISCORD_GUILD_READY_TIMEOUT": "0.1",
+        "PIAPI_API_KEY": PIAPI_KEY,
+        "PIAPI_BASE_URL": world.piapi.base_url,
+        "MJ_MAX_CONCURRENT_JOBS": str(min(slots, cap) if cap else slots),
+        "MEDIA_ALLOW_PRIVATE_HOSTS": "true",
+        "DATABASE_URL": f"sqlite:///{world.tmp / 'bot.db'}",
+        "LOG_LEVEL": world.config.log_level,
+        **world.config.bot_env,
+        **extra,
+    }
+
+
+async def start_bot(world: World, extra: dict[str, str], name: str = "bot") -> BotProcess:
+    discord = world.discord
+    log_path = world.tmp / "bot.log"
+    identified = discord.gateway.identifies
+    command = [sys.executable, "-m", "bot"]
+    if world.config.cprofile_dir is not None:
+        world.config.cprofile_dir.mkdir(parents=True, exist_ok=True)
+        out = world.config.cprofile_dir / f"bot-{name}.prof"
+        command = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "bot"]
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, stopped explicitly
+            command,
+            cwd=world.tmp,
+            env=bot_env(world, extra),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    bot = BotProcess(proc, log_path)
+    try:
+        await discord.wait_for(
+            lambda: (
+                proc.poll() is not None
+                or (
+                    discord.gateway.identifies > identified
+                    and discord.find_command("imagine", DEFAULT_GUILD_ID) is not None
+                )
+            ),
+            timeout=60,
+            what="the bot to log in and sync its commands",
+        )
+        if proc.poll() is not None:
+            raise RuntimeError(f"the bot exited at start:\n{bot.log_tail()}")
+        await discord.wait_ready(timeout=30)
+    except BaseException:
+        bot.stop()
+        raise
+    return bot
+
+
+async def lift_member_limits(world: World) -> None:
+    """/settings limits at_once:0 per_day:0 fast_per_day:0, as the guild's admin."""
+    record = await world.discord.slash(
+        "settings limits", {"at_once": 0, "per_day": 0, "fast_per_day": 0}, user="admin"
+    )
+    await world.discord.wait_for_callback(record, timeout=10)
+    content = str((record.response_data or {}).get("content", ""))
+    if not content.startswith("Saved"):
+        raise RuntimeError(f"/settings limits was refused: {content!r}")
+
+
+async def dispatch(world: World, jobs: list[JobSpec], span_s: float) -> list[InteractionRecord]:
+    """/imagine for every job, evenly over `span_s` seconds (as fast as possible if behind)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    step = span_s / max(1, len(jobs))
+    records = []
+    for i, job in enumerate(jobs):
+        delay = start + i * step - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        records.append(
+            await world.discord.slash(
+                "imagine", {"prompt": job.prompt}, user=job.user, channel=job.channel
+            )
+        )
+    return records
+
+
+async def wait_until(predicate: Callable[[], bool], limit_s: float, every_s: float = 0.5) -> bool:
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + limit_s
+    while not predicate():
+        if loop.time() > give_up:
+            return False
+        await asyncio.sleep(every_s)
+    return True
+
+
+# --- the phases --------------------------------------------------------------------------
+
+
+async def phase_ack(config: BenchConfig) -> RunFigures:
+    jobs = make_jobs(config.burst, config.profile, config.seed, first=90_000)
+    async with open_world(config) as world:
+        world.add_jobs(jobs)
+        bot = await start_bot(world, {}, "ack")
+        try:
+            await lift_member_limits(world)
+            mark, mark_p = world.discord.last_seq, len(world.piapi.requests)
+            records = await dispatch(world, jobs, config.burst_window_s)
+            await wait_until(
+                lambda: all(r.callback_attempts or r.responded for r in records),
+                world.discord.callback_deadline + 5,
+                every_s=0.1,
+            )
+            return analyse(
+                world.discord,
+                world.piapi,
+                [j.key for j in jobs],
+                since_seq=mark,
+                since_piapi=mark_p,
+            )
+        finally:
+            bot.stop()
+
+
+async def phase_bot(config: BenchConfig, mode: str) -> RunResult:
+    jobs = make_jobs(config.jobs, config.profile, config.seed)
+    result = RunResult(mode, edit_interval_s=bot_edit_interval(config))
+    async with open_world(config) as world:
+        world.add_jobs(jobs)
+        bot = await start_bot(world, push_env() if mode == "push" else {}, mode)
+        try:
+            await lift_member_limits(world)
+            mark, mark_p = world.discord.last_seq, len(world.piapi.requests)
+            result.cpu, result.harness_cpu = CpuWindow(bot.proc.pid), CpuWindow(os.getpid())
+            result.cpu.start()
+            result.harness_cpu.start()
+            began = time.time()
+            records = await dispatch(world, jobs, config.ramp_s)
+            result.dispatch_s = time.time() - began
+            limit = config.ramp_s + config.profile.longest_s + config.grace_s
+            await wait_until(
+                lambda: world.finals() + world.unanswered(records) >= len(jobs),
+                limit - result.dispatch_s,
+            )
+            result.wall_s = time.time() - began
+            await result.cpu.stop()
+            await result.harness_cpu.stop()
+            if bot.proc.poll() is not None:
+                result.note = f"the bot exited during the run:\n{bot.log_tail()}"
+            result.figures = analyse(
+                world.discord,
+                world.piapi,
+                [j.key for j in jobs],
+                since_seq=mark,
+                since_piapi=mark_p,
+            )
+            if result.figures.lost and config.keep_logs:
+                result.note += f"\nbot log: {bot.log_path}"
+        finally:
+            stopped = bot.stop()
+            if stopped:
+                result.note += f"\n{stopped}"
+    return result
+
+
+async def phase_naive(config: BenchConfig) -> RunResult:
+    jobs = make_jobs(config.jobs, config.profile, config.seed)
+    result = RunResult("naive")
+    async with open_world(config) as world:
+        world.add_jobs(jobs)
+        deadline = config.ramp_s + config.profile.longest_s + config.grace_s
+        channels = ",".join(str(world.channel_id(name)) for name in ("general", "art"))
+        log_path = world.tmp / "naive.log"
+        with log_path.open("wb") as log_file:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bench.naive_client",
+                "--discord-api",
+                world.discord.api_base,
+                "--token",
+                BOT_TOKEN,
+                "--piapi",
+                world.piapi.base_url,
+                "--piapi-key",
+                PIAPI_KEY,
+                "--channels",
+                channels,
+                "--jobs",
+                str(len(jobs)),
+                "--ramp",
+                str(config.ramp_s),
+                "--poll",
+                str(config.naive_poll_s),
+                "--deadline",
+                str(deadline),
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log_file,
+            )
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            ready = await asyncio.wait_for(proc.stdout.readline(), 60)
+            if ready.strip() != b"ready":
+                raise RuntimeError(f"naive client did not start: {log_path.read_text()[-2000:]}")
+            mark, mark_p = world.discord.last_seq, len(world.piapi.requests)
+            result.cpu, result.harness_cpu = CpuWindow(proc.pid), CpuWindow(os.getpid())
+            result.cpu.start()
+            result.harness_cpu.start()
+            began = time.time()
+            proc.stdin.write(b"go\n")
+            await proc.stdin.drain()
+            await wait_until(
+                lambda: world.finals() >= len(jobs) or proc.returncode is not None,
+                deadline + 30,
+            )
+            result.wall_s = time.time() - began
+            result.dispatch_s = config.ramp_s
+            await result.cpu.stop()
+            await result.harness_cpu.stop()
+            result.figures = analyse(
+                world.discord,
+                world.piapi,
+                [j.key for j in jobs],
+                since_seq=mark,
+                since_piapi=mark_p,
+            )
+        finally:
+            if proc.returncode is None:
+                proc.terminate()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(proc.wait(), 10)
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    return result
+
+
+# --- the report --------------------------------------------------------------------------
+
+
+def machine_facts(argv: list[str]) -> list[str]:
+    def version(name: str) -> str:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return "?"
+
+    cpu = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    commit = "?"
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+        if dirty:
+            commit += f" + {len(dirty.splitlines())} uncommitted file(s)"
+    load1, load5, _ = os.getloadavg()
+    return [
+        f"command: {' '.join(shlex.quote(a) for a in argv)}",
+        f"machine: {os.cpu_count()} CPU ({cpu}), {mem} RAM, {platform.platform()}",
+        f"python {platform.python_version()}, discord.py {version('discord.py')}, "
+        f"aiohttp {version('aiohttp')}, httpx {version('httpx')}; bot at {commit}",
+        f"load average at start: {load1:.2f} (1 min), {load5:.2f} (5 min)",
+        "note: the load generator and both fakes run in this one process on the same "
+        "machine as the process under test, and compete with it for the 2 cores",
+    ]
+
+
+def _fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if unit == "ms":
+        return f"{value * 1000:.0f} ms"
+    if unit == "s":
+        return f"{value:.{digits}f} s"
+    return f"{value:.{digits}f}{unit}"
+
+
+def _ratio(ours: float | None, naive: float | None) -> str:
+    if ours is None or naive is None:
+        return "-"
+    if naive == 0:
+        return "-" if ours else "1.00"
+    return f"{ours / naive:.2f}"
+
+
+def _verdict(value: float | None, ok: bool | None) -> str:
+    if value is None or ok is None:
+        return ""
+    return " PASS" if ok else " MISS"
+
+
+@dataclass(frozen=True)
+class _Metric:
+    label: str
+    target: str
+    get: Callable[[RunResult], float | None]
+    unit: str = ""
+    digits: int = 2
+    # Whether a run meets the target; None where the target does not apply to that run.
+    check: Callable[[RunResult, float], bool | None] | None = None
+    ratio: bool = True  # print ours/naive
+
+
+OURS = ("poll", "push")
+
+
+def _fig(run: RunResult) -> RunFigures:
+    assert run.figures is not None
+    return run.figures
+
+
+def _per_job(run: RunResult, total: float) -> float | None:
+    # Per job that reached the provider: a job lost before it is not a job the bot ran.
+    jobs = _fig(run).submitted
+    return total / jobs if jobs else None
+
+
+def _div(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+def _avg_cores(window: CpuWindow | None) -> float | None:
+    return window.cpu / window.wall if window is not None and window.wall else None
+
+
+def _ours(limit: float) -> Callable[[RunResult, float], bool | None]:
+    return lambda run, value: value <= limit if run.name in OURS else None
+
+
+def _only(name: str, limit: float) -> Callable[[RunResult, float], bool | None]:
+    return lambda run, value: value <= limit if run.name == name else None
+
+
+def _zero(run: RunResult, value: float) -> bool:
+    return value == 0
+
+
+def _zero_ours(run: RunResult, value: float) -> bool | None:
+    return value == 0 if run.name in OURS else None
+
+
+def _push_latency(run: RunResult, value: float) -> bool | None:
+    return value <= run.edit_interval_s + 1.0 if run.name == "push" else None
+
+
+METRICS = (
+    _Metric("jobs", "", lambda r: len(_fig(r).jobs), digits=0, ratio=False),
+    _Metric("jobs submitted to the provider", "", lambda r: _fig(r).submitted, digits=0,
+            ratio=False),
+    _Metric("jobs lost (no final message)", "0", lambda r: _fig(r).lost, digits=0, check=_zero,
+            ratio=False),
+    _Metric("  of which never acknowledged", "", lambda r: _fig(r).unacknowledged, digits=0,
+            ratio=False),
+    _Metric("duplicate submissions", "0", lambda r: _fig(r).duplicate_submissions, digits=0,
+            check=_zero, ratio=False),
+    _Metric("peak jobs in flight at provider", "", lambda r: _fig(r).peak_in_flight()[0],
+            digits=0, ratio=False),
+    _Metric("phase wall time", "", lambda r: r.wall_s, "s", 0),
+    _Metric("CPU seconds per job", "", lambda r: _per_job(r, r.cpu.cpu if r.cpu else 0.0), "s",
+            4),
+    _Metric("avg cores, whole phase", f"<= {TARGET_CORES}", lambda r: _avg_cores(r.cpu),
+            check=_ours(TARGET_CORES)),
+    _Metric("avg cores, >=90% of peak in flight", f"<= {TARGET_CORES}",
+            lambda r: _plateau_cores(r), check=_ours(TARGET_CORES)),
+    _Metric("busiest 5 s, cores", "", lambda r: r.cpu.peak_cores() if r.cpu else None),
+    _Metric("peak RSS (VmHWM)", f"<= {TARGET_RSS_MB:.0f} MB",
+            lambda r: r.cpu.peak_rss_kb / 1024 if r.cpu else None, " MB", 0,
+            check=_ours(TARGET_RSS_MB)),
+    _Metric("distinct provider states per job", "",
+            lambda r: _per_job(r, _fig(r).total_states)),
+    _Metric("provider requests per job", f"push <= {TARGET_PUSH_REQ_PER_JOB}",
+            lambda r: _per_job(r, _fig(r).total("provider_requests")),
+            check=_only("push", TARGET_PUSH_REQ_PER_JOB)),
+    _Metric("provider requests per state", f"poll <= {TARGET_POLL_REQ_PER_STATE}",
+            lambda r: _div(_fig(r).total("provider_requests"), _fig(r).total_states),
+            check=_only("poll", TARGET_POLL_REQ_PER_STATE)),
+    _Metric("Discord edits per job", "", lambda r: _per_job(r, _fig(r).total("edits"))),
+    _Metric("edits per visible state", f"<= {TARGET_EDITS_PER_STATE:g}",
+            lambda r: _div(_fig(r).total("edits"), _fig(r).total_states),
+            check=_ours(TARGET_EDITS_PER_STATE)),
+    _Metric("state-to-edit latency p50", "",
+            lambda r: percentile(_fig(r).all_latencies(), 50), "s"),
+    _Metric("state-to-edit latency p99", "push <= interval+1 s",
+            lambda r: percentile(_fig(r).all_latencies(), 99), "s", check=_push_latency),
+    _Metric("Discord 429s received", "0", lambda r: _fig(r).discord_429, digits=0,
+            check=_zero_ours),
+    _Metric("ack p99 during the ramp", "", lambda r: percentile(_fig(r).acks(), 99), "ms"),
+    _Metric("jobs started over", "", lambda r: r.dispatch_s, "s", 1, ratio=False),
+    _Metric("load generator + fakes, avg cores", "", lambda r: _avg_cores(r.harness_cpu)),
+)  # fmt: skip
+
+
+def _plateau_cores(run: RunResult) -> float | None:
+    if run.figures is None or run.cpu is None:
+        return None
+    window = run.figures.plateau(0.9)
+    return run.cpu.cores_between(*window) if window else None
+
+
+def render_table(report: Report, unavailable: dict[str, str]) -> str:
+    lines: list[str] = []
+    ack = report.ack
+    if ack is not None:
+        acks = ack.acks()
+        p99 = percentile(acks, 99)
+        complete = len(acks) == len(ack.jobs) and ack.unacknowledged == 0
+        lines.append(
+            f"Phase A: acknowledgement latency, {report.config.burst} /imagine in "
+            f"{report.config.burst_window_s:g} s (dispatch by the fake -> callback at the fake)"
+        )
+        lines.append(
+            f"  answered {len(acks)}/{len(ack.jobs)}   p50 {_fmt(percentile(acks, 50), 'ms')}   "
+            f"p99 {_fmt(p99, 'ms')}   max {_fmt(max(acks) if acks else None, 'ms')}   "
+            f"target p99 <= {TARGET_ACK_P99_S * 1000:.0f} ms"
+            + _verdict(p99, p99 is not None and p99 <= TARGET_ACK_P99_S and complete)
+        )
+        lines.append("")
+    runs = report.runs
+    names = [r.name for r in runs]
+    lines.append(
+        f"Phase B: {report.config.jobs} jobs over {report.config.ramp_s:g} s; "
+        f"columns: {', '.join(names)}" + ("; ratios ours/naive" if "naive" in names else "")
+    )
+    ratio_cols = [n for n in OURS if n in names] if "naive" in names else []
+    header = ["metric", "target", *names, *(f"{n}/naive" for n in ratio_cols)]
+    table = [header]
+    for metric in METRICS:
+        values = {r.name: metric.get(r) if r.available else None for r in runs}
+        cells = [metric.label, metric.target]
+        for run in runs:
+            value = values[run.name]
+            ok = metric.check(run, value) if metric.check and value is not None else None
+            cells.append(_fmt(value, metric.unit, metric.digits) + _verdict(value, ok))
+        for name in ratio_cols:
+            cells.append(_ratio(values[name], values["naive"]) if metric.ratio else "")
+        table.append(cells)
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for i, cells in enumerate(table):
+        lines.append(
+            "  ".join(
+                c.ljust(widths[j]) if j < 2 else c.rjust(widths[j]) for j, c in enumerate(cells)
+            ).rstrip()
+        )
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    lines.extend(unavailable.values())
+    for run in runs:
+        if run.note:
+            lines.append(f"{run.name}: {run.note.strip()}")
+    return "\n".join(lines)
+
+
+def describe_setup(config: BenchConfig) -> list[str]:
+    cap = concurrency_cap()
+    slots = max(config.jobs, config.burst)
+    lines = [
+        f"profile (fake PiAPI, real clock, seed {config.seed}): {config.profile.describe()}; "
+        f"results {config.image_size} px PNG grids",
+        "rate limits at the fake Discord: " + "; ".join(LIMITS_TEXT),
+        f"bot: shipped defaults (LOG_LEVEL={config.log_level}, edit interval "
+        f"{bot_edit_interval(config):g} s) + MJ_MAX_CONCURRENT_JOBS="
+        f"{min(slots, cap) if cap else slots}"
+        + (f" (the bot's settings cap it at {cap})" if cap and cap < slots else "")
+        + (f" + {config.bot_env}" if config.bot_env else ""),
+        f"naive reference: bench/naive_client.py, a task per job polling every "
+        f"{config.naive_poll_s:g} s and editing after every poll (bot token, plain httpx)",
+        "distinct visible state := distinct (status, progress, previews) the fake provider "
+        "exposed; latencies are measured for every state after pending",
+    ]
+    return lines
+
+
+async def run_benchmark(config: BenchConfig, argv: list[str] | None = None) -> Report:
+    header = [*machine_facts(argv or sys.argv), *describe_setup(config)]
+    print("\n".join(header), flush=True)
+    unavailable: dict[str, str] = {}
+    runs: list[RunResult] = []
+    ack = None
+    started = time.time()
+    if config.burst:
+        print(f"[{time.time() - started:5.0f}s] phase A: {config.burst} commands ...", flush=True)
+        ack = await phase_ack(config)
+    if config.jobs:
+        for mode in config.modes:
+            if mode == "push" and (why := push_support()) is not None:
+                unavailable["push"] = why
+                continue
+            print(f"[{time.time() - started:5.0f}s] phase B, {mode} mode ...", flush=True)
+            runs.append(await phase_bot(config, mode))
+        if config.naive:
+            print(f"[{time.time() - started:5.0f}s] phase B, naive reference ...", flush=True)
+            runs.append(await phase_naive(config))
+    report = Report(config, header, ack, runs)
+    report.text = render_table(report, unavailable)
+    print(f"[{time.time() - started:5.0f}s] done\n", flush=True)
+    load1, _, _ = os.getloadavg()
+    print(report.text)
+    print(f"load average at the end: {load1:.2f} (1 min)", flush=True)
+    return report
+
+
+def parse_args(argv: list[str]) -> BenchConfig:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.load", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--jobs", type=int, help="jobs in flight in phase B (default 2000)")
+    parser.add_argument("--burst", type=int, help="commands in the phase A burst (default 200)")
+    parser.add_argument(
+        "--ramp", type=float, help="seconds over which phase B starts its jobs (default 30)"
+    )
+    parser.add_argument("--mode", choices=("poll", "push", "both"), default="both")
+    parser.add_argument("--skip-naive", action="store_true", help="no naive reference run")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--profile", choices=sorted(PROFILES), help="job life at the provider")
+    parser.add_argument("--image-size", type=int, default=512, help="result grid side, px")
+    parser.add_argument("--log-level", default="INFO", help="the bot's LOG_LEVEL")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 200 jobs, burst 50, short profile"
+    )
+    parser.add_argument("--keep-logs", action="store_true", help="keep the temporary dirs")
+    parser.add_argument(
+        "--bot-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an extra setting for the bot (repeatable), e.g. DISCORD_EDIT_INTERVAL_S=1",
+    )
+    parser.add_argument("--naive-poll", type=float, default=2.0, help="naive poll interval, s")
+    parser.add_argument(
+        "--cprofile", type=Path, metavar="DIR", help="run the bot under cProfile, profiles to DIR"
+    )
+    args = parser.parse_args(argv)
+    bot_extra = {}
+    for item in args.bot_env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            parser.error(f"--bot-env wants NAME=VALUE, got {item!r}")
+        bot_extra[name] = value
+    config = BenchConfig()
+    if args.quick:
+        config = dataclasses.replace(
+            config, jobs=200, burst=50, ramp_s=4.0, profile=PROFILES["short"], grace_s=45.0
+        )
+    overrides: dict[str, Any] = {
+        "modes": ("poll", "push") if args.mode == "both" else (args.mode,),
+        "naive": not args.skip_naive,
+        "seed": args.seed,
+        "image_size": args.image_size,
+        "log_level": args.log_level,
+        "keep_logs": args.keep_logs,
+        "bot_env": bot_extra,
+        "naive_poll_s": args.naive_poll,
+        "cprofile_dir": args.cprofile,
+    }
+    if args.jobs is not None:
+        overrides["jobs"] = args.jobs
+    if args.burst is not None:
+        overrides["burst"] = args.burst
+    if args.ramp is not None:
+        overrides["ramp_s"] = args.ramp
+    if args.profile is not None:
+        overrides["profile"] = PROFILES[args.profile]
+    return dataclasses.replace(config, **overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    config = parse_args(argv)
+    shown = [".venv/bin/python", "-m", "bench.load", *argv]
+    report = asyncio.run(run_benchmark(config, shown))
+    return 1 if report.jobs_lost else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
