@@ -11,7 +11,7 @@ import discord
 from discord.ext import commands
 
 from bot.clock import SystemClock
-from bot.config import Settings
+from bot.config import Settings, parse_listen
 from bot.discord.follow_ups import FollowUps
 from bot.discord.policy import Policy
 from bot.discord.publisher import Publisher
@@ -21,10 +21,12 @@ from bot.domain import Job
 from bot.engine import Engine, EngineSettings
 from bot.logging_setup import setup_logging
 from bot.media import FetchPolicy
+from bot.metrics import Metrics, install_rate_limit_counter
 from bot.providers.base import Provider
 from bot.providers.factory import build_provider
 from bot.store import open_store
 from bot.store.base import Store
+from bot.web import GatewayWatch, WebhookAuth, WebServer, register_engine_gauges, servers_for
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,8 @@ def engine_settings(settings: Settings) -> EngineSettings:
         poll_max_s=max(settings.mj_poll_max_interval_s, poll),
         stall_timeout_s=settings.job_stall_timeout_s,
         max_duration_s=settings.job_max_duration_s,
+        push_mode=settings.push_mode,
+        push_safety_poll_s=settings.push_safety_poll_s,
     )
 
 
@@ -58,6 +62,10 @@ class MidjourneyBot(commands.AutoShardedBot):
 
     def __init__(self, settings: Settings) -> None:
         intents = discord.Intents.default()
+        # The bot reads no messages: without these, every edit it makes does not come back
+        # to it as a MESSAGE_UPDATE (2% of its CPU under load, bench/load.py).
+        intents.guild_messages = False
+        intents.dm_messages = False
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -65,13 +73,22 @@ class MidjourneyBot(commands.AutoShardedBot):
             chunk_guilds_at_startup=False,
         )
         self.settings = settings
+        # The one metrics registry of this process; the parts that count get it passed.
+        self.metrics = Metrics()
+        self.gateway_watch = GatewayWatch(SystemClock())
+        self.web_servers: list[WebServer] = []
+        self._uninstall_rate_limit_counter = install_rate_limit_counter(self.metrics)
 
     async def setup_hook(self) -> None:
         self.store = await open_store(self.settings.database_url)
         self.provider = build_provider(self.settings)
         clock = SystemClock()
         self.engine = Engine(
-            self.provider, self.store.jobs, clock=clock, settings=engine_settings(self.settings)
+            self.provider,
+            self.store.jobs,
+            clock=clock,
+            settings=engine_settings(self.settings),
+            metrics=self.metrics,
         )
         window = self.provider.capabilities.follow_up_window
         fetch_policy = FetchPolicy(allow_private=self.settings.media_allow_private_hosts)
@@ -85,6 +102,7 @@ class MidjourneyBot(commands.AutoShardedBot):
             follow_up_window=window,
             extra_actions=lambda job: bot_actions(self, job),
             spoiler=self._spoiler,
+            metrics=self.metrics,
         )
         prompt_limit = min(
             self.provider.capabilities.max_prompt_length, self.settings.mj_max_prompt_length
@@ -106,11 +124,57 @@ class MidjourneyBot(commands.AutoShardedBot):
         await self._apply_account_concurrency()
         # The publisher subscribed before the engine resumes, so no change is missed.
         await self.engine.start()
+        await self._start_web()
         resumed = await self.publisher.resume()
         log.info("resumed delivering %d job message(s)", resumed)
         for cog in cog_modules():
             await self.load_extension(cog)
         await self._sync_commands()
+
+    async def _start_web(self) -> None:
+        """Push mode's webhook receiver and /metrics + /healthz, each when configured."""
+        settings = self.settings
+        register_engine_gauges(self.metrics, self.engine)
+        auth: WebhookAuth | None = None
+        if settings.push_mode and settings.webhook_secret is not None:
+            name = self.provider.name
+            auth = WebhookAuth(
+                provider=name,
+                token=settings.webhook_token(name),
+                # Only PiAPI echoes a secret header; the others rely on the path token.
+                header_secret=settings.webhook_secret.get_secret_value()
+                if name == "piapi"
+                else None,
+            )
+        for sig_name in ("connect", "ready", "resumed"):
+            self.add_listener(self._gateway_up, f"on_{sig_name}")
+        self.add_listener(self._gateway_down, "on_disconnect")
+        self.web_servers = servers_for(
+            webhook_listen=settings.webhook_listen,
+            metrics_listen=settings.metrics_listen,
+            engine=self.engine,
+            metrics=self.metrics,
+            provider=self.provider,
+            auth=auth,
+            gateway=self.gateway_watch,
+            parse_listen=parse_listen,
+        )
+        for server in self.web_servers:
+            await server.start()
+        if settings.push_mode:
+            log.info(
+                "push mode: %s posts job changes to %s/webhook/%s/…; safety poll every %.0fs",
+                self.provider.name,
+                settings.webhook_public_url,
+                self.provider.name,
+                settings.push_safety_poll_s,
+            )
+
+    async def _gateway_up(self) -> None:
+        self.gateway_watch.up()
+
+    async def _gateway_down(self) -> None:
+        self.gateway_watch.down()
 
     async def _spoiler(self, job: Job) -> bool:
         """Whether the server wants this result spoilered: its prompt holds a word of the
@@ -161,6 +225,10 @@ class MidjourneyBot(commands.AutoShardedBot):
         # Stop taking interactions first, then the parts behind them, the store last:
         # a click handled during shutdown must not find the store already closed.
         await super().close()
+        for server in self.web_servers:
+            await server.stop()
+        self.web_servers = []
+        self._uninstall_rate_limit_counter()
         if hasattr(self, "engine"):
             await self.engine.stop()
         if hasattr(self, "publisher"):

@@ -7,7 +7,10 @@ that names the variable and never echoes its value.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from enum import StrEnum
+from secrets import token_urlsafe
 from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -64,7 +67,7 @@ class Settings(BaseSettings):
 
     # --- engine --------------------------------------------------------------------------
     # Jobs the provider account may run at once; the rest wait, fairly, in the bot.
-    mj_max_concurrent_jobs: int = Field(default=3, ge=1, le=1000)
+    mj_max_concurrent_jobs: int = Field(default=3, ge=1, le=100_000)
     # A job whose visible progress has not changed for this long is ended as timed out.
     job_stall_timeout_s: float = Field(default=600.0, gt=0)
     # No job runs longer than this, progress or not.
@@ -85,6 +88,20 @@ class Settings(BaseSettings):
     # Fetch result images from private/loopback addresses. Only for local test set-ups:
     # in production it would let a provider reply point the bot at the host's network.
     media_allow_private_hosts: bool = False
+
+    # --- push mode and metrics -----------------------------------------------------------
+    # host:port the webhook receiver listens on; empty = push mode off (polling only).
+    webhook_listen: str = ""
+    # The URL at which the provider reaches that receiver (e.g. https://bot.example.com);
+    # required with WEBHOOK_LISTEN. Callbacks go to <this>/webhook/<provider>/<token>.
+    webhook_public_url: str | None = None
+    # Secret PiAPI echoes in x-webhook-secret, and the key the path tokens derive from.
+    # Empty = a random one is made at every start. Never logged.
+    webhook_secret: SecretStr | None = None
+    # host:port serving /metrics and /healthz; empty = off. May equal WEBHOOK_LISTEN.
+    metrics_listen: str = ""
+    # In push mode each job is still polled this often, as a safety net for lost webhooks.
+    push_safety_poll_s: float = Field(default=60.0, gt=0, le=3600)
 
     # --- storage and logs ----------------------------------------------------------------
     database_url: str = "sqlite:///data/bot.db"
@@ -108,6 +125,7 @@ class Settings(BaseSettings):
         "vtrix_base_url",
         "legnext_base_url",
         "mjproxy_base_url",
+        "webhook_public_url",
     )
     @classmethod
     def _url(cls, value: str | None) -> str | None:
@@ -116,6 +134,14 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://", "ws://", "wss://")):
             raise ValueError("must be an absolute http(s) or ws(s) URL")
         return value.rstrip("/") if value.startswith("http") else value
+
+    @field_validator("webhook_listen", "metrics_listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            parse_listen(value)  # raises ValueError with a readable message
+        return value
 
     @field_validator("log_level")
     @classmethod
@@ -139,7 +165,29 @@ class Settings(BaseSettings):
         if self.mj_provider is ProviderName.MJPROXY and not self.mjproxy_base_url:
             # The secret stays optional: a self-hosted proxy may run without one.
             raise ValueError("MJPROXY_BASE_URL is required when MJ_PROVIDER=mjproxy")
+        if self.webhook_listen and not self.webhook_public_url:
+            raise ValueError("WEBHOOK_PUBLIC_URL is required when WEBHOOK_LISTEN is set")
+        if self.webhook_listen and not _present(self.webhook_secret):
+            # Made here, once, so that every part of the bot (and the log filter) sees it.
+            self.webhook_secret = SecretStr(token_urlsafe(32))
         return self
+
+    @property
+    def push_mode(self) -> bool:
+        return bool(self.webhook_listen)
+
+    def webhook_token(self, provider: str) -> str:
+        """The secret path token that authenticates callbacks for `provider`."""
+        assert self.webhook_secret is not None, "push mode is off"
+        key = self.webhook_secret.get_secret_value().encode()
+        digest = hmac.new(key, f"webhook-path:{provider}".encode(), hashlib.sha256)
+        return digest.hexdigest()[:40]
+
+    def webhook_url(self, provider: str) -> str | None:
+        """Where `provider` posts its callbacks; None when push mode is off."""
+        if not self.push_mode or not self.webhook_public_url:
+            return None
+        return f"{self.webhook_public_url}/webhook/{provider}/{self.webhook_token(provider)}"
 
     def secrets(self) -> list[str]:
         """Every secret value configured, so that log filters can redact them."""
@@ -149,8 +197,21 @@ class Settings(BaseSettings):
             self.vtrix_api_key,
             self.legnext_api_key,
             self.mjproxy_api_secret,
+            self.webhook_secret,
         ]
-        return [v.get_secret_value() for v in values if _present(v)]  # type: ignore[union-attr]
+        found = [v.get_secret_value() for v in values if _present(v)]  # type: ignore[union-attr]
+        if self.push_mode and _present(self.webhook_secret):
+            found.append(self.webhook_token(self.mj_provider.value))
+        return found
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """`host:port` (IPv6 as `[::1]:8080`) -> (host, port); ValueError when malformed."""
+    host, sep, port_text = value.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError("must be host:port, e.g. 0.0.0.0:8080")
+    return host, int(port_text)
 
 
 def _present(secret: SecretStr | None) -> bool:
