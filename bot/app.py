@@ -278,8 +278,18 @@ async def _serve(settings: Settings) -> None:
     assert settings.discord_token is not None
     bot = MidjourneyBot(settings)
     loop = asyncio.get_running_loop()
+    closing: list[asyncio.Future[None]] = []
+
+    def request_close() -> None:
+        if not closing:
+            closing.append(asyncio.ensure_future(bot.close()))
+
     # A redeploy sends SIGTERM: close cleanly (jobs stay in the store and resume on start).
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
+        loop.add_signal_handler(sig, request_close)
     async with bot:
         await bot.start(settings.discord_token.get_secret_value())
+    # bot.start returns as soon as the Discord side is closed; the rest of close() (web
+    # server, engine, publisher, store) must finish before asyncio.run cancels it.
+    if closing:
+        await closing[0]

@@ -7,7 +7,9 @@ fake Discord, and the fake PiAPI posting each task change to the bot (PiAPI's
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
+import subprocess
 
 import aiohttp
 
@@ -79,3 +81,12 @@ async def test_imagine_completes_on_webhooks_with_no_polling(tmp_path) -> None: 
         log = world.bots[0].log()
         token = hook["endpoint"].rsplit("/", 1)[-1]
         assert hook["secret"] not in log and token not in log
+
+        # A redeploy's SIGTERM closes the bot cleanly, webhook server included.
+        bot = world.bots[0]
+        bot.proc.send_signal(signal.SIGTERM)
+        try:
+            code = await asyncio.to_thread(bot.proc.wait, 8)
+        except subprocess.TimeoutExpired:
+            code = None
+        assert code == 0, f"the bot did not exit on SIGTERM:\n{bot.log()[-3000:]}"
