@@ -113,7 +113,7 @@ class Imagine(commands.Cog):
         chosen = (
             SpeedMode(mode.value)
             if mode
-            else await self.bot.policy.default_mode(Member.of(interaction))
+            else await self.bot.policy.default_mode(Member.of(interaction), prefs)
         )
         operation = Operation(OperationKind.IMAGINE, prompt=text, aspect_ratio=ratio, mode=chosen)
         if await refused_by_policy(self.bot, interaction, operation):

@@ -11,10 +11,10 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import discord
-from bot.community import GuildSettings, Limits, describe_change
 from discord import app_commands
 from discord.ext import commands
 
+from bot.community import GuildSettings, Limits, describe_change
 from bot.discord.buttons_layout import clip
 from bot.domain import SpeedMode
 
@@ -111,7 +111,7 @@ class Settings(
                 "Nothing changed.", ephemeral=True, allowed_mentions=_no_mentions()
             )
             return
-        await self.bot.store.guilds.save(after)
+        await self.bot.policy.save_settings(after)
         await self.bot.store.audit.record(
             after.guild_id, str(interaction.user.id), action, change, self.bot.engine.clock.time()
         )

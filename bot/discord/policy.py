@@ -28,7 +28,7 @@ from bot.community import (
 )
 from bot.domain import Job, Operation, OperationKind, SpeedMode
 from bot.prompt_check import BannedWords, check_prompt
-from bot.store.base import Store
+from bot.store.base import MemberPrefs, Store
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,9 @@ _PROMPTED = frozenset(
         OperationKind.EDIT,
     }
 )
-_FAST_MODES = frozenset({SpeedMode.FAST.value, SpeedMode.TURBO.value})
+# Settings change only through /settings in this process (save_settings refreshes them);
+# the time limit bounds how stale they get if another process shares the database.
+SETTINGS_TTL_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,7 @@ class Policy:
         self._store = store
         self._clock = clock
         self._max_prompt = max_prompt_length
+        self._settings: dict[str, tuple[float, GuildSettings]] = {}
         # Compiled banned-word matchers per (additions, removals): building one is the
         # only costly step, and a server's list changes rarely.
         self._banned: OrderedDict[tuple[tuple[str, ...], tuple[str, ...]], BannedWords] = (
@@ -96,9 +99,23 @@ class Policy:
         )
 
     async def settings(self, guild_id: str | None) -> GuildSettings | None:
+        """The server's settings, read at most every SETTINGS_TTL_S: they are asked for
+        before every job, and change only through /settings (which calls `forget`)."""
         if guild_id is None:
             return None  # direct messages: no server, no server rules
-        return await self._store.guilds.get(guild_id)
+        now = self._clock.time()
+        cached = self._settings.get(guild_id)
+        if cached is not None and now - cached[0] < SETTINGS_TTL_S:
+            return cached[1]
+        settings = await self._store.guilds.get(guild_id)
+        self._settings[guild_id] = (now, settings)
+        if len(self._settings) > 10_000:
+            self._settings.clear()
+        return settings
+
+    async def save_settings(self, settings: GuildSettings) -> None:
+        await self._store.guilds.save(settings)
+        self._settings[settings.guild_id] = (self._clock.time(), settings)
 
     def banned_words(self, settings: GuildSettings | None) -> BannedWords:
         key = (
@@ -126,10 +143,12 @@ class Policy:
         )
         return problem.message if problem is not None else None
 
-    async def default_mode(self, member: Member) -> SpeedMode:
-        """The member's own default, else the server's."""
-        prefs = await self._store.prefs.get(member.guild_id, member.user_id)
-        chosen = getattr(prefs, "default_mode", None)
+    async def default_mode(self, member: Member, prefs: MemberPrefs | None = None) -> SpeedMode:
+        """The member's own default (from `prefs` when the caller has read them), else the
+        server's."""
+        if prefs is None:
+            prefs = await self._store.prefs.get(member.guild_id, member.user_id)
+        chosen = prefs.default_mode
         settings = await self.settings(member.guild_id)
         if chosen is None and settings is not None:
             chosen = settings.default_mode
@@ -171,10 +190,10 @@ class Policy:
 
     async def _check_usage(self, settings: GuildSettings, member: Member, mode: str) -> str | None:
         assert member.guild_id is not None
-        usage = self._store.usage
         now = self._clock.time()
         day_start = utc_day_start(now)
-        failures = await usage.moderation_failures_since(member.guild_id, member.user_id, day_start)
+        counts = await self._store.usage.quota_counts(member.guild_id, member.user_id, day_start)
+        failures = counts.moderated_since
         if failures >= settings.moderation_error_budget:
             return (
                 f"{failures} of your prompts were refused by the image service's moderation "
@@ -183,11 +202,9 @@ class Policy:
             )
         refusal = check_quota(
             settings.limits_for(member.role_ids),
-            active_jobs=await usage.count_active(member.guild_id, member.user_id),
-            jobs_today=await usage.count_since(member.guild_id, member.user_id, day_start),
-            fast_jobs_today=await usage.count_since(
-                member.guild_id, member.user_id, day_start, modes=_FAST_MODES
-            ),
+            active_jobs=counts.active,
+            jobs_today=counts.since,
+            fast_jobs_today=counts.fast_since,
             mode=mode,
             now=now,
             day_start=day_start,

@@ -215,9 +215,23 @@ class DailyUsage:
     costs: dict[str, Decimal] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class QuotaCounts:
+    """What a member's limits are checked against, read in one query."""
+
+    active: int = 0  # jobs not yet ended
+    since: int = 0  # jobs asked for since the given time
+    fast_since: int = 0  # of those, fast or turbo
+    moderated_since: int = 0  # of those, refused by the provider's moderation
+
+
 class UsageRepository(Protocol):
     """Usage read from the jobs themselves, counted by when each job was asked for
     (`created_at`), so quotas and reports can never disagree with the job history."""
+
+    async def quota_counts(self, guild_id: str, user_id: str, since: float) -> QuotaCounts:
+        """Every count a quota check needs, in one read (it runs before each job)."""
+        ...
 
     async def member_summary(self, guild_id: str, user_id: str, *, since: float) -> UsageSummary:
         """A member's usage in a server from `since` (Unix seconds) on."""

@@ -37,6 +37,7 @@ from bot.store.base import (
     JobNotFoundError,
     MemberPrefs,
     MigrationError,
+    QuotaCounts,
     SchemaVersionError,
     StoreBusyError,
     UsageSummary,
@@ -722,6 +723,35 @@ class SqliteUsageRepository:
 
     async def guild_summary(self, guild_id: str, *, since: float) -> UsageSummary:
         return await self._summary("guild_id = ? AND created_at >= ?", (str(guild_id), since))
+
+    async def quota_counts(self, guild_id: str, user_id: str, since: float) -> QuotaCounts:
+        active = ", ".join(f"'{status}'" for status in _ACTIVE)  # constants, not input
+        sql = (
+            f"SELECT COALESCE(SUM(status IN ({active})), 0),"
+            " COALESCE(SUM(created_at >= ?), 0),"
+            f" COALESCE(SUM(created_at >= ? AND {_MODE} IN ({_FAST_LIST})), 0),"
+            f" COALESCE(SUM(created_at >= ? AND status = ? AND {_ERROR_CODE} = ?), 0)"
+            f" FROM jobs WHERE {_MEMBER} AND (status IN ({active}) OR created_at >= ?)"
+        )
+        params = (
+            since,
+            since,
+            since,
+            JobStatus.FAILED.value,
+            ErrorCode.MODERATED.value,
+            str(guild_id),
+            str(user_id),
+            since,
+        )
+
+        async def work(conn: aiosqlite.Connection) -> QuotaCounts:
+            async with conn.execute(sql, params) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return QuotaCounts()
+            return QuotaCounts(*(int(v) for v in row))
+
+        return await self._db.read(work)
 
     async def count_active(self, guild_id: str, user_id: str) -> int:
         marks = ", ".join("?" for _ in _ACTIVE)

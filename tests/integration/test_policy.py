@@ -103,7 +103,7 @@ async def test_an_unchanged_follow_up_prompt_is_not_checked_again(
     policy: Policy, store: SqliteStore
 ) -> None:
     settings = (await store.guilds.get(GUILD)).with_changes(banned_words_added=("kite",))
-    await store.guilds.save(settings)
+    await policy.save_settings(settings)
     parent = await add_job(store)
     parent.operation = imagine("a kite")
     follow = Operation(
@@ -134,7 +134,7 @@ async def test_fast_jobs_have_their_own_daily_limit_and_roles_can_raise_it(
     policy: Policy, store: SqliteStore
 ) -> None:
     settings = await store.guilds.get(GUILD)
-    await store.guilds.save(
+    await policy.save_settings(
         settings.with_changes(
             limits=Limits(concurrent_jobs=None, jobs_per_day=100, fast_jobs_per_day=2),
             role_limits={"patrons": Limits(None, None, None)},
@@ -160,7 +160,7 @@ async def test_channel_role_and_mode_rules(policy: Policy, store: SqliteStore) -
     settings = (await store.guilds.get(GUILD)).with_changes(
         allowed_channel_ids=("art",), allowed_role_ids=("artists",), allowed_modes=("relax",)
     )
-    await store.guilds.save(settings)
+    await policy.save_settings(settings)
     assert "<#art>" in (await policy.check_job(member(), imagine()) or "")
     in_art = member(channel_id="art")
     assert "role" in (await policy.check_job(in_art, imagine()) or "").lower()
@@ -173,7 +173,7 @@ async def test_requester_only_clicks(policy: Policy, store: SqliteStore) -> None
     parent = await add_job(store, user="owner")
     assert await policy.check_click(member("someone"), parent) is None  # default: anyone
     settings = (await store.guilds.get(GUILD)).with_changes(follow_up_clicks="requester")
-    await store.guilds.save(settings)
+    await policy.save_settings(settings)
     assert await policy.check_click(member("someone"), parent) is not None
     assert await policy.check_click(member("owner"), parent) is None
     assert await policy.check_click(member("mod", is_moderator=True), parent) is None
@@ -182,3 +182,27 @@ async def test_requester_only_clicks(policy: Policy, store: SqliteStore) -> None
 async def test_flagged_prompts_for_spoilers(policy: Policy) -> None:
     assert policy.is_flagged("a moon red as blood")
     assert not policy.is_flagged("a calm blue moon")
+
+
+async def test_settings_are_cached_but_never_stale_after_a_change(
+    policy: Policy, store: SqliteStore, clock: FakeClock
+) -> None:
+    assert await policy.check_job(member(), imagine()) is None
+    refuse_all = (await store.guilds.get(GUILD)).with_changes(allowed_channel_ids=("art",))
+    await policy.save_settings(refuse_all)  # /settings: effective at once
+    assert await policy.check_job(member(), imagine()) is not None
+    # Written by someone else (another process): seen once the cache entry expires.
+    await store.guilds.save(refuse_all.with_changes(allowed_channel_ids=()))
+    assert await policy.check_job(member(), imagine()) is not None
+    clock.advance(31)
+    assert await policy.check_job(member(), imagine()) is None
+
+
+async def test_quota_counts_in_one_read(store: SqliteStore) -> None:
+    moderated = JobError(ErrorCode.MODERATED, "blocked")
+    await add_job(store, status=JobStatus.RUNNING, at=NOON - 3 * 86400)  # old but active
+    await add_job(store, mode=SpeedMode.FAST)
+    await add_job(store, status=JobStatus.FAILED, error=moderated)
+    await add_job(store, user="u2")
+    counts = await store.usage.quota_counts(GUILD, "u1", NOON - 3600)
+    assert (counts.active, counts.since, counts.fast_since, counts.moderated_since) == (1, 2, 1, 1)
