@@ -319,6 +319,9 @@ class Job:
     last_change_at: float = 0.0
     finished_at: float | None = None
     polls: int = 0
+    # Where the job's message lives (channel, message, upload limit), written with the job
+    # itself so that a kill before its delivery record is stored loses no message.
+    delivery_hint: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_terminal(self) -> bool:

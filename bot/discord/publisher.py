@@ -153,6 +153,24 @@ class Publisher:
             self._start(target)
             target.wake.set()
             count += 1
+        for job in self._engine.active_jobs():
+            # Killed after the job was stored but before its delivery was: the job's own
+            # hint says where its message is.
+            if job.id in self._targets or not job.delivery_hint:
+                continue
+            if await self._deliveries.get(job.id) is not None:
+                continue
+            hint = job.delivery_hint
+            message_id = hint.get("message_id")
+            if await self.attach(
+                job,
+                channel_id=int(hint.get("channel_id") or job.channel_id or 0),
+                message_id=int(message_id) if message_id else None,
+                guild_id=int(hint["guild_id"]) if hint.get("guild_id") else None,
+                upload_limit=hint.get("upload_limit"),
+            ):
+                log.info("job %s: delivery recovered from the job's own record", job.id)
+                count += 1
         return count
 
     def edits_sent(self, job_id: str) -> int | None:

@@ -44,6 +44,14 @@ async def start_job(
         guild_id=optional_str(interaction.guild_id),
         channel_id=optional_str(interaction.channel_id),
         idempotency_key=idempotency_key,
+        # The same facts as the delivery below, in the job's own row: a kill between the
+        # two writes still lets the restarted bot show the job (Publisher.resume).
+        delivery_hint={
+            "channel_id": str(interaction.channel_id or 0),
+            "message_id": str(message_id) if message_id else None,
+            "guild_id": optional_str(interaction.guild_id),
+            "upload_limit": interaction.filesize_limit,
+        },
     )
     attached = await bot.publisher.attach(
         job,

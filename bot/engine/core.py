@@ -219,8 +219,12 @@ class Engine:
         guild_id: str | None = None,
         channel_id: str | None = None,
         idempotency_key: str | None = None,
+        delivery_hint: dict[str, Any] | None = None,
     ) -> Job:
-        """Record a job and queue it. The same idempotency key returns the first job."""
+        """Record a job and queue it. The same idempotency key returns the first job.
+
+        `delivery_hint` is stored with the job for the presentation layer (where its
+        message is), so that nothing about it is lost between two writes."""
         if not self.provider.capabilities.supports(operation.kind):
             raise EngineError(UnsupportedOperationError().to_job_error())
         now = self.clock.time()
@@ -232,6 +236,7 @@ class Engine:
             guild_id=guild_id,
             channel_id=channel_id,
             idempotency_key=idempotency_key,
+            delivery_hint=dict(delivery_hint or {}),
             created_at=now,
             updated_at=now,
             last_change_at=now,
@@ -291,6 +296,10 @@ class Engine:
 
     def queue_position(self, job_id: str) -> int | None:
         return self._current_positions().get(job_id)
+
+    def active_jobs(self) -> list[Job]:
+        """Copies of every job not yet ended."""
+        return [copy.copy(job) for job in self._active.values()]
 
     @property
     def active_count(self) -> int:

@@ -29,6 +29,7 @@ _ENCODERS: dict[str, Callable[[Any], Any]] = {
     "status": lambda status: status.value,
     # Deep copy: the dict is the job's live state and may be mutated after this call.
     "provider_data": lambda data: copy.deepcopy(dict(data)),
+    "delivery_hint": lambda data: dict(data),
     "tiles": _optional_list,
     "prompts": _optional_list,
     "actions": lambda actions: [action.to_dict() for action in actions],
@@ -40,6 +41,7 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
     "operation": Operation.from_dict,
     "status": JobStatus,
     "provider_data": lambda data: dict(data or {}),
+    "delivery_hint": lambda data: dict(data or {}),
     "tiles": _optional_list,
     "prompts": _optional_list,
     "actions": lambda actions: [Action.from_dict(a) for a in actions or ()],
