@@ -69,6 +69,10 @@ class _Target:
     pending_since: float | None = None
 
 
+# Jobs without a delivery record are recovered at start if they are at most this old.
+RECOVERY_WINDOW_S = 24 * 3600.0
+
+
 class Publisher:
     def __init__(
         self,
@@ -153,12 +157,12 @@ class Publisher:
             self._start(target)
             target.wake.set()
             count += 1
-        for job in self._engine.active_jobs():
-            # Killed after the job was stored but before its delivery was: the job's own
-            # hint says where its message is.
-            if job.id in self._targets or not job.delivery_hint:
-                continue
-            if await self._deliveries.get(job.id) is not None:
+        # Killed after a job was stored but before its delivery was: the job's own hint
+        # says where its message is (only recent jobs: the interaction's message lasts).
+        since = self._clock.time() - RECOVERY_WINDOW_S
+        for job_id in await self._deliveries.jobs_without_delivery(since):
+            job = await self._engine.get(job_id)
+            if job is None or job.id in self._targets or not job.delivery_hint:
                 continue
             hint = job.delivery_hint
             message_id = hint.get("message_id")

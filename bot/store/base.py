@@ -115,6 +115,11 @@ class DeliveryRepository(Protocol):
         """Deliveries whose final state has not reached Discord yet, oldest first."""
         ...
 
+    async def jobs_without_delivery(self, since: float) -> list[str]:
+        """Ids of jobs created at or after `since` that have no delivery (a kill came
+        between storing the job and its delivery), oldest first."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class MemberPrefs:

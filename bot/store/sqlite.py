@@ -554,6 +554,17 @@ class SqliteDeliveryRepository:
             "WHERE final_delivered_at IS NULL ORDER BY created_at, job_id", ()
         )
 
+    async def jobs_without_delivery(self, since: float) -> list[str]:
+        async def work(conn: aiosqlite.Connection) -> list[str]:
+            async with conn.execute(
+                "SELECT j.id FROM jobs j LEFT JOIN deliveries d ON d.job_id = j.id"
+                " WHERE d.job_id IS NULL AND j.created_at >= ? ORDER BY j.created_at",
+                (since,),
+            ) as cursor:
+                return [str(row[0]) for row in await cursor.fetchall()]
+
+        return await self._db.read(work)
+
     async def _select(self, where: str, params: tuple[Any, ...]) -> list[Delivery]:
         async def work(conn: aiosqlite.Connection) -> list[Delivery]:
             async with conn.execute(

