@@ -181,7 +181,8 @@ def parse_job(
     if status is JobStatus.FAILED:
         snap.error = _error(obj.get("error"))
     elif status is JobStatus.COMPLETED:
-        urls = [u for u in output.get("image_urls") or [] if isinstance(u, str) and u]
+        listed = output.get("image_urls")
+        urls = [u for u in listed if isinstance(u, str) and u] if isinstance(listed, list) else []
         image_url = output.get("image_url") if isinstance(output.get("image_url"), str) else ""
         count = len(urls) or (1 if image_url else 0)
         if len(urls) >= 2:

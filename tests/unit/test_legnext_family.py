@@ -1044,3 +1044,9 @@ async def test_create_reply_without_an_id_is_an_unknown_outcome() -> None:
     with pytest.raises(InvalidRequestError, match="prompt missing"):
         await p.submit(op, job=grid(job_id="n"), parent=None)
     await p.aclose()
+
+
+def test_a_non_list_image_urls_is_read_as_no_tiles() -> None:
+    # Found by the bad-input fuzzer: `"image_urls": true` crashed the parser.
+    snap = parse_job({"job_id": "0", "status": "completed", "output": {"image_urls": True}})
+    assert snap.tiles is None and snap.result_url is None
