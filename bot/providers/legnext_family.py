@@ -25,6 +25,7 @@ import binascii
 import functools
 import io
 import logging
+import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -708,9 +709,10 @@ def as_float(value: Any) -> float | None:
     if value is None or isinstance(value, bool):
         return None
     try:
-        return float(str(value).strip().rstrip("%"))
+        number = float(str(value).strip().rstrip("%"))
     except ValueError:
         return None
+    return number if math.isfinite(number) else None
 
 
 def as_decimal(value: Any) -> Decimal | None:

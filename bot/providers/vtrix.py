@@ -295,7 +295,9 @@ def parse_task(
 
     # Vtrix reports progress as a fraction 0.0-1.0: always scaled, never guessed.
     fraction = as_float(task.get("progress"))
-    progress = clamp_progress(round(fraction * 100)) if fraction is not None else None
+    progress = (
+        clamp_progress(round(min(max(fraction, 0.0), 1.0) * 100)) if fraction is not None else None
+    )
     if status is JobStatus.COMPLETED:
         progress = 100
     elif status is JobStatus.SUBMITTED and progress == 0:
