@@ -9,7 +9,10 @@ Promises (DESIGN.md invariants 1, 2, 4):
 - On start, every job that was in flight is picked up again from the store.
 
 One scheduler (a timer heap) wakes jobs for polling; provider slots are shared fairly
-between requesters; "job changed" events go to subscribers after each persisted change.
+between requesters; "job changed" events go to subscribers after each change. A change of
+status is persisted before its event; progress alone is kept in memory and written at most
+every `progress_save_interval_s` (a restart's first poll brings it back), which turns a
+dozen writes per job into two or three.
 The engine knows nothing of Discord.
 
 Push mode: `ingest()` takes a provider's own report of a job (a webhook), applies it exactly
@@ -110,6 +113,12 @@ class EngineSettings:
     # Push mode: providers report changes themselves; each job is still polled this often.
     push_mode: bool = False
     push_safety_poll_s: float = 60.0
+    # A change of progress or preview alone is written to the store at most this often per
+    # job (status changes and endings always are). After a restart the first poll brings
+    # the progress back anyway; what the store must not fall far behind on is the time of
+    # the last change, which the stall deadline reads, so keep this well below
+    # `stall_timeout_s`. Most jobs end before it elapses: one write instead of a dozen.
+    progress_save_interval_s: float = 60.0
 
 
 class EngineError(Exception):
@@ -156,6 +165,8 @@ class Engine:
         self._positions_version = -1
         self._published_version = -1
         self._positions: dict[str, int] = {}
+        # Active jobs whose latest progress is in memory only (see progress_save_interval_s).
+        self._unsaved: set[str] = set()
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -199,9 +210,17 @@ class Engine:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # Progress held in memory goes to the store on a clean stop.
+        for job_id in list(self._unsaved):
+            job = self._active.get(job_id)
+            if job is not None:
+                with contextlib.suppress(Exception):
+                    await self._save(job)
+        self._unsaved.clear()
 
     def subscribe(self, listener: JobListener) -> Callable[[], None]:
-        """Call `listener` after every persisted change. It must not block."""
+        """Call `listener` after every change (status changes once persisted). It must not
+        block."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
@@ -624,7 +643,8 @@ class Engine:
         await self._observe(job, snapshot)
 
     async def _observe(self, job: Job, snapshot: ProviderSnapshot) -> None:
-        """Apply one observation (a poll's answer or a push), persist, emit, reschedule.
+        """Apply one observation (a poll's answer or a push), persist (status changes; see
+        progress_save_interval_s), emit, reschedule.
         Everything up to the terminal check runs without awaiting, so a poll and a push
         arriving together cannot both finish the job."""
         previous_status = job.status
@@ -635,12 +655,20 @@ class Engine:
             await self._finish(job, job.status, job.error)
             return
         if changed:
-            job.last_change_at = self.clock.time()
-            await self._save(job)
-            if job.id not in self._active or job.status.is_terminal:
-                return  # finished by another observation while saving
+            now = self.clock.time()
+            job.last_change_at = now
+            if (
+                job.status is not previous_status
+                or now - job.updated_at >= self.settings.progress_save_interval_s
+            ):
+                await self._save(job)
+                if job.id not in self._active or job.status.is_terminal:
+                    return  # finished by another observation while saving
+            else:
+                self._unsaved.add(job.id)  # progress only: written later (see settings)
             self._emit("changed", job, previous_status)
-            log.info(
+            log.log(
+                logging.INFO if job.status is not previous_status else logging.DEBUG,
                 "job %s: %s %s%%",
                 job.id,
                 job.status.value,
@@ -752,6 +780,7 @@ class Engine:
 
     async def _save(self, job: Job) -> None:
         job.updated_at = self.clock.time()
+        self._unsaved.discard(job.id)
         await self.jobs.save(job)
 
     def _emit(self, kind: EventKind, job: Job, previous: JobStatus | None) -> None:

@@ -265,6 +265,15 @@ class SqliteDatabase:
         """
         return await self._run(work, transaction=True)
 
+    async def write_statement(self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        """Run `work`, which must execute exactly ONE writing statement, without BEGIN/COMMIT.
+
+        The connection is in autocommit mode, so a single statement is its own atomic
+        transaction: one trip to the database thread instead of three. A busy database
+        fails the statement before it applies anything, so the retry stays safe.
+        """
+        return await self._run(work, transaction=False)
+
     async def read(self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
         """Run `work` outside a transaction.
 
@@ -419,7 +428,7 @@ class SqliteJobRepository:
             if cursor.rowcount == 0:
                 raise JobNotFoundError(f"job {job.id} is not stored; insert it first")
 
-        await self._db.write(work)
+        await self._db.write_statement(work)
 
     async def get(self, job_id: str) -> Job | None:
         return await self._one("SELECT data FROM jobs WHERE id = ?", (job_id,))
@@ -543,7 +552,7 @@ class SqliteDeliveryRepository:
                 _delivery_row(delivery),
             )
 
-        await self._db.write(work)
+        await self._db.write_statement(work)
 
     async def get(self, job_id: str) -> Delivery | None:
         rows = await self._select("WHERE job_id = ?", (job_id,))

@@ -4,6 +4,7 @@ faults and restarts. Assertions are on what the fake received and what the store
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 from decimal import Decimal
 
@@ -19,7 +20,7 @@ from bot.domain import (
     OperationKind,
     SpeedMode,
 )
-from tests.integration.conftest import Harness
+from tests.integration.conftest import ENGINE_SETTINGS, Harness
 
 IMAGINE = Operation(
     OperationKind.IMAGINE, prompt="a lighthouse at dusk", aspect_ratio="16:9", mode=SpeedMode.FAST
@@ -216,3 +217,46 @@ async def test_concurrency_limit_and_round_robin(h: Harness) -> None:
     assert all(j.status is JobStatus.COMPLETED for j in done)
     order = [b["input"]["prompt"].split()[0] for b in creates(h, "imagine")]
     assert order == ["a", "b", "a", "b", "a", "b"]
+
+
+async def test_progress_alone_waits_for_the_interval_and_is_written_at_stop(
+    h: Harness,
+) -> None:
+    """Status changes reach the store before their event; progress alone waits for
+    progress_save_interval_s (a restart's first poll brings it back) or a clean stop."""
+
+    async def restart(interval: float) -> None:
+        await h.engine.stop()
+        h.engine = await h.new_engine(
+            settings=dataclasses.replace(ENGINE_SETTINGS, progress_save_interval_s=interval)
+        )
+        await h.engine.start()
+
+    def running_progress(job: Job) -> list[int]:
+        return [
+            e.job.progress or 0
+            for e in h.events
+            if e.job.id == job.id and e.job.status is JobStatus.RUNNING
+        ]
+
+    # An interval longer than the job: only the status change to running is written.
+    await restart(1000.0)
+    job = await h.engine.submit(IMAGINE, requester_id="u1", idempotency_key="p-1")
+    await h.run_until(lambda: 75 in running_progress(job))
+    stored = await h.store.jobs.get(job.id)
+    assert stored is not None and stored.status is JobStatus.RUNNING
+    assert (stored.progress or 0) == 0
+    await h.engine.stop()
+    stored = await h.store.jobs.get(job.id)
+    assert stored is not None and stored.status is JobStatus.RUNNING and stored.progress == 75
+
+    # A restart resumes it from the store and finishes it.
+    await restart(0.0)
+    [done] = await h.finish(job)
+    assert done.status is JobStatus.COMPLETED
+
+    # An interval of 0: every change is written before its event, as before.
+    other = await h.engine.submit(IMAGINE, requester_id="u1", idempotency_key="p-2")
+    await h.run_until(lambda: 50 in running_progress(other))
+    stored = await h.store.jobs.get(other.id)
+    assert stored is not None and stored.progress == 50
