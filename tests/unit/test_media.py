@@ -178,6 +178,20 @@ def test_fit_refuses_non_images_even_when_small() -> None:
         fit_to_limit(b"<html>nope</html>", 10_000, filename_stem="x")
 
 
+def test_fit_passes_a_fitting_png_on_only_if_it_is_whole() -> None:
+    """A PNG that fits is not decoded, but verify() still reads it to the end: flipped
+    bits (CRC), a cut-off file and an oversized one are refused as before."""
+    png = encode(noise(64, 64))
+    assert fit_to_limit(png, len(png), filename_stem="ok").data == png
+    flipped = bytearray(png)
+    flipped[flipped.index(b"IDAT") + 40] ^= 0xFF
+    for damaged in (bytes(flipped), png[: len(png) // 2], png[:-12]):
+        with pytest.raises(MediaError, match="damaged"):
+            fit_to_limit(damaged, len(png), filename_stem="x")
+    with pytest.raises(MediaError, match="too large"):
+        fit_to_limit(crafted_png(8000, 6000), 10_000, filename_stem="x")
+
+
 def test_fit_prefers_an_optimised_png_when_that_is_enough() -> None:
     # Stored without compression: big on disk, tiny once optimised; no need to lose quality.
     image = Image.new("RGB", (400, 400), (200, 100, 50))
