@@ -54,11 +54,13 @@ from bench.procstat import CpuWindow
 from bench.workload import PROFILES, JobSpec, ProfileRange, make_jobs
 from tests.fakes.discord import DEFAULT_GUILD_ID, FakeDiscord, InteractionRecord
 from tests.fakes.piapi import FakePiAPI
+from tests.fakes.push import DEFAULT_TICK_S as WEBHOOK_TICK_S
 
 ROOT = Path(__file__).resolve().parents[1]
 BOT_TOKEN = "bench-bot-token-0123456789"
 PIAPI_KEY = "pk-bench-secret-key"
 DEFAULT_EDIT_INTERVAL_S = 1.5  # the bot's default, used when its settings cannot be read
+WEBHOOK_SENDER_CONCURRENCY = 64  # posts in flight at once from the fake provider
 
 # Targets from issue 6.
 TARGET_ACK_P99_S = 0.100
@@ -209,6 +211,9 @@ async def open_world(config: BenchConfig) -> AsyncIterator[World]:
     piapi = FakePiAPI(
         api_key=PIAPI_KEY, image_size=config.image_size, max_concurrent_task_count=1_000_000
     )
+    # Real services post their webhooks in parallel; one at a time (the fake's default,
+    # for deterministic tests) would measure the sender's queue, not the bot.
+    piapi.webhooks.concurrency = WEBHOOK_SENDER_CONCURRENCY
     try:
         async with discord, piapi:
             install_discord_limits(discord)
@@ -739,6 +744,9 @@ def describe_setup(config: BenchConfig) -> list[str]:
         f"profile (fake PiAPI, real clock, seed {config.seed}): {config.profile.describe()}; "
         f"results {config.image_size} px PNG grids",
         "rate limits at the fake Discord: " + "; ".join(LIMITS_TEXT),
+        "push mode: the fake PiAPI looks for changed tasks every "
+        f"{WEBHOOK_TICK_S:g} s and posts each change, "
+        f"{WEBHOOK_SENDER_CONCURRENCY} posts at once",
         f"bot: shipped defaults (LOG_LEVEL={config.log_level}, edit interval "
         f"{bot_edit_interval(config):g} s) + MJ_MAX_CONCURRENT_JOBS="
         f"{min(slots, cap) if cap else slots}"

@@ -56,8 +56,11 @@ class _Tracked:
     held: Any = None  # a change held back by the reorder knob (already wrapped)
 
 
+DEFAULT_TICK_S = 0.5
+
+
 class WebhookSender:
-    def __init__(self, clock: Clock, *, tick: float = 0.5) -> None:
+    def __init__(self, clock: Clock, *, tick: float = DEFAULT_TICK_S) -> None:
         self.clock = clock
         self.tick = tick
         self.deliveries: list[PushDelivery] = []
