@@ -243,6 +243,9 @@ class SqliteDatabase:
             raise ValueError("lock_retries must be >= 0")
         self._conn = conn
         self._lock = asyncio.Lock()
+        # A second connection for reads (file databases; see `read`), with its own lock.
+        self._reader: aiosqlite.Connection | None = None
+        self._read_lock = asyncio.Lock()
         self._lock_retries = lock_retries
         self._retry_backoff = retry_backoff
         self._closed = False
@@ -274,24 +277,38 @@ class SqliteDatabase:
         """
         return await self._run(work, transaction=False)
 
+    def use_reader(self, reader: aiosqlite.Connection) -> None:
+        """Serve `read` from `reader`, a second connection to the same file."""
+        self._reader = reader
+
     async def read(self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
         """Run `work` outside a transaction.
 
-        Reads take the same lock as writes: on a single connection, a read interleaved
+        With a reader connection, WAL gives each read a snapshot of what is committed, so
+        reads never queue behind writes: a command's acknowledgement reads the member's
+        quota while hundreds of progress writes may be waiting. Without one (an in-memory
+        database), reads take the writer's lock: on a single connection, a read interleaved
         into another task's open transaction would see rows that may yet be rolled back.
         """
-        return await self._run(work, transaction=False)
+        if self._reader is None:
+            return await self._run(work, transaction=False)
+        return await self._run(work, transaction=False, conn=self._reader, lock=self._read_lock)
 
     async def _run(
-        self, work: Callable[[aiosqlite.Connection], Awaitable[T]], *, transaction: bool
+        self,
+        work: Callable[[aiosqlite.Connection], Awaitable[T]],
+        *,
+        transaction: bool,
+        conn: aiosqlite.Connection | None = None,
+        lock: asyncio.Lock | None = None,
     ) -> T:
-        async with self._lock:
+        async with lock or self._lock:
             if self._closed:
                 raise RuntimeError("the store is closed")
             attempt = 0
             while True:
                 try:
-                    return await self._attempt(work, transaction=transaction)
+                    return await self._attempt(work, conn or self._conn, transaction=transaction)
                 except sqlite3.OperationalError as exc:
                     if not _is_busy(exc):
                         raise
@@ -312,9 +329,12 @@ class SqliteDatabase:
                     await asyncio.sleep(delay)
 
     async def _attempt(
-        self, work: Callable[[aiosqlite.Connection], Awaitable[T]], *, transaction: bool
+        self,
+        work: Callable[[aiosqlite.Connection], Awaitable[T]],
+        conn: aiosqlite.Connection,
+        *,
+        transaction: bool,
     ) -> T:
-        conn = self._conn
         if conn.in_transaction:
             # Only a cancelled rollback can leave one open; never build on its leftovers.
             await conn.rollback()
@@ -340,6 +360,9 @@ class SqliteDatabase:
                 return
             self._closed = True
             await self._conn.close()
+            if self._reader is not None:
+                async with self._read_lock:
+                    await self._reader.close()
 
 
 # --- jobs -------------------------------------------------------------------------------
@@ -960,6 +983,7 @@ async def open_store(
     # isolation_level=None: the sqlite3 module must not open transactions behind our
     # back; SqliteDatabase issues BEGIN IMMEDIATE / COMMIT itself.
     conn = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
+    db: SqliteDatabase | None = None
     try:
         # busy_timeout first, so that switching to WAL waits for other connections.
         await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
@@ -974,7 +998,20 @@ async def open_store(
         await conn.execute("PRAGMA foreign_keys = ON")
         db = SqliteDatabase(conn, lock_retries=lock_retries, retry_backoff=retry_backoff)
         await apply_migrations(db, load_migrations() if migrations is None else migrations)
+        if path != MEMORY and mode == "wal":
+            db.use_reader(await _open_reader(path, busy_timeout_ms))
     except BaseException:
-        await conn.close()
+        await (db.close() if db is not None else conn.close())
         raise
     return SqliteStore(db, path)
+
+
+async def _open_reader(path: str, busy_timeout_ms: int) -> aiosqlite.Connection:
+    reader = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
+    try:
+        await reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        await reader.execute("PRAGMA query_only = ON")  # reads only, by construction
+    except BaseException:
+        await reader.close()
+        raise
+    return reader

@@ -842,3 +842,30 @@ async def test_deliveries_claim_once_and_list_undelivered(tmp_path: Path) -> Non
         assert await store.deliveries.get("nope") is None
     finally:
         await store.close()
+
+
+async def test_reads_do_not_wait_behind_an_open_write(store: SqliteStore) -> None:
+    """Reads use their own connection: while a write transaction is open (and holds the
+    writer's lock), a read answers at once with the committed rows only; once the write
+    commits, the next read sees it."""
+    job = full_job("committed001")
+    await store.jobs.insert(job)
+    changed = dataclasses.replace(job, progress=7)
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_write(conn: Any) -> None:
+        await conn.execute(
+            "UPDATE jobs SET data = ? WHERE id = ?",
+            (json.dumps(job_to_dict(changed)), job.id),
+        )
+        holding.set()
+        await release.wait()
+
+    writer = asyncio.create_task(store.db.write(slow_write))
+    await asyncio.wait_for(holding.wait(), 5)
+    during = await asyncio.wait_for(store.jobs.get(job.id), 5)  # does not wait for the write
+    assert during is not None and during.progress == 93  # the open write is not visible
+    release.set()
+    await writer
+    after = await store.jobs.get(job.id)
+    assert after is not None and after.progress == 7
