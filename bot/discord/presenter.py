@@ -25,13 +25,14 @@ import dataclasses
 import posixpath
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import discord
 from discord.utils import escape_markdown, escape_mentions
 
 from bot.discord.buttons_layout import ButtonSpec, clip, describe_action, layout_buttons
+from bot.discord.views import STYLES
 from bot.domain import ErrorCode, Job, JobStatus, OperationKind, SpeedMode
 
 MAX_CONTENT = 2000
@@ -229,6 +230,115 @@ def to_discord_embed(spec: EmbedSpec) -> discord.Embed:
     for f in spec.fields:
         embed.add_field(name=f.name, value=f.value, inline=f.inline)
     return embed
+
+
+# --- the edit's JSON body, without discord.py's objects ------------------------------
+#
+# A progress edit is the bot's hottest Discord call (hundreds per second under load).
+# Building a View of JobButtons, an Embed and then `handle_message_parameters` costs far
+# more CPU than the request itself, so the publisher sends this body instead. It must be
+# exactly what discord.py would send for the same message; tests/unit/test_edit_payload.py
+# compares the two over every kind of message.
+
+_STYLE_VALUES = {name: style.value for name, style in STYLES.items()}
+_DEFAULT_STYLE = discord.ButtonStyle.secondary.value
+# discord.PartialEmoji._CUSTOM_EMOJI_RE (partial_emoji.py): `<a:name:id>`, `name:id`, …
+# anything else is a unicode emoji. `match`, not `fullmatch`, as discord.py does.
+_CUSTOM_EMOJI = re.compile(
+    r"<?(?:(?P<animated>a)?:)?(?P<name>[A-Za-z0-9\_]+):(?P<id>[0-9]{13,20})>?"
+)
+_MAX_ROWS = 5
+_MAX_ROW_WIDTH = 5
+
+
+def to_payload(
+    rendered: RenderedMessage,
+    job_id: str,
+    *,
+    default_mentions: discord.AllowedMentions | None = None,
+) -> dict[str, Any]:
+    """The JSON body discord.py sends for an edit of `rendered` without files:
+
+        edit_original_response(
+            content=rendered.content,
+            embed=to_discord_embed(rendered.embed) or None,
+            view=job_view(rendered.buttons, job_id),
+            allowed_mentions=AllowedMentions(everyone=False, roles=False, users=[ids]),
+        )
+
+    `default_mentions` is the client's own `allowed_mentions` (discord.py merges it in).
+    Raises ValueError where discord.py's View would (a row out of 0..4 or over-full).
+    """
+    embed = rendered.embed
+    mentions: dict[str, Any] = {"users": list(rendered.mention_user_ids), "parse": []}
+    # Only `replied_user` is left to the client default (the rest is set explicitly);
+    # unset, discord.py's default for it is true.
+    if default_mentions is None or default_mentions.replied_user:
+        mentions["replied_user"] = True
+    return {
+        "embeds": [_embed_dict(embed)] if embed is not None else [],
+        "content": rendered.content,
+        "components": _components(rendered.buttons, job_id),
+        "tts": False,
+        "allowed_mentions": mentions,
+    }
+
+
+def _embed_dict(spec: EmbedSpec) -> dict[str, Any]:
+    """`to_discord_embed(spec).to_dict()`."""
+    data: dict[str, Any] = {"flags": 0, "type": "rich"}
+    if spec.colour is not None:
+        data["color"] = spec.colour
+    if spec.image_url:
+        data["image"] = {"url": spec.image_url}
+    if spec.thumbnail_url:
+        data["thumbnail"] = {"url": spec.thumbnail_url}
+    if spec.footer:
+        data["footer"] = {"text": spec.footer}
+    if spec.fields:
+        data["fields"] = [
+            {"inline": f.inline, "name": f.name, "value": f.value} for f in spec.fields
+        ]
+    if spec.description:
+        data["description"] = spec.description
+    if spec.url:
+        data["url"] = spec.url
+    if spec.title:
+        data["title"] = spec.title
+    return data
+
+
+def _components(buttons: list[ButtonSpec], job_id: str) -> list[dict[str, Any]]:
+    """`job_view(buttons, job_id).to_components()`: one action row per used row number,
+    in row order, buttons in their given order within a row."""
+    rows: dict[int, list[dict[str, Any]]] = {}
+    for spec in buttons:
+        row = rows.setdefault(spec.row, [])
+        if not 0 <= spec.row < _MAX_ROWS or len(row) == _MAX_ROW_WIDTH:
+            raise ValueError(f"button {spec.action!r} does not fit in row {spec.row}")
+        button: dict[str, Any] = {
+            "type": 2,
+            "style": _STYLE_VALUES.get(spec.style, _DEFAULT_STYLE),
+            "disabled": spec.disabled,
+            "custom_id": spec.custom_id(job_id),
+        }
+        if spec.label:
+            button["label"] = spec.label
+        if spec.emoji is not None:
+            button["emoji"] = _emoji_dict(spec.emoji)
+        row.append(button)
+    return [{"type": 1, "components": rows[n]} for n in sorted(rows)]
+
+
+def _emoji_dict(emoji: str) -> dict[str, Any]:
+    """`discord.PartialEmoji.from_str(emoji).to_dict()`."""
+    match = _CUSTOM_EMOJI.match(emoji)
+    if match is None:
+        return {"id": None, "name": emoji}
+    data: dict[str, Any] = {"id": int(match["id"]), "name": match["name"]}
+    if match["animated"]:
+        data["animated"] = True
+    return data
 
 
 # --- content -------------------------------------------------------------------------

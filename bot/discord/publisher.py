@@ -21,6 +21,8 @@ from typing import Any
 
 import discord
 import httpx
+from discord.http import MultipartParameters
+from discord.webhook.async_ import async_context
 
 from bot import media
 from bot.clock import Clock
@@ -28,6 +30,7 @@ from bot.discord.presenter import (
     RenderedMessage,
     render,
     to_discord_embed,
+    to_payload,
     visible_key,
     with_original_link,
 )
@@ -370,37 +373,35 @@ class Publisher:
         files: list[discord.File] | None,
         final: bool = False,
     ) -> None:
-        kwargs: dict[str, Any] = {
-            "content": rendered.content,
-            "embed": to_discord_embed(rendered.embed) if rendered.embed else None,
-            "view": job_view(rendered.buttons, target.delivery.job_id),
-            # Ping the requester, nobody else, whatever the prompt contains.
-            "allowed_mentions": discord.AllowedMentions(
-                everyone=False,
-                roles=False,
-                users=[discord.Object(uid) for uid in rendered.mention_user_ids],
-            ),
-        }
-        if files is not None:
-            kwargs["attachments"] = files
+        job_id = target.delivery.job_id
+        # Progress edits, nearly all of them, go out as a ready JSON body (to_payload: the
+        # same bytes discord.py would send, minus building its View, Embed and Message
+        # objects). The final edit (uploads) and new messages keep discord.py's full path.
+        message = (
+            _Message(
+                json=to_payload(rendered, job_id, default_mentions=self._client.allowed_mentions)
+            )
+            if files is None and not final
+            else _Message(kwargs=_message_kwargs(rendered, job_id, files))
+        )
         target.last_edit_at = self._clock.time()
         target.edits += 1
         if target.interaction is not None and self._clock.time() < target.token_deadline:
             try:
-                await target.interaction.edit_original_response(**kwargs)
+                if message.json is not None:
+                    await _edit_original_response_json(target.interaction, message.json)
+                else:
+                    await target.interaction.edit_original_response(**message.kwargs)
                 self._count_edit()
                 return
             except discord.HTTPException as exc:
                 # A dead token (or a deleted message): the channel edit below decides.
                 if exc.status != 401 and exc.code not in TOKEN_GONE:
                     raise
-                log.info(
-                    "job %s: interaction token no longer usable; editing by channel",
-                    target.delivery.job_id,
-                )
+                log.info("job %s: interaction token no longer usable; editing by channel", job_id)
                 target.interaction = None
                 _rewind(files)
-        await self._edit_by_channel(target, kwargs, final=final, files=files)
+        await self._edit_by_channel(target, rendered, message, final=final, files=files)
         self._count_edit()
 
     def _count_edit(self) -> None:
@@ -410,16 +411,20 @@ class Publisher:
     async def _edit_by_channel(
         self,
         target: _Target,
-        kwargs: dict[str, Any],
+        rendered: RenderedMessage,
+        message: _Message,
         *,
         final: bool,
         files: list[discord.File] | None,
     ) -> None:
         channel = self._client.get_partial_messageable(int(target.delivery.channel_id))
         if target.delivery.message_id and not target.message_lost:
-            message = channel.get_partial_message(int(target.delivery.message_id))
+            message_id = int(target.delivery.message_id)
             try:
-                await message.edit(**kwargs)
+                if message.json is not None:
+                    await _edit_message_json(self._client, channel.id, message_id, message.json)
+                else:
+                    await channel.get_partial_message(message_id).edit(**message.kwargs)
                 return
             except discord.NotFound:
                 log.info("job %s: its message was deleted", target.delivery.job_id)
@@ -427,7 +432,9 @@ class Publisher:
                 _rewind(files)
         if not final and target.message_lost:
             return  # no new message for every step; the final state gets one
-        send_kwargs = dict(kwargs)
+        send_kwargs = dict(
+            message.kwargs or _message_kwargs(rendered, target.delivery.job_id, files)
+        )
         attachments = send_kwargs.pop("attachments", None)
         if attachments:
             send_kwargs["files"] = attachments
@@ -436,6 +443,67 @@ class Publisher:
         target.delivery.message_id = str(sent.id)
         target.delivery.updated_at = self._clock.time()
         await self._deliveries.save(target.delivery)
+
+
+@dataclass(frozen=True)
+class _Message:
+    """One edit, either as discord.py keyword arguments or as the finished JSON body."""
+
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    json: dict[str, Any] | None = None
+
+
+def _message_kwargs(
+    rendered: RenderedMessage, job_id: str, files: list[discord.File] | None
+) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "content": rendered.content,
+        "embed": to_discord_embed(rendered.embed) if rendered.embed else None,
+        "view": job_view(rendered.buttons, job_id),
+        # Ping the requester, nobody else, whatever the prompt contains.
+        "allowed_mentions": discord.AllowedMentions(
+            everyone=False,
+            roles=False,
+            users=[discord.Object(uid) for uid in rendered.mention_user_ids],
+        ),
+    }
+    if files is not None:
+        kwargs["attachments"] = files
+    return kwargs
+
+
+# The two lean edits below are what discord.py's own `Interaction.edit_original_response`
+# and `PartialMessage.edit` do once their JSON body is built (interactions.py, message.py,
+# discord.py 2.7), without building the body from objects or a Message from the reply.
+# They go through the same adapter / HTTP client, so 429 handling and the
+# HTTPException / NotFound / Forbidden they raise are unchanged. The View is not needed
+# for clicks: JobButton is a DynamicItem registered on the bot (app.py), dispatched from
+# the custom id alone. A discord.py upgrade should only need a look here.
+
+
+async def _edit_original_response_json(
+    interaction: discord.Interaction[Any], payload: dict[str, Any]
+) -> None:
+    """PATCH the interaction's @original message with a ready JSON body."""
+    adapter = async_context.get()
+    http = interaction.client.http
+    await adapter.edit_original_interaction_response(
+        interaction.application_id,
+        interaction.token,
+        # Private: the HTTP client's aiohttp session, as edit_original_response uses it.
+        session=interaction._session,
+        proxy=http.proxy,
+        proxy_auth=http.proxy_auth,
+        payload=payload,
+    )
+
+
+async def _edit_message_json(
+    client: discord.Client, channel_id: int, message_id: int, payload: dict[str, Any]
+) -> None:
+    """PATCH a channel message with a ready JSON body (the bot's own token)."""
+    params = MultipartParameters(payload=payload, multipart=None, files=None)
+    await client.http.edit_message(channel_id, message_id, params=params)
 
 
 def _rewind(files: list[discord.File] | None) -> None:
