@@ -381,7 +381,11 @@ _COLUMNS = (
     "updated_at",
     "finished_at",
     "data",
+    "mode",  # since migration 0005
+    "error_code",  # since migration 0005
 )
+# The first schema's columns, the first of every row (for tests of older databases).
+V1_JOB_COLUMNS = _COLUMNS[:13]
 _INSERT = (
     f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
     " ON CONFLICT (idempotency_key) DO NOTHING"
@@ -408,6 +412,8 @@ def _row(job: Job) -> tuple[Any, ...]:
         job.updated_at,
         job.finished_at,
         data,
+        job.operation.mode.value if job.operation.mode else None,
+        job.error.code.value if job.error else None,
     )
 
 
@@ -718,11 +724,12 @@ class SqliteAuditRepository:
 
 # --- usage ------------------------------------------------------------------------------
 
-# Read from the job's JSON (see migrations/0004_community.sql for why not columns).
-_MODE = "json_extract(data, '$.operation.mode')"
+# Mode and error code have their own columns (migration 0005: quotas read them on every
+# command); costs are read from the job's JSON, for the rarer usage reports.
+_MODE = "mode"
 _COST_UNIT = "json_extract(data, '$.cost.unit')"
 _COST_AMOUNT = "json_extract(data, '$.cost.amount')"
-_ERROR_CODE = "json_extract(data, '$.error.code')"
+_ERROR_CODE = "error_code"
 _FAST_LIST = ", ".join(f"'{mode}'" for mode in sorted(FAST_MODES))  # constants, not input
 _COUNTS = (
     "COUNT(*),"

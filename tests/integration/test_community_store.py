@@ -28,7 +28,7 @@ from bot.domain import (
 )
 from bot.store import load_migrations, open_store
 from bot.store.base import AuditEntry, DailyUsage, UsageSummary
-from bot.store.sqlite import SqliteStore
+from bot.store.sqlite import V1_JOB_COLUMNS, SqliteStore, _row
 
 DAY0 = float(calendar.timegm((2024, 5, 1, 0, 0, 0)))  # a UTC midnight
 _ids = count(1)
@@ -66,6 +66,17 @@ async def insert(store: SqliteStore, *jobs: Job) -> None:
     for j in jobs:
         _, created = await store.jobs.insert(j)
         assert created
+
+
+def insert_as_an_older_bot(path: str, *jobs: Job) -> None:
+    """Rows as a bot from before migration 0005 wrote them: the first schema's columns."""
+    marks = ", ".join("?" for _ in V1_JOB_COLUMNS)
+    with sqlite3.connect(path) as conn:
+        for j in jobs:
+            conn.execute(
+                f"INSERT INTO jobs ({', '.join(V1_JOB_COLUMNS)}) VALUES ({marks})",
+                _row(j)[: len(V1_JOB_COLUMNS)],
+            )
 
 
 # --- settings -----------------------------------------------------------------------------
@@ -304,8 +315,13 @@ async def test_migration_applies_to_a_database_made_by_the_old_migrations(
     path = str(tmp_path / "bot.db")
     old = [m for m in load_migrations() if m.version < 4]
     assert [m.version for m in old] == [1, 2, 3]
-    async with await open_store(path, migrations=old) as store:
-        await insert(store, job(cost="2"), job(status=JobStatus.RUNNING))
+    async with await open_store(path, migrations=old):
+        pass
+    insert_as_an_older_bot(
+        path,
+        job(cost="2", error=ErrorCode.MODERATED, status=JobStatus.FAILED),
+        job(status=JobStatus.RUNNING),
+    )
     with sqlite3.connect(path) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert "guild_settings" not in tables and "audit_log" not in tables
@@ -315,6 +331,14 @@ async def test_migration_applies_to_a_database_made_by_the_old_migrations(
         assert (await store.usage.member_summary("g1", "alice", since=DAY0)).costs == {
             "point": Decimal(2)
         }
+        # Mode and error code were copied out of the old rows' JSON (migration 0005).
+        counts = await store.usage.quota_counts("g1", "alice", DAY0)
+        assert (counts.active, counts.since, counts.fast_since, counts.moderated_since) == (
+            1,
+            2,
+            2,
+            1,
+        )
         assert await store.guilds.get("g1") == GuildSettings("g1")
         await store.audit.record("g1", "admin", "modes", "x", 1.0)
     with sqlite3.connect(path) as conn:
@@ -324,8 +348,8 @@ async def test_migration_applies_to_a_database_made_by_the_old_migrations(
         sql = resources.files("bot.store").joinpath("migrations", "0004_community.sql")
         conn.executescript(sql.read_text("utf-8"))
         assert conn.execute("SELECT COUNT(*) FROM audit_log").fetchone()[0] == 1
-    assert versions == [1, 2, 3, 4]
-    assert "jobs_guild_requester_created" in indexes
+    assert versions == [1, 2, 3, 4, 5]
+    assert "jobs_member_usage" in indexes
 
 
 async def test_member_queries_use_the_new_index(store: SqliteStore) -> None:
@@ -336,4 +360,4 @@ async def test_member_queries_use_the_new_index(store: SqliteStore) -> None:
             ("g1", "alice", 0.0),
         )
     plan = " ".join(str(r[-1]) for r in rows)
-    assert "jobs_guild_requester_created" in plan, plan
+    assert "jobs_member_usage" in plan, plan

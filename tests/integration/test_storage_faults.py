@@ -16,7 +16,7 @@ import pytest
 
 from bot.domain import Job, JobStatus, Operation, OperationKind
 from bot.store import open_store
-from bot.store.sqlite import load_migrations
+from bot.store.sqlite import V1_JOB_COLUMNS, _row, load_migrations
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -130,9 +130,15 @@ async def test_a_database_at_each_older_version_opens_twice(tmp_path: Path, vers
         status=JobStatus.RUNNING,
         created_at=1.0,
     )
-    async with await open_store(path, migrations=old) as store:
-        if version >= 1:
-            await store.jobs.insert(job)
+    async with await open_store(path, migrations=old):
+        pass
+    if version >= 1:
+        with sqlite3.connect(path) as conn:  # written as that older bot did: its columns
+            marks = ", ".join("?" for _ in V1_JOB_COLUMNS)
+            conn.execute(
+                f"INSERT INTO jobs ({', '.join(V1_JOB_COLUMNS)}) VALUES ({marks})",
+                _row(job)[: len(V1_JOB_COLUMNS)],
+            )
     for _ in range(2):  # the current code, twice: the second opening changes nothing
         async with await open_store(path) as store:
             if version >= 1:
