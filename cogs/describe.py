@@ -17,6 +17,7 @@ import httpx
 from discord import app_commands
 from discord.ext import commands
 
+from bot.aiohttp_transport import AiohttpTransport
 from bot.discord.attachments import (
     AttachmentError,
     CheckedImage,
@@ -46,7 +47,7 @@ _PICK = re.compile(r"^describe_pick:(\d{1,2})$")
 class Describe(commands.Cog):
     def __init__(self, bot: MidjourneyBot) -> None:
         self.bot = bot
-        self._http = httpx.AsyncClient(follow_redirects=False)
+        self._http = httpx.AsyncClient(follow_redirects=False, transport=AiohttpTransport())
         self._policy = FetchPolicy(allow_private=bot.settings.media_allow_private_hosts)
 
     async def cog_load(self) -> None:

@@ -23,6 +23,7 @@ import httpx
 
 from bot import media
 from bot.actions import ActionInput, ActionInputError, kind_of, needs_input, operation_for
+from bot.aiohttp_transport import AiohttpTransport
 from bot.discord.buttons_layout import describe_action
 from bot.discord.modals import (
     MAX_TEXT,
@@ -233,7 +234,9 @@ class FollowUps:
             source_url = parent.tiles[int(tile) - 1]  # ✏️ n: the mask is drawn on tile n
         if not source_url:
             raise ActionInputError("That job has no image to repaint.")
-        async with httpx.AsyncClient(follow_redirects=False) as client:
+        async with httpx.AsyncClient(
+            follow_redirects=False, transport=AiohttpTransport()
+        ) as client:
             source = await media.fetch_image(source_url, client=client, policy=self._fetch_policy)
             uploaded = None
             if form.mask_url:

@@ -25,6 +25,7 @@ from discord.http import MultipartParameters
 from discord.webhook.async_ import async_context
 
 from bot import media
+from bot.aiohttp_transport import AiohttpTransport
 from bot.clock import Clock
 from bot.discord.presenter import (
     RenderedMessage,
@@ -103,7 +104,7 @@ class Publisher:
         # Whether a result goes out as a spoiler (the server's rule; see app.py).
         self._spoiler = spoiler
         self._targets: dict[str, _Target] = {}
-        self._http = httpx.AsyncClient(follow_redirects=False)
+        self._http = httpx.AsyncClient(follow_redirects=False, transport=AiohttpTransport())
         engine.subscribe(self._on_event)
 
     async def close(self) -> None:
