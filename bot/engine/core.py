@@ -214,8 +214,10 @@ class Engine:
         for job_id in list(self._unsaved):
             job = self._active.get(job_id)
             if job is not None:
-                with contextlib.suppress(Exception):
+                try:
                     await self._save(job)
+                except Exception:  # the store may be going away; progress comes back anyway
+                    log.warning("job %s: progress not written at stop", job_id, exc_info=True)
         self._unsaved.clear()
 
     def subscribe(self, listener: JobListener) -> Callable[[], None]:
@@ -657,10 +659,11 @@ class Engine:
         if changed:
             now = self.clock.time()
             job.last_change_at = now
-            if (
-                job.status is not previous_status
-                or now - job.updated_at >= self.settings.progress_save_interval_s
-            ):
+            # The stored time of the last change must stay well within the stall deadline.
+            save_every = min(
+                self.settings.progress_save_interval_s, self.settings.stall_timeout_s / 4
+            )
+            if job.status is not previous_status or now - job.updated_at >= save_every:
                 await self._save(job)
                 if job.id not in self._active or job.status.is_terminal:
                     return  # finished by another observation while saving

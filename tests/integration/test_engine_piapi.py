@@ -260,3 +260,27 @@ async def test_progress_alone_waits_for_the_interval_and_is_written_at_stop(
     await h.run_until(lambda: 50 in running_progress(other))
     stored = await h.store.jobs.get(other.id)
     assert stored is not None and stored.progress == 50
+
+
+async def test_progress_is_written_well_within_the_stall_deadline(h: Harness) -> None:
+    """However long the interval, the stored time of the last change never falls more than
+    a quarter of the stall deadline behind (a restart reads it to judge a stall)."""
+    await h.engine.stop()
+    h.engine = await h.new_engine(
+        settings=dataclasses.replace(
+            ENGINE_SETTINGS, progress_save_interval_s=1000.0, stall_timeout_s=20.0
+        )
+    )
+    await h.engine.start()
+    job = await h.engine.submit(IMAGINE, requester_id="u1", idempotency_key="s-1")
+
+    def progress_seen() -> set[int]:
+        return {
+            e.job.progress or 0
+            for e in h.events
+            if e.job.id == job.id and e.job.status is JobStatus.RUNNING
+        }
+
+    await h.run_until(lambda: 50 in progress_seen())  # steps come 6 s apart; 20 / 4 = 5 s
+    stored = await h.store.jobs.get(job.id)
+    assert stored is not None and stored.progress == 50
