@@ -12,11 +12,14 @@ Everything is counted at the fakes, never taken from the client under test:
   "Waiting to start"/"Queued", an uploaded file or buttons for the final state);
 - state-to-edit latency is, for every state after pending, the time from the moment the
   fake started exposing it to the arrival at the fake Discord of the first accepted edit
-  that shows it or a later state. Both fakes run on the same wall clock.
+  that shows it or a later state. Both fakes run on the same wall clock. In push mode,
+  the part of it spent before the webhook post leaves the fake (its look-up tick and its
+  sending queue, in the harness process) is reported apart as the webhook post lag.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -91,6 +94,8 @@ class JobFigures:
     shown: list[tuple[float, int]] = field(default_factory=list)  # (arrival, state index)
     final_at: float | None = None
     latencies: list[float] = field(default_factory=list)
+    # Push mode: from a state's start at the fake to its webhook post leaving the fake.
+    push_lags: list[float] = field(default_factory=list)
 
     @property
     def finished(self) -> bool:
@@ -133,6 +138,9 @@ class RunFigures:
 
     def all_latencies(self) -> list[float]:
         return [x for j in self.values() for x in j.latencies]
+
+    def all_push_lags(self) -> list[float]:
+        return [x for j in self.values() for x in j.push_lags]
 
     def acks(self) -> list[float]:
         return [j.ack_s for j in self.values() if j.ack_s is not None]
@@ -237,6 +245,15 @@ def analyse(
     for job in jobs.values():
         if job.task_id and job.task_id in piapi.tasks:
             job.states = timeline(piapi.tasks[job.task_id])
+    # The fake posts the state a task is in when it looks (every tick); how long after that
+    # state began the post left is the part of state-to-edit latency spent in the harness.
+    for delivery in piapi.webhooks.deliveries:
+        job = by_task.get(delivery.task_id)
+        if job is None or not job.states or delivery.duplicate:
+            continue
+        index = bisect.bisect_right([began for began, _ in job.states], delivery.at) - 1
+        if index >= 1:
+            job.push_lags.append(max(0.0, delivery.at - job.states[index][0]))
 
     by_token: dict[str, JobFigures] = {}
     by_message: dict[int, JobFigures] = {}
