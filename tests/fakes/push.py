@@ -13,8 +13,10 @@ Knobs, for tests of the receiving side:
 - `duplicate`: post every delivery twice.
 - `reorder`: hold each change back and post it after the next one of the same task (so an
   older state arrives after a newer one).
-- `concurrency`: posts in flight at once across tasks (default 1: strictly in order; a load
-  benchmark wants more, as real services post in parallel). `tick`: seconds between checks.
+- `concurrency`: posts in flight at once across tasks (default 1: strictly in order, and
+  `check()` returns once they are all out; a load benchmark wants more, as real services
+  post in parallel: then posts go out in the background, each task's in order, and the
+  next look is not held up by them). `tick`: seconds between checks.
 Every attempt is recorded in `deliveries`.
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,6 +76,8 @@ class WebhookSender:
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()
+        self._gate: asyncio.Semaphore | None = None
+        self._chains: dict[str, asyncio.Task[None]] = {}  # posts still going out, per task
 
     # --- lifecycle ---
 
@@ -86,6 +91,11 @@ class WebhookSender:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        chains = list(self._chains.values())
+        for chain in chains:
+            chain.cancel()
+        await asyncio.gather(*chains, return_exceptions=True)
+        self._chains.clear()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -156,14 +166,33 @@ class WebhookSender:
                     for payload, late in posts:
                         await self._deliver(tracked, payload, late=late)
                 return
-            gate = asyncio.Semaphore(self.concurrency)
+            # In parallel, and without holding up the next look: each task's posts follow
+            # its earlier ones (a chain per task), at most `concurrency` in flight overall.
+            if self._gate is None:
+                self._gate = asyncio.Semaphore(self.concurrency)
+            for tracked, posts in work:
+                after = self._chains.get(tracked.task_id)
+                chain = asyncio.create_task(self._post_in_turn(after, tracked, posts))
+                self._chains[tracked.task_id] = chain
+                chain.add_done_callback(functools.partial(self._chain_done, tracked.task_id))
 
-            async def one_task(tracked: _Tracked, posts: list[tuple[Any, bool]]) -> None:
-                async with gate:
-                    for payload, late in posts:
-                        await self._deliver(tracked, payload, late=late)
+    def _chain_done(self, task_id: str, chain: asyncio.Task[None]) -> None:
+        if self._chains.get(task_id) is chain:
+            del self._chains[task_id]
 
-            await asyncio.gather(*(one_task(t, p) for t, p in work))
+    async def _post_in_turn(
+        self,
+        after: asyncio.Task[None] | None,
+        tracked: _Tracked,
+        posts: list[tuple[Any, bool]],
+    ) -> None:
+        if after is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(after)
+        assert self._gate is not None
+        async with self._gate:
+            for payload, late in posts:
+                await self._deliver(tracked, payload, late=late)
 
     async def _deliver(self, tracked: _Tracked, payload: Any, *, late: bool = False) -> None:
         copies = 2 if self.duplicate else 1
