@@ -302,13 +302,14 @@ class SqliteDatabase:
         conn: aiosqlite.Connection | None = None,
         lock: asyncio.Lock | None = None,
     ) -> T:
-        async with lock or self._lock:
+        conn = self._conn if conn is None else conn
+        async with self._lock if lock is None else lock:
             if self._closed:
                 raise RuntimeError("the store is closed")
             attempt = 0
             while True:
                 try:
-                    return await self._attempt(work, conn or self._conn, transaction=transaction)
+                    return await self._attempt(work, conn, transaction=transaction)
                 except sqlite3.OperationalError as exc:
                     if not _is_busy(exc):
                         raise
