@@ -36,6 +36,20 @@ class ConfigError(Exception):
     """One readable line about what is wrong with the configuration."""
 
 
+class MissingSettings(ValueError):
+    """Required settings that are absent, by variable name (never a value)."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(_missing_message(names))
+        self.names = names
+
+
+def _missing_message(names: list[str]) -> str:
+    noun, them = ("setting is", "it") if len(names) == 1 else ("settings are", "them")
+    listed = ", ".join(names)
+    return f"required {noun} missing: {listed}. Set {them} in the environment or in .env"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
@@ -152,25 +166,34 @@ class Settings(BaseSettings):
         return level
 
     @model_validator(mode="after")
-    def _provider_key_present(self) -> Settings:
-        required = {
-            ProviderName.PIAPI: ("PIAPI_API_KEY", self.piapi_api_key),
-            ProviderName.VTRIX: ("VTRIX_API_KEY", self.vtrix_api_key),
-            ProviderName.LEGNEXT: ("LEGNEXT_API_KEY", self.legnext_api_key),
-        }
-        if self.mj_provider in required:
-            name, value = required[self.mj_provider]
-            if not _present(value):
-                raise ValueError(f"{name} is required when MJ_PROVIDER={self.mj_provider.value}")
-        if self.mj_provider is ProviderName.MJPROXY and not self.mjproxy_base_url:
-            # The secret stays optional: a self-hosted proxy may run without one.
-            raise ValueError("MJPROXY_BASE_URL is required when MJ_PROVIDER=mjproxy")
-        if self.webhook_listen and not self.webhook_public_url:
-            raise ValueError("WEBHOOK_PUBLIC_URL is required when WEBHOOK_LISTEN is set")
+    def _required_present(self) -> Settings:
+        missing = self.missing_required()
+        # DISCORD_TOKEN alone is load_settings' call (--check-like uses may go without);
+        # anything else missing is named together with it, in one message.
+        if [name for name in missing if not name.startswith("DISCORD_TOKEN")]:
+            raise MissingSettings(missing)
         if self.webhook_listen and not _present(self.webhook_secret):
             # Made here, once, so that every part of the bot (and the log filter) sees it.
             self.webhook_secret = SecretStr(token_urlsafe(32))
         return self
+
+    def missing_required(self) -> list[str]:
+        """Every required setting that is absent, each with why it is required."""
+        missing = [] if _present(self.discord_token) else ["DISCORD_TOKEN"]
+        keys = {
+            ProviderName.PIAPI: ("PIAPI_API_KEY", self.piapi_api_key),
+            ProviderName.VTRIX: ("VTRIX_API_KEY", self.vtrix_api_key),
+            ProviderName.LEGNEXT: ("LEGNEXT_API_KEY", self.legnext_api_key),
+        }
+        provider = self.mj_provider.value
+        if self.mj_provider in keys and not _present(keys[self.mj_provider][1]):
+            missing.append(f"{keys[self.mj_provider][0]} (with MJ_PROVIDER={provider})")
+        if self.mj_provider is ProviderName.MJPROXY and not self.mjproxy_base_url:
+            # The secret stays optional: a self-hosted proxy may run without one.
+            missing.append("MJPROXY_BASE_URL (with MJ_PROVIDER=mjproxy)")
+        if self.webhook_listen and not self.webhook_public_url:
+            missing.append("WEBHOOK_PUBLIC_URL (with WEBHOOK_LISTEN)")
+        return missing
 
     @property
     def push_mode(self) -> bool:
@@ -223,18 +246,32 @@ def load_settings(*, require_discord: bool = True, **overrides: object) -> Setti
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+        missing = _missing_in(exc)
+        if missing is None:
+            raise ConfigError(_describe(exc)) from None
+        if not require_discord:
+            missing = [name for name in missing if name != "DISCORD_TOKEN"]
+        raise ConfigError(_missing_message(missing)) from None
     if require_discord and not _present(settings.discord_token):
-        raise ConfigError("DISCORD_TOKEN is required: set it in the environment or in .env")
+        raise ConfigError(_missing_message(["DISCORD_TOKEN"]))
     return settings
 
 
+def _missing_in(exc: ValidationError) -> list[str] | None:
+    """The names a MissingSettings carried, when that was the (only) problem."""
+    for error in exc.errors(include_input=False, include_url=False):
+        cause = error.get("ctx", {}).get("error")
+        if isinstance(cause, MissingSettings):
+            return cause.names
+    return None
+
+
 def _describe(exc: ValidationError) -> str:
-    # Built from the field name and pydantic's message only: the input value (which may
-    # be a secret) is deliberately left out.
-    first = exc.errors(include_input=False, include_url=False)[0]
-    loc = [str(part) for part in first.get("loc", ()) if part != "__root__"]
-    message = str(first.get("msg", "is invalid")).removeprefix("Value error, ")
-    if not loc:
-        return message
-    return f"{loc[0].upper()} {message}"
+    # Built from the field names and pydantic's messages only: the input values (which
+    # may be secrets) are deliberately left out. Every problem is named, on one line.
+    parts = []
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = [str(part) for part in error.get("loc", ()) if part != "__root__"]
+        message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
+        parts.append(f"{loc[0].upper()} {message}" if loc else message)
+    return "; ".join(dict.fromkeys(parts))

@@ -108,3 +108,43 @@ def test_log_filter_redacts_secrets_in_messages_arguments_and_tracebacks() -> No
     text = record.getMessage() + (record.exc_text or "")
     assert "tok-123456" not in text and "pk-abcdef" not in text
     assert text.count(REDACTED) >= 2  # the message and the exception (and its source line)
+
+
+def test_every_missing_required_setting_is_named_in_one_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MJ_PROVIDER", "mjproxy")
+    monkeypatch.setenv("WEBHOOK_LISTEN", "127.0.0.1:8080")
+    monkeypatch.delenv("WEBHOOK_PUBLIC_URL", raising=False)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    for name in ("DISCORD_TOKEN", "MJPROXY_BASE_URL", "WEBHOOK_PUBLIC_URL"):
+        assert name in message, message
+    # Without the Discord requirement, only the others are named.
+    with pytest.raises(ConfigError) as info:
+        load_settings(require_discord=False)
+    assert "DISCORD_TOKEN" not in str(info.value)
+    assert "MJPROXY_BASE_URL" in str(info.value)
+
+
+def test_every_malformed_value_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "tok")
+    monkeypatch.setenv("PIAPI_API_KEY", "key")
+    monkeypatch.setenv("MJ_MAX_CONCURRENT_JOBS", "many-secret-looking")
+    monkeypatch.setenv("LOG_LEVEL", "loud")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "MJ_MAX_CONCURRENT_JOBS" in message and "LOG_LEVEL" in message
+    assert "many-secret-looking" not in message and "loud" not in message
+    assert "\n" not in message
+
+
+def test_run_without_token_or_key_names_both_and_exits_2() -> None:
+    result = _run_bot({"MJ_PROVIDER": "piapi", "WEBHOOK_SECRET": "whsec-very-secret"})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "DISCORD_TOKEN" in lines[0] and "PIAPI_API_KEY" in lines[0], lines[0]
+    assert "whsec-very-secret" not in result.stderr + result.stdout
