@@ -4,6 +4,7 @@ See /work/shared/DISCORD_PROTOCOL.md for what it models and why; `FakeDiscord` i
 """
 
 from .interactions import InteractionRefused
+from .limits import BucketSpec, DiscordLimits, LimitModel, parse_models
 from .models import (
     DEFAULT_APP_ID,
     DEFAULT_GUILD_ID,
@@ -31,6 +32,8 @@ __all__ = [
     "DEFAULT_GUILD_ID",
     "ApiError",
     "AttachmentRecord",
+    "BucketSpec",
+    "DiscordLimits",
     "FakeChannel",
     "FakeDiscord",
     "FakeGuild",
@@ -41,10 +44,12 @@ __all__ = [
     "GatewayFrame",
     "InteractionRecord",
     "InteractionRefused",
+    "LimitModel",
     "MessageRecord",
     "RateLimitRule",
     "RequestRecord",
     "Upload",
     "default_guild",
     "default_users",
+    "parse_models",
 ]

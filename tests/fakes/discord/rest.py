@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import BodyPartReader, web
 
+from .limits import BAN_PAGE
 from .messages import ParsedFile
 from .models import (
     F_COMPONENTS_V2,
@@ -233,6 +234,17 @@ class RestApi:
             await self._parse_body(request, ctx, record)
             fault = fake.take_fault(method, path)
             limited, rl_headers = (None, None) if fault else self._rate_limited(method, path)
+            if fake.limits is not None and fault is None and limited is None:
+                verdict = fake.limits.check(method, path)
+                if verdict.banned:
+                    record.fault = "banned"
+                    record.status = 403
+                    fake.notify()
+                    return web.Response(status=403, text=BAN_PAGE, content_type="text/html")
+                limited = verdict.refusal
+                if limited is not None:
+                    fake.count_429 += 1
+                rl_headers = verdict.headers or None
             if fault is not None:
                 record.fault = "injected"
                 status, body, headers = self._fault_reply(fault.status, fault, route)
@@ -262,6 +274,8 @@ class RestApi:
             fake.internal_errors.append(f"{method} {request.path}\n{traceback.format_exc()}")
             status, body, headers = 500, {"message": "500: Internal Server Error", "code": 0}, {}
         record.status, record.reply = status, body
+        if fake.limits is not None:
+            fake.limits.record_status(status, headers)
         fake.notify()
         return json_response(status, body, headers)
 

@@ -15,7 +15,7 @@ import contextlib
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -31,6 +31,13 @@ from .interactions import (
     command_path,
     ephemeral_owner,
     modal_submit_components,
+)
+from .limits import (
+    DEFAULT_BAN_S,
+    DEFAULT_INVALID_LIMIT,
+    BucketSpec,
+    DiscordLimits,
+    LimitModel,
 )
 from .messages import MessageService
 from .models import (
@@ -116,6 +123,8 @@ class FakeDiscord:
         self.commands: dict[int | None, list[JSON]] = {}  # scope (guild id or None) → commands
         self.faults: list[Fault] = []
         self.rate_limits: list[RateLimitRule] = []
+        # Discord's buckets as bot authors observe them (limits.py); None: only the rules above.
+        self.limits: DiscordLimits | None = None
         self.count_429 = 0
 
         self._by_token: dict[str, InteractionRecord] = {}
@@ -512,6 +521,21 @@ class FakeDiscord:
         )
         self.rate_limits.append(rule)
         return rule
+
+    def set_limit_models(
+        self,
+        models: Iterable[LimitModel | str],
+        *,
+        specs: Mapping[LimitModel, BucketSpec] | None = None,
+        invalid_limit: int = DEFAULT_INVALID_LIMIT,
+        ban_s: float = DEFAULT_BAN_S,
+    ) -> DiscordLimits:
+        """Apply the chosen models of limits.py (`"abd"` or LimitModel values) from now on."""
+        chosen = [m if isinstance(m, LimitModel) else LimitModel(m) for m in models]
+        self.limits = DiscordLimits(
+            self, chosen, specs=dict(specs or {}), invalid_limit=invalid_limit, ban_s=ban_s
+        )
+        return self.limits
 
     def set_upload_limit(self, limit: int) -> None:
         """Per-file upload limit; also what new interactions report as attachment_size_limit."""
