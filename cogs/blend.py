@@ -26,6 +26,9 @@ class Blend(commands.Cog):
         self.bot = bot
 
     @app_commands.command(name="blend", description="Blend 2 to 5 images into new ones")
+    # Server rules (channels, roles, quotas, speeds) need a server: no DMs, no user installs.
+    @app_commands.guild_only()
+    @app_commands.allowed_installs(guilds=True, users=False)
     @app_commands.describe(
         image1="First image",
         image2="Second image",

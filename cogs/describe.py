@@ -58,6 +58,9 @@ class Describe(commands.Cog):
         await self._http.aclose()
 
     @app_commands.command(name="describe", description="Get four prompts that fit an image")
+    # Server rules (channels, roles, quotas, speeds) need a server: no DMs, no user installs.
+    @app_commands.guild_only()
+    @app_commands.allowed_installs(guilds=True, users=False)
     @app_commands.describe(
         image="The image to describe (PNG, JPEG, WEBP or GIF)",
         url="Or a link to the image",

@@ -34,6 +34,9 @@ class Edit(commands.Cog):
         self.bot = bot
 
     @app_commands.command(name="edit", description="Edit one of your images with a new prompt")
+    # Server rules (channels, roles, quotas, speeds) need a server: no DMs, no user installs.
+    @app_commands.guild_only()
+    @app_commands.allowed_installs(guilds=True, users=False)
     @app_commands.describe(
         job="The job id shown under the image (or in /job history)",
         image="Which image of a grid: 1–4 (a single image needs none)",

@@ -81,6 +81,9 @@ class Imagine(commands.Cog):
         self.bot = bot
 
     @app_commands.command(name="imagine", description="Create four images from a prompt")
+    # Server rules (channels, roles, quotas, speeds) need a server: no DMs, no user installs.
+    @app_commands.guild_only()
+    @app_commands.allowed_installs(guilds=True, users=False)
     @app_commands.describe(
         prompt="What to draw; Midjourney parameters like --ar 16:9 may follow",
         aspect_ratio="Width:height of the images, e.g. 16:9",

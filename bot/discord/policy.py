@@ -49,6 +49,10 @@ _PROMPTED = frozenset(
 # Settings change only through /settings in this process (save_settings refreshes them);
 # the time limit bounds how stale they get if another process shares the database.
 SETTINGS_TTL_S = 30.0
+DM_REFUSAL = (
+    "Images can be made only in a server, not in direct messages: "
+    "use the bot in a server you share with it."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,9 +167,9 @@ class Policy:
         """Why `member` may not start `operation` now, or None when they may."""
         settings = await self.settings(member.guild_id)
         if settings is None:
-            if operation.kind in _PROMPTED and operation.prompt:
-                return self.check_text(None, operation.prompt)
-            return None
+            # The commands are guild-only when synced; one that arrives anyway from a DM
+            # would escape every channel, role, quota and speed rule.
+            return DM_REFUSAL
         refusal = may_generate(
             settings,
             channel_id=member.channel_id,
@@ -216,7 +220,7 @@ class Policy:
         the requester and moderators)."""
         settings = await self.settings(member.guild_id)
         if settings is None:
-            return None
+            return DM_REFUSAL
         refusal = may_click(
             settings,
             clicker_id=member.user_id,
