@@ -322,6 +322,8 @@ class Job:
     # Where the job's message lives (channel, message, upload limit), written with the job
     # itself so that a kill before its delivery record is stored loses no message.
     delivery_hint: dict[str, Any] = field(default_factory=dict)
+    # The provider account (MJ_ACCOUNTS_FILE name) it was sent to; follow-ups go there too.
+    account: str | None = None
 
     @property
     def is_terminal(self) -> bool:

@@ -202,6 +202,28 @@ class Metrics:
                 ["code"],
             )
         )
+        # Several provider accounts (MJ_ACCOUNTS_FILE): the same requests, per account, and
+        # each account's slots and state (read from the pool at scrape time).
+        self.account_requests = self._add(
+            Counter(
+                "mjbot_account_requests_total",
+                "Requests the engine made to each provider account, by method and outcome.",
+                ["account", "method", "outcome"],
+            )
+        )
+        self.account_in_flight = self._add(
+            Gauge("mjbot_account_in_flight", "Jobs holding a slot at each account.", ["account"])
+        )
+        self.account_limit = self._add(
+            Gauge("mjbot_account_limit", "Jobs each account may run at once.", ["account"])
+        )
+        self.account_available = self._add(
+            Gauge(
+                "mjbot_account_available",
+                "1 while an account takes new jobs, 0 while it is set aside.",
+                ["account"],
+            )
+        )
         self.webhooks = self._add(
             Counter(
                 "mjbot_webhooks_total",

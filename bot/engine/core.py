@@ -36,6 +36,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from bot.accounts.pool import Account, AccountPool
 from bot.clock import Clock, SystemClock
 from bot.domain import (
     ErrorCode,
@@ -76,6 +77,10 @@ QUEUE_EXACT_POSITIONS = 50
 QUEUE_SYNC_LIMIT = 200
 QUEUE_REFRESH_S = 1.0
 _POSITIONS_TIMER = "\x00queue-positions"  # a timer key no job id can take
+_PROBE_TIMER = "\x00account-probe"  # set-aside accounts are probed when it fires
+# Looking for a queued job some account can take now stops after this many (bounded work
+# per dispatch when every account with room is one the waiting jobs cannot use).
+PUMP_SCAN_LIMIT = 500
 # Refs of recently finished jobs, so that late webhooks for them count as duplicates.
 RECENT_REFS = 4096
 _STATUS_RANK = {
@@ -139,11 +144,20 @@ class Engine:
         settings: EngineSettings | None = None,
         metrics: Metrics | None = None,
     ) -> None:
-        self.provider = provider
         self.metrics = metrics
         self.jobs = jobs
         self.clock = clock or SystemClock()
         self.settings = settings or EngineSettings()
+        # The accounts jobs go to; a bare provider is today's single account.
+        self.pool = (
+            provider
+            if isinstance(provider, AccountPool)
+            else AccountPool.single(provider, limit=self.settings.max_concurrent_jobs)
+        )
+        # Requests go through the pool, which forwards each to the job's own account.
+        self.provider: Provider = self.pool
+        if metrics is not None:
+            register_account_gauges(metrics, self.pool)
         self._active: dict[str, Job] = {}  # every non-terminal job, by id
         self._queue = FairQueue()
         self._submitting: set[str] = set()
@@ -156,7 +170,6 @@ class Engine:
         self._runner: asyncio.Task[None] | None = None
         self._requests = asyncio.Semaphore(self.settings.max_parallel_requests)
         self._paused_until = 0.0
-        self._slots = self.settings.max_concurrent_jobs
         self._by_ref: dict[str, str] = {}  # provider ref -> id of the active job
         self._recent_refs: OrderedDict[str, None] = OrderedDict()
         self._polling: set[str] = set()  # jobs with a poll in flight
@@ -190,6 +203,8 @@ class Engine:
             if job.status is JobStatus.QUEUED:
                 self._enqueue(job)
             else:
+                # It holds a slot at its account, even beyond a limit lowered since.
+                self.pool.acquire(job.id, self.pool.account_for(job))
                 if job.provider_ref:
                     self._by_ref[job.provider_ref] = job.id
                 self._timers.schedule(job.id, now)
@@ -226,9 +241,16 @@ class Engine:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
-    def set_max_concurrent_jobs(self, slots: int) -> None:
-        self._slots = max(1, slots)
+    def set_max_concurrent_jobs(self, slots: int, *, account: str | None = None) -> None:
+        """The limit of one account (by name), or of every account."""
+        self.pool.set_limit(slots, account=account)
         self._pump()
+
+    def restore_account(self, name: str) -> Account:
+        """An admin puts a set-aside account back; waiting jobs may go to it at once."""
+        account = self.pool.restore(name)
+        self._pump()
+        return account
 
     # --- requests ------------------------------------------------------------------------
 
@@ -246,13 +268,13 @@ class Engine:
 
         `delivery_hint` is stored with the job for the presentation layer (where its
         message is), so that nothing about it is lost between two writes."""
-        if not self.provider.capabilities.supports(operation.kind):
-            raise EngineError(UnsupportedOperationError().to_job_error())
+        home = await self._account_for_request(operation)
         now = self.clock.time()
         job = Job(
             id=new_job_id(),
             operation=operation,
-            provider=self.provider.name,
+            provider=home.kind if home is not None else self.pool.name,
+            account=home.name if home is not None else None,
             requester_id=requester_id,
             guild_id=guild_id,
             channel_id=channel_id,
@@ -270,6 +292,33 @@ class Engine:
         self._emit("created", job, None)
         self._pump()
         return copy.copy(job)
+
+    async def _account_for_request(self, operation: Operation) -> Account | None:
+        """A follow-up's account (its parent's, always), or None for a new job, which is
+        placed when a slot frees. EngineError when no account will take it."""
+        if not self.pool.can_serve(operation):
+            raise EngineError(UnsupportedOperationError().to_job_error())
+        if operation.parent_job_id is None:
+            refusal = self.pool.refusal(operation)
+            if refusal is not None:
+                raise EngineError(JobError(ErrorCode.UNAVAILABLE, refusal))
+            return None
+        parent = self._active.get(operation.parent_job_id) or await self.jobs.get(
+            operation.parent_job_id
+        )
+        if parent is None:
+            return None  # refused with a reason when it is sent (_parent_refusal)
+        home = self.pool.account_for(parent)
+        refusal = self.pool.pinned_refusal(home)
+        if refusal is not None:
+            raise EngineError(JobError(ErrorCode.UNAVAILABLE, refusal))
+        if not home.serves(operation):
+            raise EngineError(
+                UnsupportedOperationError(
+                    "The image service account that made this image cannot do that."
+                ).to_job_error()
+            )
+        return home
 
     async def cancel(self, job_id: str) -> Job:
         """Cancel a job: at once if it is still waiting in the bot, else at the provider."""
@@ -294,16 +343,17 @@ class Engine:
                     "The job is being sent right now; try again in a moment.",
                 )
             )
-        if not self.provider.capabilities.can_cancel:
+        if not self.pool.capabilities_for(job).can_cancel:
             raise EngineError(
                 UnsupportedOperationError("This image service cannot cancel jobs.").to_job_error()
             )
+        account = self.pool.account_for(job)
         try:
             await self.provider.cancel(job)
         except ProviderError as exc:
-            self._count_request("cancel", exc)
+            self._count_request("cancel", exc, account)
             raise EngineError(exc.to_job_error()) from None
-        self._count_request("cancel", None)
+        self._count_request("cancel", None, account)
         if job.id in self._active and not job.status.is_terminal:
             await self._finish(
                 job, JobStatus.CANCELLED, JobError(ErrorCode.CANCELLED, "Cancelled.")
@@ -387,42 +437,78 @@ class Engine:
 
     # --- dispatching ---------------------------------------------------------------------
 
-    def _in_flight(self) -> int:
-        # Every active job not waiting in the bot's queue holds (or is taking) a slot.
-        return len(self._active) - len(self._queue)
-
     def _enqueue(self, job: Job, *, front: bool = False) -> None:
         self._queue.push(job.id, job.requester_id or "", front=front)
         self._queue_version += 1
 
     def _pump(self) -> None:
-        """Send queued jobs while provider slots are free."""
+        """Send queued jobs while some account has a free slot: members' turns stay one
+        round-robin across the pool; each job goes to an account that can take it now."""
         now = self.clock.time()
-        deferred: list[Job] = []
-        while self._in_flight() < self._slots:
-            job_id = self._queue.pop()
+        while self.pool.has_room():
+            job_id = self._queue.pop_where(
+                lambda jid: self._placement(jid, now) is not None, limit=PUMP_SCAN_LIMIT
+            )
             if job_id is None:
                 break
             self._queue_version += 1
             job = self._active.get(job_id)
-            if job is None:
+            account = self._placement(job_id, now)
+            if job is None or account is None:
                 continue
-            retry_at = self._retry_at.get(job_id, 0.0)
-            if retry_at > now:
-                deferred.append(job)
-                continue
+            self.pool.acquire(job.id, account)
+            job.account, job.provider = account.name, account.kind
             self._submitting.add(job_id)
             self._spawn(self._send(job), f"submit-{job_id}")
-        for job in deferred:
-            self._enqueue(job, front=True)
-            self._timers.schedule(job.id, self._retry_at[job.id])
         self._publish_queue_positions()
+
+    def _placement(self, job_id: str, now: float) -> Account | None:
+        """The account a queued job would go to now, or None (it waits)."""
+        job = self._active.get(job_id)
+        if job is None:
+            return self.pool.accounts[0]  # gone: popped and dropped by the pump
+        if self._retry_at.get(job_id, 0.0) > now:
+            return None  # a delayed resubmission; its timer pumps again
+        if job.operation.parent_job_id is not None and job.account is not None:
+            home = self.pool.account_for(job)
+            return home if home.available and home.has_room else None
+        return self.pool.choose(job.operation)
 
     def _current_positions(self) -> dict[str, int]:
         if self._positions_version != self._queue_version:
-            self._positions = self._queue.positions()
+            self._positions = self._compute_positions()
             self._positions_version = self._queue_version
         return self._positions
+
+    def _compute_positions(self) -> dict[str, int]:
+        """1-based positions. With several accounts a job counts only the jobs ahead that
+        compete for one of its accounts (a follow-up waits for its parent's account only)."""
+        if len(self.pool.accounts) == 1:
+            return self._queue.positions()
+        eligible: dict[str, frozenset[str]] = {}
+        counts: dict[str, int] = {}
+        positions: dict[str, int] = {}
+        for job_id in self._queue.order():
+            job = self._active.get(job_id)
+            if job is None:
+                continue
+            group = self._group(job, eligible)
+            mine = eligible[group]
+            ahead = sum(n for g, n in counts.items() if g == group or eligible[g] & mine)
+            positions[job_id] = ahead + 1
+            counts[group] = counts.get(group, 0) + 1
+        return positions
+
+    def _group(self, job: Job, eligible: dict[str, frozenset[str]]) -> str:
+        op = job.operation
+        if op.parent_job_id is not None and job.account is not None:
+            group = "@" + job.account
+            names = frozenset({job.account})
+        else:
+            group = f"{op.kind.value}:{op.mode.value if op.mode else ''}"
+            names = frozenset(a.name for a in self.pool.serving(op))
+        eligible.setdefault(group, names)
+        return group
 
     def _publish_queue_positions(self) -> None:
         if self._published_version == self._queue_version:
@@ -464,37 +550,27 @@ class Engine:
         parent: Job | None = None
         if job.operation.parent_job_id:
             parent = await self.jobs.get(job.operation.parent_job_id)
-            refusal = self._parent_refusal(parent)
+            refusal = self._parent_refusal(parent, job)
             if refusal is not None:
                 await self._finish(job, JobStatus.FAILED, refusal)
                 return
 
-        # Invariant 1: the mark goes to disk before the request leaves.
+        # Invariant 1: the mark (and the account it goes to) reach disk before the request.
+        account = self.pool.account_for(job)
         job.submit_started_at = self.clock.time()
         job.queue_position = None
         await self._save(job)
         try:
             async with self._requests:
-                snapshot = await self.provider.submit(
+                snapshot = await account.provider.submit(
                     job.operation, job=copy.copy(job), parent=parent
                 )
-        except RateLimitedError as exc:
-            self._count_request("submit", exc)
-            await self._retry_submit_later(job, exc, exc.retry_after)
-            return
-        except SubmitOutcomeUnknownError as exc:
-            self._count_request("submit", exc)
-            await self._finish(job, JobStatus.FAILED, exc.to_job_error())
-            return
         except ProviderError as exc:
-            self._count_request("submit", exc)
-            if exc.transient:
-                await self._retry_submit_later(job, exc, None)
-            else:
-                await self._finish(job, JobStatus.FAILED, exc.to_job_error())
+            self._count_request("submit", exc, account)
+            await self._submit_failed(job, account, exc)
             return
         except Exception:
-            self._count_request("submit", ErrorCode.INTERNAL)
+            self._count_request("submit", ErrorCode.INTERNAL, account)
             log.exception("job %s: submission failed unexpectedly", job.id)
             await self._finish(
                 job,
@@ -503,7 +579,8 @@ class Engine:
             )
             return
 
-        self._count_request("submit", None)
+        self._count_request("submit", None, account)
+        self.pool.record_success(account)
         previous = job.status
         job.provider_ref = snapshot.ref
         self._by_ref[snapshot.ref] = job.id
@@ -534,14 +611,80 @@ class Engine:
         s = self.settings
         return s.push_safety_poll_s if s.push_mode else s.poll_initial_s
 
-    def _parent_refusal(self, parent: Job | None) -> JobError | None:
+    async def _submit_failed(self, job: Job, account: Account, exc: ProviderError) -> None:
+        """A refused submission. An unanswered one stays failed (never sent twice); one
+        the account is to blame for moves to another account; others retry or fail."""
+        if isinstance(exc, SubmitOutcomeUnknownError):
+            self.pool.record_failure(account, exc, self.clock.time())
+            await self._finish(job, JobStatus.FAILED, exc.to_job_error())
+            return
+        verdict = self.pool.record_failure(account, exc, self.clock.time())
+        if verdict is not None:
+            await self._account_set_aside(job, account, exc)
+        elif isinstance(exc, RateLimitedError):
+            await self._retry_submit_later(job, exc, exc.retry_after)
+        elif exc.transient:
+            await self._retry_submit_later(job, exc, None)
+        else:
+            await self._finish(job, JobStatus.FAILED, exc.to_job_error())
+
+    async def _account_set_aside(self, job: Job, account: Account, exc: ProviderError) -> None:
+        """The account refused for reasons of its own: nothing was created there, so the
+        job goes back to the queue for another account (a follow-up cannot go elsewhere)."""
+        self._schedule_probe()
+        pinned = job.operation.parent_job_id is not None
+        refusal = self.pool.pinned_refusal(account) if pinned else None
+        if refusal is not None:
+            await self._finish(job, JobStatus.FAILED, JobError(exc.code, refusal))
+        elif self.pool.refusal(job.operation) is not None:
+            await self._finish(job, JobStatus.FAILED, exc.to_job_error())  # nowhere else
+        else:
+            self.pool.release(job.id)
+            if not pinned:
+                job.account = None
+            job.submit_started_at = None
+            await self._save(job)
+            self._enqueue(job, front=True)
+            log.info("job %s: back in the queue (account %s set aside)", job.id, account.name)
+        await self._fail_stranded()
+
+    async def _fail_stranded(self) -> None:
+        """End queued jobs no account will take until an admin acts (every account that
+        could is out of credit or refused its key; a follow-up's own account is)."""
+        for job_id in self._queue.order():
+            job = self._active.get(job_id)
+            if job is None:
+                continue
+            home = self.pool.get(job.account) if job.operation.parent_job_id else None
+            if home is not None:
+                aside = home.aside
+                stuck = aside is not None and aside.kind.waits_for_admin
+                reason = self.pool.pinned_refusal(home) if stuck else None
+            else:
+                reason = self.pool.refusal(job.operation)
+            if reason is not None:
+                await self._finish(job, JobStatus.FAILED, JobError(ErrorCode.UNAVAILABLE, reason))
+
+    def _schedule_probe(self) -> None:
+        at = self.pool.next_probe_at()
+        if at is not None:
+            self._timers.schedule(_PROBE_TIMER, at)
+
+    async def _probe_accounts(self) -> None:
+        back = await self.pool.probe_due(self.clock.time())
+        if back:
+            log.info("account(s) back after their cool-down: %s", ", ".join(back))
+        self._schedule_probe()
+        self._pump()
+
+    def _parent_refusal(self, parent: Job | None, job: Job) -> JobError | None:
         if parent is None:
             return JobError(ErrorCode.NOT_FOUND, "The image this follows up no longer exists.")
         if parent.status is not JobStatus.COMPLETED or not parent.provider_ref:
             return JobError(
                 ErrorCode.INVALID_REQUEST, "The image this follows up has not finished."
             )
-        window = self.provider.capabilities.follow_up_window
+        window = self.pool.capabilities_for(job).follow_up_window
         if window is not None and self.clock.time() - parent.created_at > window:
             return ParentTooOldError().to_job_error()
         return None
@@ -561,6 +704,9 @@ class Engine:
         )
         # Nothing was created at the provider: clear the mark so a restart may send it.
         job.submit_started_at = None
+        self.pool.release(job.id)
+        if job.operation.parent_job_id is None:
+            job.account = None  # any account may take it next time
         await self._save(job)
         self._retry_at[job.id] = now + delay
         self._enqueue(job, front=True)
@@ -574,6 +720,9 @@ class Engine:
     def _on_timer(self, job_id: str) -> None:
         if job_id == _POSITIONS_TIMER:
             self._publish_positions_now()
+            return
+        if job_id == _PROBE_TIMER:
+            self._spawn(self._probe_accounts(), "account-probe")
             return
         job = self._active.get(job_id)
         if job is None:
@@ -602,39 +751,22 @@ class Engine:
         if deadline_error is not None:
             await self._time_out(job, deadline_error)
             return
+        account = self.pool.account_for(job)
         try:
             async with self._requests:
-                snapshot = await self.provider.fetch(copy.copy(job))
-        except RateLimitedError as exc:
-            self._count_request("fetch", exc)
-            self._paused_until = max(self._paused_until, now + (exc.retry_after or 5.0))
-            self._timers.schedule(job.id, self._paused_until)
-            return
-        except NotFoundError as exc:
-            self._count_request("fetch", exc)
-            if now - (job.submitted_at or job.created_at) < self.settings.not_found_grace_s:
-                self._reschedule(job, changed=False)
-                return
-            await self._finish(job, JobStatus.FAILED, exc.to_job_error())
-            return
+                snapshot = await account.provider.fetch(copy.copy(job))
         except ProviderError as exc:
-            self._count_request("fetch", exc)
-            log.warning(
-                "job %s: poll failed (%s): %s",
-                job.id,
-                exc.code.value,
-                exc.provider_text or exc.message,
-            )
-            job.polls += 1
-            self._reschedule(job, changed=False)
+            self._count_request("fetch", exc, account)
+            await self._fetch_failed(job, account, exc, now)
             return
         except Exception:
-            self._count_request("fetch", ErrorCode.INTERNAL)
+            self._count_request("fetch", ErrorCode.INTERNAL, account)
             log.exception("job %s: poll failed unexpectedly", job.id)
             self._reschedule(job, changed=False)
             return
 
-        self._count_request("fetch", None)
+        self._count_request("fetch", None, account)
+        self.pool.record_success(account)
         job.polls += 1
         if job.id not in self._active or job.status.is_terminal or job.id in self._finishing:
             return  # a push finished it while the request was out
@@ -643,6 +775,32 @@ class Engine:
             self._reschedule(job, changed=False)
             return
         await self._observe(job, snapshot)
+
+    async def _fetch_failed(
+        self, job: Job, account: Account, exc: ProviderError, now: float
+    ) -> None:
+        if self.pool.record_failure(account, exc, now) is not None:
+            # Jobs already there keep being watched; new ones go elsewhere.
+            self._schedule_probe()
+            await self._fail_stranded()
+        if isinstance(exc, RateLimitedError):
+            self._paused_until = max(self._paused_until, now + (exc.retry_after or 5.0))
+            self._timers.schedule(job.id, self._paused_until)
+            return
+        if isinstance(exc, NotFoundError):
+            if now - (job.submitted_at or job.created_at) < self.settings.not_found_grace_s:
+                self._reschedule(job, changed=False)
+                return
+            await self._finish(job, JobStatus.FAILED, exc.to_job_error())
+            return
+        log.warning(
+            "job %s: poll failed (%s): %s",
+            job.id,
+            exc.code.value,
+            exc.provider_text or exc.message,
+        )
+        job.polls += 1
+        self._reschedule(job, changed=False)
 
     async def _observe(self, job: Job, snapshot: ProviderSnapshot) -> None:
         """Apply one observation (a poll's answer or a push), persist (status changes; see
@@ -710,7 +868,7 @@ class Engine:
         return None
 
     async def _time_out(self, job: Job, error: JobError) -> None:
-        if self.provider.capabilities.can_cancel and job.status is JobStatus.SUBMITTED:
+        if self.pool.capabilities_for(job).can_cancel and job.status is JobStatus.SUBMITTED:
             with contextlib.suppress(ProviderError):
                 await self.provider.cancel(copy.copy(job))  # best effort: stop paying for it
         if job.id in self._active and not job.status.is_terminal:
@@ -765,6 +923,7 @@ class Engine:
             job.preview_url = None
         await self._save(job)
         self._active.pop(job.id, None)
+        self.pool.release(job.id)
         if self._queue.remove(job.id):
             self._queue_version += 1
         if job.provider_ref and self._by_ref.get(job.provider_ref) == job.id:
@@ -794,14 +953,21 @@ class Engine:
             except Exception:
                 log.exception("job listener failed")
 
-    def _count_request(self, method: str, error: ProviderError | ErrorCode | None) -> None:
+    def _count_request(
+        self,
+        method: str,
+        error: ProviderError | ErrorCode | None,
+        account: Account | None = None,
+    ) -> None:
         if self.metrics is None:
             return
+        outcome = "ok" if error is None else "error"
+        self.metrics.provider_requests.inc(method=method, outcome=outcome)
+        if account is not None:
+            self.metrics.account_requests.inc(account=account.name, method=method, outcome=outcome)
         if error is None:
-            self.metrics.provider_requests.inc(method=method, outcome="ok")
             return
         code = error if isinstance(error, ErrorCode) else error.code
-        self.metrics.provider_requests.inc(method=method, outcome="error")
         self.metrics.provider_errors.inc(code=code.value)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -827,3 +993,15 @@ class Engine:
                 await asyncio.sleep(0.002)
             else:
                 quiet_rounds += 1
+
+
+def register_account_gauges(metrics: Metrics, pool: AccountPool) -> None:
+    """Each account's slots in use, its limit and whether it takes new jobs, read at scrape
+    time."""
+
+    def per_account(read: Callable[[Account], float]) -> Callable[[], dict[Any, float]]:
+        return lambda: {(("account", a.name),): read(a) for a in pool.accounts}
+
+    metrics.account_in_flight.source = per_account(lambda a: float(a.in_flight))
+    metrics.account_limit.source = per_account(lambda a: float(a.limit))
+    metrics.account_available.source = per_account(lambda a: 1.0 if a.available else 0.0)

@@ -7,6 +7,7 @@ turn, so one member's burst never starves the others.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Callable
 
 
 class FairQueue:
@@ -43,6 +44,31 @@ class FairQueue:
         if lane:
             self._lanes[requester] = lane
         return job_id
+
+    def pop_where(self, fits: Callable[[str], bool], *, limit: int = 1000) -> str | None:
+        """The first job in round-robin order that `fits` (several provider accounts: the
+        head of a lane may wait for a full account while a later job can go elsewhere).
+
+        Each lane is looked at from its head; a member's job may pass their own earlier
+        one, never another member's turn. At most `limit` jobs are looked at."""
+        looked = 0
+        for requester, lane in self._lanes.items():
+            for job_id in lane:
+                if looked >= limit:
+                    return None
+                looked += 1
+                if fits(job_id):
+                    self._take(requester, lane, job_id)
+                    return job_id
+        return None
+
+    def _take(self, requester: str, lane: deque[str], job_id: str) -> None:
+        lane.remove(job_id)
+        del self._owner[job_id]
+        # Served: the requester goes to the back of the ring (or leaves it when empty).
+        del self._lanes[requester]
+        if lane:
+            self._lanes[requester] = lane
 
     def remove(self, job_id: str) -> bool:
         requester = self._owner.pop(job_id, None)

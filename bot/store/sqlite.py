@@ -384,6 +384,7 @@ _COLUMNS = (
     "data",
     "mode",  # since migration 0005
     "error_code",  # since migration 0005
+    "account",  # since migration 0006
 )
 # The first schema's columns, the first of every row (for tests of older databases).
 V1_JOB_COLUMNS = _COLUMNS[:13]
@@ -415,6 +416,7 @@ def _row(job: Job) -> tuple[Any, ...]:
         data,
         job.operation.mode.value if job.operation.mode else None,
         job.error.code.value if job.error else None,
+        job.account,
     )
 
 

@@ -115,6 +115,7 @@ def full_job(job_id: str = "full00000001") -> Job:
         finished_at=1_800_000_100.75,
         polls=17,
         delivery_hint={"channel_id": "42", "message_id": "43", "upload_limit": 8388608},
+        account="second",
     )
 
 
