@@ -6,8 +6,10 @@ import asyncio
 import logging
 import pkgutil
 import signal
+from typing import Any
 
 import discord
+from discord import app_commands
 from discord.ext import commands
 
 from bot.clock import SystemClock
@@ -78,6 +80,19 @@ class MidjourneyBot(commands.AutoShardedBot):
         self.gateway_watch = GatewayWatch(SystemClock())
         self.web_servers: list[WebServer] = []
         self._uninstall_rate_limit_counter = install_rate_limit_counter(self.metrics)
+        self.tree.on_error = self._on_app_command_error  # type: ignore[method-assign]
+
+    async def _on_app_command_error(
+        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
+    ) -> None:
+        """A failed check (a refusal the member has already been told of) is no error."""
+        if isinstance(error, app_commands.CheckFailure):
+            name = interaction.command.qualified_name if interaction.command else "a command"
+            log.info(
+                "/%s refused for member %s (%s)", name, interaction.user.id, type(error).__name__
+            )
+            return
+        await app_commands.CommandTree.on_error(self.tree, interaction, error)
 
     async def setup_hook(self) -> None:
         self.store = await open_store(self.settings.database_url)

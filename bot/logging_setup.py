@@ -3,10 +3,38 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable
 
 REDACTED = "<redacted>"
+
+# Interaction tokens (each lets its holder edit the bot's replies for 15 minutes) are not
+# configured secrets: discord.py writes them at DEBUG in request URLs and gateway events.
+# They are found by shape, whichever interaction they belong to.
+_TOKEN_CHARS = r"[A-Za-z0-9_\-.]+"
+_TOKEN_PATTERNS = (
+    # /webhooks/{application_id}/{token}/...  and  /interactions/{id}/{token}/callback
+    re.compile(rf"(/(?:webhooks|interactions)/\d+/){_TOKEN_CHARS}"),
+    # 'token': '…' in a logged dict, "token": "…" in logged JSON
+    re.compile(rf"""(["']token["']\s*:\s*["']){_TOKEN_CHARS}"""),
+    # Discord's interaction tokens are base64 of "interaction:…"
+    re.compile(rf"()aW50ZXJhY3Rpb24{_TOKEN_CHARS}"),
+)
+# Line breaks and other controls in a logged value (a provider's text) would let it forge
+# log lines of its own; a record's message is written with them escaped (\n, \x1b, \u2028).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def scrub_tokens(text: str) -> str:
+    """`text` with every interaction or webhook token in it replaced."""
+    for pattern in _TOKEN_PATTERNS:
+        text = pattern.sub(rf"\g<1>{REDACTED}", text)
+    return text
+
+
+def escape_controls(text: str) -> str:
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 class RedactSecrets(logging.Filter):
@@ -21,12 +49,10 @@ class RedactSecrets(logging.Filter):
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
-        return text
+        return scrub_tokens(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
-        message = record.getMessage()
+        message = escape_controls(record.getMessage())
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         record.msg = self.scrub(message)

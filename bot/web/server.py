@@ -8,22 +8,33 @@ Webhooks are authenticated by the secret token in the path (mj-proxy, Vtrix and 
 send no secret of their own); PiAPI must also echo the secret in `x-webhook-secret`. Both
 are compared in constant time. A wrong token answers 404 and a wrong secret 401, before the
 body is read; bodies above `max_body` answer 413. A post that authenticates but cannot be
-read answers 400; one about a job the bot does not know answers 200 (so that the provider
+read answers 400 (so does JSON nested deeper than `MAX_JSON_DEPTH`, refused before the
+parser recurses); one about a job the bot does not know answers 200 (so that the provider
 stops retrying) and is counted. Neither the token, the secret nor the body is ever logged.
+
+Slow clients are cut off: headers must be complete within `header_timeout_s` of the
+connection (or of the previous answer on a kept-alive one) and a body within
+`body_timeout_s` (408). Refusals are logged as one line, then counted and summed up once a
+window (a flood of wrong tokens writes two lines a minute, not one per post).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import json
 import logging
+import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 from aiohttp import web
 
-from bot.clock import Clock
+from bot.clock import Clock, SystemClock
 from bot.engine import Engine
 from bot.metrics import Metrics
 from bot.providers.base import PushProvider
@@ -33,6 +44,90 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024  # 1 MiB: a task object is a few kB
 GATEWAY_GRACE_S = 60.0
 SECRET_HEADER = "x-webhook-secret"
+# A task object nests a handful of levels; the json module recurses once per level.
+MAX_JSON_DEPTH = 64
+# A provider's sender writes its headers at once; seconds, from the connection (or the
+# previous answer) to the end of the headers, and for the whole body.
+HEADER_TIMEOUT_S = 10.0
+BODY_TIMEOUT_S = 30.0
+# A refused post writes one line; the rest of this window's refusals are summed up at its end.
+REFUSAL_LOG_WINDOW_S = 60.0
+# After an answer sent before the body was read, how long the rest of it may still drain.
+LINGER_S = 2.0
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+class TooDeep(ValueError):
+    """JSON nested deeper than the limit."""
+
+
+def parse_json(raw: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """json.loads, refusing (TooDeep) nesting past `max_depth` before the parser recurses.
+
+    The depth is read from the brackets outside strings, without recursion, so no body can
+    drive the parser into a RecursionError. Strings are lexed as JSON lexes them, so where
+    the two could disagree the parser stops at that point with its own error first.
+    """
+    text = raw.decode(json.detect_encoding(raw), "surrogatepass")  # as json.loads does
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    if brackets and max(accumulate(map(_DEPTH_STEP.__getitem__, brackets))) > max_depth:
+        raise TooDeep(f"nested more than {max_depth} levels deep")
+    return json.loads(text)
+
+
+class RefusalLog:
+    """Logs the first refused post of a window, then only a count at the window's end."""
+
+    def __init__(self, clock: Clock, window_s: float = REFUSAL_LOG_WINDOW_S) -> None:
+        self._clock = clock
+        self._window_s = window_s
+        self._counts: Counter[int] = Counter()
+        self._remotes: set[str] = set()
+        self._summary: asyncio.Task[None] | None = None
+
+    def note(self, status: int, remote: str | None) -> None:
+        if self._summary is None:
+            log.warning(
+                "webhook refused (%d) from %s; further refusals in the next %.0f s are counted",
+                status,
+                remote,
+                self._window_s,
+            )
+            self._summary = asyncio.ensure_future(self._summarise_later())
+            return
+        self._counts[status] += 1
+        self._remotes.add(remote or "?")
+
+    async def _summarise_later(self) -> None:
+        await self._clock.sleep(self._window_s)
+        self._summary = None
+        self.flush()
+
+    def flush(self) -> None:
+        """Log what was counted since the window's first line, and start afresh."""
+        total = sum(self._counts.values())
+        if total:
+            by_status = ", ".join(f"{n} × {code}" for code, n in sorted(self._counts.items()))
+            log.warning(
+                "%d more webhook post(s) refused in %.0f s (%s) from %d address(es)",
+                total,
+                self._window_s,
+                by_status,
+                len(self._remotes),
+            )
+        self._counts.clear()
+        self._remotes.clear()
+
+    async def close(self) -> None:
+        if self._summary is not None:
+            self._summary.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._summary
+            self._summary = None
+        self.flush()
 
 
 @dataclass
@@ -82,6 +177,10 @@ class WebServer:
         gateway: GatewayWatch | None = None,
         serve_metrics: bool = False,
         max_body: int = MAX_BODY,
+        clock: Clock | None = None,
+        header_timeout_s: float = HEADER_TIMEOUT_S,
+        body_timeout_s: float = BODY_TIMEOUT_S,
+        refusal_log_window_s: float = REFUSAL_LOG_WINDOW_S,
     ) -> None:
         if (provider is None) != (auth is None):
             raise ValueError("the webhook receiver needs both a provider and its auth")
@@ -92,6 +191,9 @@ class WebServer:
         self._auth = auth
         self._gateway = gateway
         self._max_body = max_body
+        self._header_timeout_s = header_timeout_s
+        self._body_timeout_s = body_timeout_s
+        self._refusals = RefusalLog(clock or SystemClock(), refusal_log_window_s)
         self.app = web.Application(client_max_size=max_body)
         if provider is not None:
             self.app.router.add_post("/webhook/{provider}/{token}", self._webhook)
@@ -114,12 +216,21 @@ class WebServer:
 
     async def start(self) -> None:
         # No access log: it would write the webhook path, and with it the secret token.
-        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
+        # aiohttp's keep-alive timer also runs from the connection's start until a request's
+        # headers are complete, so it is the header timeout (aiohttp has no other).
+        self._runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            shutdown_timeout=1.0,
+            keepalive_timeout=self._header_timeout_s,
+            lingering_time=min(LINGER_S, self._body_timeout_s),
+        )
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()
         log.info("web server listening on %s:%d", self.host, self.bound_port)
 
     async def stop(self) -> None:
+        await self._refusals.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -151,18 +262,27 @@ class WebServer:
         refusal = self._authorised(request)
         if refusal is not None:
             self._count("forbidden")
-            log.warning("webhook refused (%d) from %s", refusal, request.remote)
+            self._refusals.note(refusal, request.remote)
             return _json(refusal, {"error": "not found" if refusal == 404 else "unauthorised"})
         if request.content_length is not None and request.content_length > self._max_body:
             self._count("too_large")
             return _json(413, {"error": "body too large"})
         try:
-            raw = await request.read()
+            async with asyncio.timeout(self._body_timeout_s):
+                raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             self._count("too_large")
             return _json(413, {"error": "body too large"})
+        except TimeoutError:
+            self._count("timeout")
+            response = _json(408, {"error": "body not sent in time"})
+            response.force_close()
+            return response
         try:
-            body: Any = json.loads(raw)
+            body: Any = parse_json(raw)
+        except TooDeep:
+            self._count("malformed")
+            return _json(400, {"error": "body is nested too deeply"})
         except (ValueError, UnicodeDecodeError):
             self._count("malformed")
             return _json(400, {"error": "body is not JSON"})
