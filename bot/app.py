@@ -25,7 +25,7 @@ from bot.logging_setup import setup_logging
 from bot.media import FetchPolicy
 from bot.metrics import Metrics, install_rate_limit_counter
 from bot.providers.base import Provider
-from bot.providers.factory import build_provider
+from bot.providers.factory import build_pool
 from bot.store import open_store
 from bot.store.base import Store
 from bot.web import GatewayWatch, WebhookAuth, WebServer, register_engine_gauges, servers_for
@@ -96,7 +96,9 @@ class MidjourneyBot(commands.AutoShardedBot):
 
     async def setup_hook(self) -> None:
         self.store = await open_store(self.settings.database_url)
-        self.provider = build_provider(self.settings)
+        # MJ_ACCOUNTS_FILE's accounts (or the one of MJ_PROVIDER), pooled; requests to it
+        # go to each job's own account.
+        self.provider = build_pool(self.settings)
         clock = SystemClock()
         self.engine = Engine(
             self.provider,
@@ -152,7 +154,7 @@ class MidjourneyBot(commands.AutoShardedBot):
         register_engine_gauges(self.metrics, self.engine)
         auth: WebhookAuth | None = None
         if settings.push_mode and settings.webhook_secret is not None:
-            name = self.provider.name
+            name = self._push_provider().name
             auth = WebhookAuth(
                 provider=name,
                 token=settings.webhook_token(name),
@@ -169,7 +171,7 @@ class MidjourneyBot(commands.AutoShardedBot):
             metrics_listen=settings.metrics_listen,
             engine=self.engine,
             metrics=self.metrics,
-            provider=self.provider,
+            provider=self._push_provider(),
             auth=auth,
             gateway=self.gateway_watch,
             parse_listen=parse_listen,
@@ -184,6 +186,11 @@ class MidjourneyBot(commands.AutoShardedBot):
                 self.provider.name,
                 settings.push_safety_poll_s,
             )
+
+    def _push_provider(self) -> Provider:
+        """The backend whose webhooks the receiver reads: the first account's. Accounts of
+        another kind in the same pool are followed by polling."""
+        return self.engine.pool.accounts[0].provider
 
     async def _gateway_up(self) -> None:
         self.gateway_watch.up()
@@ -203,21 +210,9 @@ class MidjourneyBot(commands.AutoShardedBot):
         return self.policy.is_flagged(job.operation.prompt)
 
     async def _apply_account_concurrency(self) -> None:
-        """Run no more jobs at once than the provider account allows, where it says
-        (PiAPI reports it); MJ_MAX_CONCURRENT_JOBS stays the upper bound."""
-        try:
-            account = await asyncio.wait_for(self.provider.account(), timeout=5)
-        except Exception as exc:  # best effort: the setting alone still applies
-            log.info(
-                "provider account not read (%s); %d job(s) at once",
-                type(exc).__name__,
-                self.settings.mj_max_concurrent_jobs,
-            )
-            return
-        allowed = account.max_concurrent_jobs
-        if allowed is not None and 0 < allowed < self.settings.mj_max_concurrent_jobs:
-            self.engine.set_max_concurrent_jobs(allowed)
-            log.info("the provider account runs %d job(s) at once; the rest wait here", allowed)
+        """Run no more jobs at once at each account than it allows, where it says (PiAPI
+        reports it); the configured limit stays the upper bound."""
+        await self.engine.pool.read_accounts(timeout_s=5)
 
     async def on_ready(self) -> None:
         assert self.user is not None

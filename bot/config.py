@@ -10,11 +10,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 from enum import StrEnum
+from pathlib import Path
 from secrets import token_urlsafe
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from bot.accounts.config import AccountConfig
 
 DISCORD_API_BASE = "https://discord.com/api/v10"
 DISCORD_GATEWAY_URL = "wss://gateway.discord.gg/"
@@ -64,7 +75,13 @@ class Settings(BaseSettings):
     discord_guild_ready_timeout: float = Field(default=2.0, ge=0, le=60)
 
     # --- provider ------------------------------------------------------------------------
-    mj_provider: ProviderName = ProviderName.PIAPI
+    # Legnext by default: PiAPI stopped its Midjourney service in 2025 (GoAPI and other
+    # services with PiAPI's schema still work with MJ_PROVIDER=piapi).
+    mj_provider: ProviderName = ProviderName.LEGNEXT
+    # Several accounts, pooled (TOML [[accounts]], see accounts.example.toml). When set, the
+    # single-account settings (MJ_PROVIDER and its key) are not used.
+    mj_accounts_file: Path | None = None
+    _accounts: list[Any] = PrivateAttr(default_factory=list)
     piapi_api_key: SecretStr | None = None
     piapi_base_url: str = "https://api.piapi.ai"
     # "" = the account's default, "public" = pay-as-you-go pool, "private" = host-your-account
@@ -172,6 +189,15 @@ class Settings(BaseSettings):
         # anything else missing is named together with it, in one message.
         if [name for name in missing if not name.startswith("DISCORD_TOKEN")]:
             raise MissingSettings(missing)
+        if self.mj_accounts_file is not None:
+            # Imported here: bot.accounts.config reads this module's enums. Its error is
+            # one line per problem, each naming the account and the key.
+            from bot.accounts.config import AccountsFileError, load_accounts_file
+
+            try:
+                self._accounts = load_accounts_file(self.mj_accounts_file)
+            except AccountsFileError as exc:
+                raise ValueError(str(exc)) from None
         if self.webhook_listen and not _present(self.webhook_secret):
             # Made here, once, so that every part of the bot (and the log filter) sees it.
             self.webhook_secret = SecretStr(token_urlsafe(32))
@@ -186,9 +212,10 @@ class Settings(BaseSettings):
             ProviderName.LEGNEXT: ("LEGNEXT_API_KEY", self.legnext_api_key),
         }
         provider = self.mj_provider.value
-        if self.mj_provider in keys and not _present(keys[self.mj_provider][1]):
+        single = self.mj_accounts_file is None  # the accounts file names its own keys
+        if single and self.mj_provider in keys and not _present(keys[self.mj_provider][1]):
             missing.append(f"{keys[self.mj_provider][0]} (with MJ_PROVIDER={provider})")
-        if self.mj_provider is ProviderName.MJPROXY and not self.mjproxy_base_url:
+        if single and self.mj_provider is ProviderName.MJPROXY and not self.mjproxy_base_url:
             # The secret stays optional: a self-hosted proxy may run without one.
             missing.append("MJPROXY_BASE_URL (with MJ_PROVIDER=mjproxy)")
         if self.webhook_listen and not self.webhook_public_url:
@@ -198,6 +225,11 @@ class Settings(BaseSettings):
     @property
     def push_mode(self) -> bool:
         return bool(self.webhook_listen)
+
+    @property
+    def accounts(self) -> list[AccountConfig]:
+        """The accounts of MJ_ACCOUNTS_FILE (validated at start); [] without the file."""
+        return list(self._accounts)
 
     def webhook_token(self, provider: str) -> str:
         """The secret path token that authenticates callbacks for `provider`."""
@@ -222,6 +254,7 @@ class Settings(BaseSettings):
             self.mjproxy_api_secret,
             self.webhook_secret,
         ]
+        values += [account.api_key for account in self._accounts]
         found = [v.get_secret_value() for v in values if _present(v)]  # type: ignore[union-attr]
         if self.push_mode and _present(self.webhook_secret):
             found.append(self.webhook_token(self.mj_provider.value))

@@ -1,11 +1,16 @@
-"""Build the provider the settings name (MJ_PROVIDER)."""
+"""Build the providers the settings name: MJ_ACCOUNTS_FILE's accounts, pooled, or the one
+account of MJ_PROVIDER (today's single-account settings, as a pool of one)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import httpx
 
 from bot import media
-from bot.config import ProviderName, Settings
+from bot.accounts.config import AccountConfig
+from bot.accounts.pool import Account, AccountPool
+from bot.config import MJProxyAuth, ProviderName, Settings
 from bot.providers.base import InvalidRequestError, Provider
 
 
@@ -13,19 +18,81 @@ class ProviderNotAvailableError(Exception):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """What one account needs to be built: its kind, key, address and callback URL."""
+
+    kind: ProviderName
+    api_key: str | None
+    base_url: str
+    auth: MJProxyAuth = MJProxyAuth.HEADER
+    push_url: str | None = None
+
+
+def build_pool(settings: Settings) -> AccountPool:
+    """Every account of MJ_ACCOUNTS_FILE, in the file's order; without the file, the single
+    account of MJ_PROVIDER, named after its provider."""
+    if not settings.accounts:
+        provider = build_provider(settings)
+        return AccountPool(
+            [Account(provider.name, provider, limit=settings.mj_max_concurrent_jobs)]
+        )
+    accounts = []
+    for config in settings.accounts:
+        provider = build_backend(_backend_of(config, settings), settings)
+        limit = config.max_concurrent_jobs or settings.mj_max_concurrent_jobs
+        accounts.append(
+            Account(config.name, provider, limit, weight=config.weight, modes=config.modes)
+        )
+    return AccountPool(accounts)
+
+
+def _backend_of(config: AccountConfig, settings: Settings) -> Backend:
+    push = settings.webhook_url(config.provider.value)
+    return Backend(
+        kind=config.provider,
+        api_key=config.secret(),
+        base_url=config.resolved_base_url,
+        auth=config.auth or MJProxyAuth.HEADER,
+        # Push mode: the callback URL carries the account it reports for.
+        push_url=f"{push}?account={config.name}" if push else None,
+    )
+
+
 def build_provider(settings: Settings) -> Provider:
-    # Imported per branch: a deployment loads only the backend it uses.
+    """The one provider of the single-account settings (MJ_PROVIDER and its keys)."""
     name = settings.mj_provider
+    keys = {
+        ProviderName.PIAPI: (settings.piapi_api_key, settings.piapi_base_url),
+        ProviderName.VTRIX: (settings.vtrix_api_key, settings.vtrix_base_url),
+        ProviderName.LEGNEXT: (settings.legnext_api_key, settings.legnext_base_url),
+        ProviderName.MJPROXY: (settings.mjproxy_api_secret, settings.mjproxy_base_url or ""),
+    }
+    if name not in keys:
+        raise ProviderNotAvailableError(f"MJ_PROVIDER={name.value} is not built")
+    secret, base_url = keys[name]
+    backend = Backend(
+        kind=name,
+        api_key=secret.get_secret_value() if secret is not None else None,
+        base_url=base_url,
+        auth=settings.mjproxy_auth,
+        # Push mode: each backend is told where to post its changes (None = polling only).
+        push_url=settings.webhook_url(name.value),
+    )
+    return build_backend(backend, settings)
+
+
+def build_backend(backend: Backend, settings: Settings) -> Provider:
+    # Imported per branch: a deployment loads only the backends it uses.
     timeout = settings.provider_timeout_s
-    # Push mode: each backend is told where to post its changes (None = polling only).
-    push_url = settings.webhook_url(name.value)
+    name, key, push_url = backend.kind, backend.api_key, backend.push_url
     if name is ProviderName.PIAPI:
         from bot.providers.piapi import PiAPIProvider
 
-        assert settings.piapi_api_key is not None  # enforced by Settings
+        assert key is not None  # enforced by Settings
         return PiAPIProvider(
-            api_key=settings.piapi_api_key.get_secret_value(),
-            base_url=settings.piapi_base_url,
+            api_key=key,
+            base_url=backend.base_url,
             service_mode=settings.piapi_service_mode,
             timeout=timeout,
             follow_up_window=settings.follow_up_window_s,
@@ -39,37 +106,27 @@ def build_provider(settings: Settings) -> Provider:
     if name is ProviderName.VTRIX:
         from bot.providers.vtrix import VtrixProvider
 
-        assert settings.vtrix_api_key is not None
+        assert key is not None
         return VtrixProvider(
-            api_key=settings.vtrix_api_key.get_secret_value(),
-            base_url=settings.vtrix_base_url,
-            timeout=timeout,
-            callback=push_url,
+            api_key=key, base_url=backend.base_url, timeout=timeout, callback=push_url
         )
     if name is ProviderName.LEGNEXT:
         from bot.providers.legnext import LegnextProvider
 
-        assert settings.legnext_api_key is not None
+        assert key is not None
         return LegnextProvider(
-            api_key=settings.legnext_api_key.get_secret_value(),
-            base_url=settings.legnext_base_url,
-            timeout=timeout,
-            callback=push_url,
+            api_key=key, base_url=backend.base_url, timeout=timeout, callback=push_url
         )
-    if name is ProviderName.MJPROXY:
-        from bot.providers.mjproxy import MJProxyProvider
+    from bot.providers.mjproxy import MJProxyProvider
 
-        assert settings.mjproxy_base_url is not None
-        secret = settings.mjproxy_api_secret
-        return MJProxyProvider(
-            base_url=settings.mjproxy_base_url,
-            api_secret=secret.get_secret_value() if secret is not None else None,
-            auth_style=settings.mjproxy_auth.value,
-            timeout=timeout,
-            load_image=image_loader(settings),
-            notify_hook=push_url,
-        )
-    raise ProviderNotAvailableError(f"MJ_PROVIDER={name.value} is not built")
+    return MJProxyProvider(
+        base_url=backend.base_url,
+        api_secret=key,
+        auth_style=backend.auth.value,
+        timeout=timeout,
+        load_image=image_loader(settings),
+        notify_hook=push_url,
+    )
 
 
 def image_loader(settings: Settings) -> media.ImageLoader:

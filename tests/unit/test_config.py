@@ -24,10 +24,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def test_defaults_and_guild_list(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DISCORD_TOKEN", "tok")
-    monkeypatch.setenv("PIAPI_API_KEY", "key")
+    monkeypatch.setenv("LEGNEXT_API_KEY", "key")
     monkeypatch.setenv("DISCORD_GUILD_IDS", "123, 456")
     s = load_settings()
-    assert s.mj_provider is ProviderName.PIAPI
+    assert s.mj_provider is ProviderName.LEGNEXT  # PiAPI stopped its Midjourney service
     assert s.piapi_base_url == "https://api.piapi.ai"
     assert s.discord_api_base == "https://discord.com/api/v10"
     assert s.discord_guild_ids == [123, 456]
@@ -55,7 +55,7 @@ def test_malformed_value_names_the_variable_without_echoing_it(
 
 def test_provider_key_required(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DISCORD_TOKEN", "tok")
-    with pytest.raises(ConfigError, match="PIAPI_API_KEY"):
+    with pytest.raises(ConfigError, match="LEGNEXT_API_KEY"):
         load_settings()
 
 
@@ -80,7 +80,7 @@ def test_run_without_token_exits_2_with_one_line(tmp_path: Path) -> None:
 
 
 def test_check_validates_and_exits(tmp_path: Path) -> None:
-    ok = _run_bot({"DISCORD_TOKEN": "t", "PIAPI_API_KEY": "k"}, "--check")
+    ok = _run_bot({"DISCORD_TOKEN": "t", "LEGNEXT_API_KEY": "k"}, "--check")
     assert ok.returncode == 0, ok.stderr
     assert "configuration OK" in ok.stdout
     bad = _run_bot(
