@@ -1,0 +1,971 @@
+"""The PostgreSQL store: an asyncpg pool behind the same repositories as the SQLite one.
+
+Chosen by DATABASE_URL=postgresql://user:pass@host/db (or postgres://). It keeps every
+promise of `bot.store.sqlite`:
+
+- a write that runs several statements is one transaction, rolled back on any error
+  (a cancelled task included); single-statement writes run in autocommit, one trip each;
+- an idempotency key is claimed by the unique index (`ON CONFLICT DO NOTHING`), so of two
+  inserts with one key exactly one creates a job, in one process or across several;
+- a write that meets a lock (another writer, a migration, an admin's `LOCK TABLE`) waits
+  up to `lock_timeout_ms` per attempt and is retried `lock_retries` times, then raises
+  `StoreBusyError`; a deadlock or serialisation failure is retried the same way. A write
+  is never dropped;
+- reads see committed rows only and never queue behind an open write;
+- writes of one row from one process apply in the order they were asked for (SQLite's one
+  connection gives that for free; the pool would not, so each row has a FIFO lock here).
+
+Migrations are the numbered files in `bot/store/migrations_pg/`, applied at open under an
+advisory lock, each in one transaction with its `schema_migrations` row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from importlib import resources
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from bot.community import DAY_SECONDS, FAST_MODES, GuildSettings, utc_day_start
+from bot.domain import ErrorCode, Job, JobStatus
+from bot.store.base import (
+    AuditEntry,
+    DailyUsage,
+    Delivery,
+    JobExistsError,
+    JobNotFoundError,
+    MemberPrefs,
+    MigrationError,
+    QuotaCounts,
+    SchemaVersionError,
+    StoreBusyError,
+    StoreError,
+    UsageSummary,
+)
+from bot.store.serialize import job_from_dict, job_to_dict
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Work = Callable[[asyncpg.Connection], Awaitable[T]]
+
+SCHEMES = ("postgresql", "postgres")
+DEFAULT_LOCK_TIMEOUT_MS = 5000
+DEFAULT_LOCK_RETRIES = 5
+DEFAULT_RETRY_BACKOFF = 0.05
+DEFAULT_POOL_SIZE = 10
+_MAX_BACKOFF = 1.0
+# pg_advisory_lock key that serialises migrations between processes ("mjbotmig").
+_MIGRATION_LOCK = 0x6D6A626F746D6967
+
+# Waiting for a lock, a deadlock, a serialisation failure: the statement applied nothing
+# and the same write may simply be tried again.
+_BUSY_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.exceptions.LockNotAvailableError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.SerializationError,
+)
+# The server is gone or cannot be reached: said as a StoreError, without the URL's secret.
+_UNREACHABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+
+
+# --- locating the database --------------------------------------------------------------
+
+
+def is_postgres_url(database_url: str) -> bool:
+    return database_url.strip().lower().startswith(tuple(f"{s}://" for s in SCHEMES))
+
+
+def redact_url(database_url: str) -> str:
+    """The URL with its password (in the authority or the query) replaced by ***."""
+    try:
+        parts = urlsplit(database_url.strip())
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, host = netloc.rsplit("@", 1)
+            if ":" in userinfo:
+                userinfo = userinfo.split(":", 1)[0] + ":***"
+            netloc = f"{userinfo}@{host}"
+        query = [
+            (k, "***" if k.lower() == "password" else v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        ]
+        return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, quote_via=quote), ""))
+    except ValueError:
+        return "(an unreadable database URL)"
+
+
+def _where(database_url: str) -> str:
+    """host:port/database for messages: never the user's password."""
+    try:
+        parts = urlsplit(database_url.strip())
+        return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or '/'}"
+    except ValueError:
+        return "(an unreadable database URL)"
+
+
+# --- migrations -------------------------------------------------------------------------
+
+_MIGRATION_NAME = re.compile(r"^(\d+)_([A-Za-z0-9_\-]+)\.sql$")
+
+
+@dataclass(frozen=True, slots=True)
+class PgMigration:
+    version: int
+    name: str
+    sql: str
+
+
+def load_pg_migrations() -> list[PgMigration]:
+    """The numbered `.sql` files shipped in `bot/store/migrations_pg/`, in version order."""
+    folder = resources.files("bot.store").joinpath("migrations_pg")
+    found = [
+        PgMigration(int(match.group(1)), entry.name, entry.read_text("utf-8"))
+        for entry in folder.iterdir()
+        if (match := _MIGRATION_NAME.match(entry.name)) is not None and entry.is_file()
+    ]
+    _check_versions(found)
+    return sorted(found, key=lambda m: m.version)
+
+
+def _check_versions(migrations: Sequence[PgMigration]) -> None:
+    seen: dict[int, str] = {}
+    for migration in migrations:
+        if migration.version <= 0:
+            raise MigrationError(f"migration {migration.name}: version must be positive")
+        if migration.version in seen:
+            raise MigrationError(
+                f"migrations {seen[migration.version]} and {migration.name} share "
+                f"version {migration.version}"
+            )
+        seen[migration.version] = migration.name
+
+
+async def apply_pg_migrations(
+    conn: asyncpg.Connection, migrations: Sequence[PgMigration]
+) -> list[int]:
+    """Bring the schema up to date; returns the versions applied now (none if current).
+
+    An advisory lock makes processes starting together migrate one after the other; each
+    migration and its schema_migrations row commit together (DDL is transactional here).
+    """
+    _check_versions(migrations)
+    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+            " applied_at DOUBLE PRECISION NOT NULL)"
+        )
+        recorded = {int(r[0]) for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        _refuse_unknown(recorded, {m.version for m in migrations})
+        applied: list[int] = []
+        for migration in sorted(migrations, key=lambda m: m.version):
+            if migration.version in recorded:
+                continue
+            try:
+                async with conn.transaction():
+                    await conn.execute(migration.sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at)"
+                        " VALUES ($1, $2, $3)",
+                        migration.version,
+                        migration.name,
+                        time.time(),
+                    )
+            except asyncpg.PostgresError as exc:
+                raise MigrationError(f"migration {migration.name} failed: {exc}") from exc
+            applied.append(migration.version)
+            log.info("applied PostgreSQL migration %s", migration.name)
+        return applied
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+
+
+def _refuse_unknown(recorded: set[int], known: set[int]) -> None:
+    unknown = sorted(recorded - known)
+    if not unknown:
+        return
+    newest_known = max(known, default=0)
+    if unknown[-1] > newest_known:
+        raise SchemaVersionError(
+            f"the database is at schema version {unknown[-1]}, newer than this code "
+            f"(which knows up to {newest_known}); run a newer bot or use another database"
+        )
+    raise SchemaVersionError(
+        f"the database records migration(s) {unknown} that this code does not have"
+    )
+
+
+# --- the pool ---------------------------------------------------------------------------
+
+
+class _RowLocks:
+    """One FIFO lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+class PostgresDatabase:
+    """An asyncpg pool that runs transactions and statements, retrying on locks."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        where: str,
+        *,
+        lock_retries: int = DEFAULT_LOCK_RETRIES,
+        retry_backoff: float = DEFAULT_RETRY_BACKOFF,
+    ) -> None:
+        if lock_retries < 0:
+            raise ValueError("lock_retries must be >= 0")
+        self.pool = pool
+        self.where = where  # host:port/db, for messages
+        self.rows = _RowLocks()
+        self._lock_retries = lock_retries
+        self._retry_backoff = retry_backoff
+        self._closed = False
+        # How often a lock made us try again; for tests and diagnostics.
+        self.busy_retries = 0
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def write(self, work: Work[T]) -> T:
+        """Run `work` in one transaction, rolled back on error; `work` may run more than once."""
+        return await self._run(work, transaction=True)
+
+    async def write_statement(self, work: Work[T]) -> T:
+        """Run `work`, which must execute exactly ONE writing statement, in autocommit."""
+        return await self._run(work, transaction=False)
+
+    async def read(self, work: Work[T]) -> T:
+        """Run `work` outside a transaction: each statement sees what is committed."""
+        return await self._run(work, transaction=False)
+
+    async def _run(self, work: Work[T], *, transaction: bool) -> T:
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        attempt = 0
+        while True:
+            try:
+                return await self._attempt(work, transaction=transaction)
+            except _BUSY_ERRORS as exc:
+                if attempt >= self._lock_retries:
+                    raise StoreBusyError(
+                        f"database stayed locked after {attempt + 1} attempts: {exc}"
+                    ) from exc
+                delay = min(_MAX_BACKOFF, self._retry_backoff * 2**attempt)
+                attempt += 1
+                self.busy_retries += 1
+                log.warning(
+                    "database is locked (%s); retry %d/%d in %.2fs",
+                    exc,
+                    attempt,
+                    self._lock_retries,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+            except _UNREACHABLE as exc:
+                raise StoreError(f"PostgreSQL at {self.where} is unreachable: {exc}") from exc
+
+    async def _attempt(self, work: Work[T], *, transaction: bool) -> T:
+        async with self.pool.acquire() as conn:
+            if not transaction:
+                return await work(conn)
+            # asyncpg rolls back on any exception, CancelledError included.
+            async with conn.transaction():
+                return await work(conn)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await asyncio.wait_for(self.pool.close(), timeout=10)
+        except TimeoutError:
+            log.warning("PostgreSQL pool did not close within 10 s; terminating it")
+            self.pool.terminate()
+
+
+def _t(value: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL. Searched copies get U+FFFD instead (the job's JSON
+    keeps the exact value); lookups map their argument the same way, so they still match."""
+    return value if value is None or "\x00" not in value else value.replace("\x00", "\ufffd")
+
+
+def _affected(status: str) -> int:
+    """The row count of a command tag such as "UPDATE 1" or "INSERT 0 1"."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+# --- jobs -------------------------------------------------------------------------------
+
+_COLUMNS = (
+    "id",
+    "idempotency_key",
+    "provider",
+    "provider_ref",
+    "status",
+    "requester_id",
+    "guild_id",
+    "channel_id",
+    "parent_job_id",
+    "created_at",
+    "updated_at",
+    "finished_at",
+    "data",
+    "mode",
+    "error_code",
+    "account",
+)
+_INSERT = (
+    f"INSERT INTO jobs ({', '.join(_COLUMNS)})"
+    f" VALUES ({', '.join(f'${i}' for i in range(1, len(_COLUMNS) + 1))})"
+    " ON CONFLICT (idempotency_key) DO NOTHING"
+)
+_UPDATE = (
+    f"UPDATE jobs SET {', '.join(f'{c} = ${i}' for i, c in enumerate(_COLUMNS[1:], 2))}"
+    " WHERE id = $1"
+)
+_ACTIVE = [status.value for status in JobStatus if status.is_active]
+
+
+def _row(job: Job) -> tuple[Any, ...]:
+    data = json.dumps(job_to_dict(job), ensure_ascii=False, allow_nan=False)
+    return (
+        _t(job.id),
+        _t(job.idempotency_key),
+        _t(job.provider),
+        _t(job.provider_ref),
+        job.status.value,
+        _t(job.requester_id),
+        _t(job.guild_id),
+        _t(job.channel_id),
+        _t(job.parent_job_id),
+        job.created_at,
+        job.updated_at,
+        job.finished_at,
+        data.replace("\x00", "\\u0000"),  # ensure_ascii=False leaves no NUL, but be sure
+        job.operation.mode.value if job.operation.mode else None,
+        job.error.code.value if job.error else None,
+        _t(job.account),
+    )
+
+
+def _job(data: str) -> Job:
+    return job_from_dict(json.loads(data))
+
+
+class PostgresJobRepository:
+    """`JobRepository` on PostgreSQL."""
+
+    def __init__(self, db: PostgresDatabase) -> None:
+        self._db = db
+
+    async def insert(self, job: Job) -> tuple[Job, bool]:
+        row = _row(job)
+
+        async def work(conn: asyncpg.Connection) -> tuple[Job, bool]:
+            try:
+                status = await conn.execute(_INSERT, *row)
+            except asyncpg.UniqueViolationError as exc:
+                raise JobExistsError(f"job {job.id} is already stored") from exc
+            if _affected(status) == 1:
+                return job, True
+            # The key is taken (by a transaction that has committed: ON CONFLICT waited
+            # for it). This statement's fresh snapshot sees the holder.
+            existing = await conn.fetchval(
+                "SELECT data FROM jobs WHERE idempotency_key = $1", row[1]
+            )
+            if existing is None:  # pragma: no cover - the conflict proves it exists
+                raise RuntimeError("idempotency conflict without a holder")
+            return _job(existing), False
+
+        return await self._db.write(work)
+
+    async def save(self, job: Job) -> None:
+        row = _row(job)
+
+        async def work(conn: asyncpg.Connection) -> None:
+            if _affected(await conn.execute(_UPDATE, *row)) == 0:
+                raise JobNotFoundError(f"job {job.id} is not stored; insert it first")
+
+        async with self._db.rows.hold(f"job:{job.id}"):
+            await self._db.write_statement(work)
+
+    async def get(self, job_id: str) -> Job | None:
+        return await self._one("SELECT data FROM jobs WHERE id = $1", _t(job_id))
+
+    async def get_by_idempotency_key(self, key: str) -> Job | None:
+        return await self._one("SELECT data FROM jobs WHERE idempotency_key = $1", _t(key))
+
+    async def get_by_provider_ref(self, provider: str, ref: str) -> Job | None:
+        return await self._one(
+            "SELECT data FROM jobs WHERE provider = $1 AND provider_ref = $2"
+            " ORDER BY created_at DESC, seq DESC LIMIT 1",
+            _t(provider),
+            _t(ref),
+        )
+
+    async def list_active(self) -> list[Job]:
+        return await self._many(
+            "SELECT data FROM jobs WHERE status = ANY($1::text[]) ORDER BY created_at, seq",
+            _ACTIVE,
+        )
+
+    async def list_for_requester(
+        self,
+        requester_id: str,
+        *,
+        guild_id: str | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> list[Job]:
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must be >= 0")
+        where, params = _requester_filter(requester_id, guild_id)
+        n = len(params)
+        return await self._many(
+            f"SELECT data FROM jobs WHERE {where}"
+            f" ORDER BY created_at DESC, seq DESC LIMIT ${n + 1} OFFSET ${n + 2}",
+            *params,
+            limit,
+            offset,
+        )
+
+    async def count_for_requester_since(
+        self, requester_id: str, since: float, *, guild_id: str | None = None
+    ) -> int:
+        where, params = _requester_filter(requester_id, guild_id)
+
+        async def work(conn: asyncpg.Connection) -> int:
+            sql = f"SELECT COUNT(*) FROM jobs WHERE {where} AND created_at >= ${len(params) + 1}"
+            return int(await conn.fetchval(sql, *params, since))
+
+        return await self._db.read(work)
+
+    async def _one(self, sql: str, *params: Any) -> Job | None:
+        async def work(conn: asyncpg.Connection) -> Job | None:
+            data = await conn.fetchval(sql, *params)
+            return None if data is None else _job(data)
+
+        return await self._db.read(work)
+
+    async def _many(self, sql: str, *params: Any) -> list[Job]:
+        async def work(conn: asyncpg.Connection) -> list[Job]:
+            return [_job(row[0]) for row in await conn.fetch(sql, *params)]
+
+        return await self._db.read(work)
+
+
+def _requester_filter(requester_id: str, guild_id: str | None) -> tuple[str, tuple[Any, ...]]:
+    if guild_id is None:
+        return "requester_id = $1", (_t(requester_id),)
+    return "requester_id = $1 AND guild_id = $2", (_t(requester_id), _t(guild_id))
+
+
+# --- deliveries -------------------------------------------------------------------------
+
+_DELIVERY_NAMES = (
+    "job_id",
+    "channel_id",
+    "message_id",
+    "guild_id",
+    "upload_limit",
+    "final_delivered_at",
+    "created_at",
+    "updated_at",
+)
+_DELIVERY_COLUMNS = ", ".join(_DELIVERY_NAMES)
+_DELIVERY_VALUES = ", ".join(f"${i}" for i in range(1, len(_DELIVERY_NAMES) + 1))
+
+
+def _delivery_row(d: Delivery) -> tuple[Any, ...]:
+    return (
+        _t(d.job_id),
+        _t(d.channel_id),
+        _t(d.message_id),
+        _t(d.guild_id),
+        d.upload_limit,
+        d.final_delivered_at,
+        d.created_at,
+        d.updated_at,
+    )
+
+
+class PostgresDeliveryRepository:
+    """`DeliveryRepository` on PostgreSQL."""
+
+    def __init__(self, db: PostgresDatabase) -> None:
+        self._db = db
+
+    async def claim(self, delivery: Delivery) -> bool:
+        async def work(conn: asyncpg.Connection) -> bool:
+            status = await conn.execute(
+                f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) VALUES ({_DELIVERY_VALUES})"
+                " ON CONFLICT (job_id) DO NOTHING",
+                *_delivery_row(delivery),
+            )
+            return _affected(status) == 1
+
+        return await self._db.write_statement(work)
+
+    async def save(self, delivery: Delivery) -> None:
+        updates = ", ".join(f"{c} = excluded.{c}" for c in _DELIVERY_NAMES[1:])
+
+        async def work(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) VALUES ({_DELIVERY_VALUES})"
+                f" ON CONFLICT (job_id) DO UPDATE SET {updates}",
+                *_delivery_row(delivery),
+            )
+
+        async with self._db.rows.hold(f"delivery:{delivery.job_id}"):
+            await self._db.write_statement(work)
+
+    async def get(self, job_id: str) -> Delivery | None:
+        rows = await self._select("WHERE job_id = $1", _t(job_id))
+        return rows[0] if rows else None
+
+    async def list_undelivered(self) -> list[Delivery]:
+        # COLLATE "C": ties ordered by code point, as SQLite does, whatever the locale.
+        return await self._select(
+            'WHERE final_delivered_at IS NULL ORDER BY created_at, job_id COLLATE "C"'
+        )
+
+    async def jobs_without_delivery(self, since: float) -> list[str]:
+        async def work(conn: asyncpg.Connection) -> list[str]:
+            rows = await conn.fetch(
+                "SELECT j.id FROM jobs j LEFT JOIN deliveries d ON d.job_id = j.id"
+                " WHERE d.job_id IS NULL AND j.created_at >= $1 ORDER BY j.created_at, j.seq",
+                since,
+            )
+            return [str(row[0]) for row in rows]
+
+        return await self._db.read(work)
+
+    async def _select(self, where: str, *params: Any) -> list[Delivery]:
+        async def work(conn: asyncpg.Connection) -> list[Delivery]:
+            rows = await conn.fetch(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries {where}", *params)
+            return [Delivery(**dict(row)) for row in rows]
+
+        return await self._db.read(work)
+
+
+# --- member preferences, server settings, audit ----------------------------------------
+
+
+class PostgresMemberPrefsRepository:
+    """`MemberPrefsRepository` on PostgreSQL (DMs under guild_id '', as in SQLite)."""
+
+    def __init__(self, db: PostgresDatabase) -> None:
+        self._db = db
+
+    async def get(self, guild_id: str | None, user_id: str) -> MemberPrefs:
+        async def work(conn: asyncpg.Connection) -> MemberPrefs:
+            raw = await conn.fetchval(
+                "SELECT data FROM member_prefs WHERE guild_id = $1 AND user_id = $2",
+                _t(guild_id or ""),
+                _t(user_id),
+            )
+            data = json.loads(raw) if raw is not None else {}
+            return MemberPrefs.from_data(guild_id, user_id, data)
+
+        return await self._db.read(work)
+
+    async def save(self, prefs: MemberPrefs) -> None:
+        data = json.dumps(prefs.to_data(), ensure_ascii=False, allow_nan=False)
+
+        async def work(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                "INSERT INTO member_prefs (guild_id, user_id, data, updated_at)"
+                " VALUES ($1, $2, $3, $4) ON CONFLICT (guild_id, user_id)"
+                " DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                _t(prefs.guild_id or ""),
+                _t(prefs.user_id),
+                data,
+                time.time(),
+            )
+
+        async with self._db.rows.hold(f"prefs:{prefs.guild_id}:{prefs.user_id}"):
+            await self._db.write_statement(work)
+
+
+class PostgresGuildSettingsRepository:
+    """`GuildSettingsRepository` on PostgreSQL: one JSON row per server."""
+
+    def __init__(self, db: PostgresDatabase) -> None:
+        self._db = db
+
+    async def get(self, guild_id: str) -> GuildSettings:
+        async def work(conn: asyncpg.Connection) -> GuildSettings:
+            raw = await conn.fetchval(
+                "SELECT data FROM guild_settings WHERE guild_id = $1", _t(str(guild_id))
+            )
+            data = json.loads(raw) if raw is not None else {}
+            return GuildSettings.from_data(str(guild_id), data if isinstance(data, dict) else {})
+
+        return await self._db.read(work)
+
+    async def save(self, settings: GuildSettings) -> None:
+        data = json.dumps(settings.to_data(), ensure_ascii=False, allow_nan=False)
+
+        async def work(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                "INSERT INTO guild_settings (guild_id, data, updated_at) VALUES ($1, $2, $3)"
+                " ON CONFLICT (guild_id)"
+                " DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                _t(settings.guild_id),
+                data,
+                time.time(),
+            )
+
+        async with self._db.rows.hold(f"guild:{settings.guild_id}"):
+            await self._db.write_statement(work)
+
+
+class PostgresAuditRepository:
+    """`AuditRepository` on PostgreSQL: an append-only table."""
+
+    def __init__(self, db: PostgresDatabase) -> None:
+        self._db = db
+
+    async def record(
+        self, guild_id: str, actor_id: str, action: str, detail: str, at: float
+    ) -> None:
+        async def work(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                "INSERT INTO audit_log (guild_id, actor_id, action, detail, at)"
+                " VALUES ($1, $2, $3, $4, $5)",
+                _t(str(guild_id)),
+                _t(str(actor_id)),
+                _t(action),
+                _t(detail),
+                at,
+            )
+
+        await self._db.write_statement(work)
+
+    async def recent(self, guild_id: str, limit: int = 20) -> list[AuditEntry]:
+        if limit < 0:
+            raise ValueError("limit must be >= 0")
+
+        async def work(conn: asyncpg.Connection) -> list[AuditEntry]:
+            rows = await conn.fetch(
+                "SELECT guild_id, actor_id, action, detail, at FROM audit_log"
+                " WHERE guild_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
+                _t(str(guild_id)),
+                limit,
+            )
+            return [AuditEntry(*row) for row in rows]
+
+        return await self._db.read(work)
+
+
+# --- usage ------------------------------------------------------------------------------
+
+# Costs are read from the job's JSON (rare reports); `data::json` parses only those rows.
+_COST_UNIT = "(data::json -> 'cost' ->> 'unit')"
+_COST_AMOUNT = "(data::json -> 'cost' ->> 'amount')"
+_FAST = sorted(FAST_MODES)
+_FAST_LIST = ", ".join(f"'{mode}'" for mode in _FAST)  # constants, not input
+_ACTIVE_LIST = ", ".join(f"'{status}'" for status in _ACTIVE)  # constants, not input
+_COUNTS = (
+    "COUNT(*),"
+    f" COUNT(*) FILTER (WHERE status = '{JobStatus.COMPLETED.value}'),"
+    f" COUNT(*) FILTER (WHERE mode IN ({_FAST_LIST}))"
+)
+_MEMBER = "guild_id = $1 AND requester_id = $2"
+
+
+def _amount(value: Any) -> Decimal | None:
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return amount if amount.is_finite() else None
+
+
+def _add_cost(costs: dict[str, Decimal], unit: Any, amount: Any) -> None:
+    """Add one job's reported cost; a cost without a unit or a number is not a cost."""
+    value = _amount(amount)
+    if unit is None or value is None:
+        return
+    costs[str(unit)] = costs.get(str(unit), Decimal(0)) + value
+
+
+class PostgresUsageRepository:
+    """`UsageRepository` on PostgreSQL, computed from the jobs table, exactly as on SQLite
+    (jobs count by `created_at`; a cost counts only when the provider reported one)."""
+
+    def __init__(self, db: PostgresDatabase) -> None:
+        self._db = db
+
+    async def member_summary(self, guild_id: str, user_id: str, *, since: float) -> UsageSummary:
+        return await self._summary(
+            f"{_MEMBER} AND created_at >= $3", _t(str(guild_id)), _t(str(user_id)), since
+        )
+
+    async def guild_summary(self, guild_id: str, *, since: float) -> UsageSummary:
+        return await self._summary("guild_id = $1 AND created_at >= $2", _t(str(guild_id)), since)
+
+    async def quota_counts(self, guild_id: str, user_id: str, since: float) -> QuotaCounts:
+        sql = (
+            f"SELECT COUNT(*) FILTER (WHERE status IN ({_ACTIVE_LIST})),"
+            " COUNT(*) FILTER (WHERE created_at >= $3),"
+            f" COUNT(*) FILTER (WHERE created_at >= $3 AND mode IN ({_FAST_LIST})),"
+            " COUNT(*) FILTER (WHERE created_at >= $3 AND status = $4 AND error_code = $5)"
+            f" FROM jobs WHERE {_MEMBER} AND (status IN ({_ACTIVE_LIST}) OR created_at >= $3)"
+        )
+        params = (
+            _t(str(guild_id)),
+            _t(str(user_id)),
+            since,
+            JobStatus.FAILED.value,
+            ErrorCode.MODERATED.value,
+        )
+
+        async def work(conn: asyncpg.Connection) -> QuotaCounts:
+            row = await conn.fetchrow(sql, *params)
+            return QuotaCounts() if row is None else QuotaCounts(*(int(v) for v in row))
+
+        return await self._db.read(work)
+
+    async def count_active(self, guild_id: str, user_id: str) -> int:
+        return await self._count(
+            f"{_MEMBER} AND status = ANY($3::text[])", _t(str(guild_id)), _t(str(user_id)), _ACTIVE
+        )
+
+    async def count_since(
+        self, guild_id: str, user_id: str, since: float, *, modes: Iterable[str] | None = None
+    ) -> int:
+        member = (_t(str(guild_id)), _t(str(user_id)), since)
+        if modes is None:
+            return await self._count(f"{_MEMBER} AND created_at >= $3", *member)
+        wanted = sorted({str(m) for m in modes})
+        if not wanted:
+            return 0
+        return await self._count(
+            f"{_MEMBER} AND created_at >= $3 AND mode = ANY($4::text[])", *member, wanted
+        )
+
+    async def moderation_failures_since(self, guild_id: str, user_id: str, since: float) -> int:
+        return await self._count(
+            f"{_MEMBER} AND created_at >= $3 AND status = $4 AND error_code = $5",
+            _t(str(guild_id)),
+            _t(str(user_id)),
+            since,
+            JobStatus.FAILED.value,
+            ErrorCode.MODERATED.value,
+        )
+
+    async def top_members(
+        self, guild_id: str, *, since: float, limit: int = 10
+    ) -> list[tuple[str, UsageSummary]]:
+        if limit < 0:
+            raise ValueError("limit must be >= 0")
+        where = "guild_id = $1 AND created_at >= $2 AND requester_id IS NOT NULL"
+        params = (_t(str(guild_id)), since)
+
+        async def work(conn: asyncpg.Connection) -> list[tuple[str, UsageSummary]]:
+            counts = await conn.fetch(
+                f"SELECT requester_id, {_COUNTS} FROM jobs WHERE {where} GROUP BY requester_id",
+                *params,
+            )
+            cost_rows = await conn.fetch(
+                f"SELECT requester_id, {_COST_UNIT}, {_COST_AMOUNT} FROM jobs"
+                f" WHERE {where} AND {_COST_UNIT} IS NOT NULL",
+                *params,
+            )
+            return _rank_members(counts, cost_rows, limit)
+
+        return await self._db.read(work)
+
+    async def daily_totals(self, guild_id: str, *, since: float, days: int) -> list[DailyUsage]:
+        if days < 0:
+            raise ValueError("days must be >= 0")
+        start = utc_day_start(since)
+        end = start + days * DAY_SECONDS
+        # floor, not CAST: PostgreSQL's cast rounds; rows are all at or after `start`.
+        day = f"floor((created_at - $1) / {DAY_SECONDS})::bigint"
+        where = "guild_id = $2 AND created_at >= $1 AND created_at < $3"
+        params = (start, _t(str(guild_id)), end)
+
+        async def work(conn: asyncpg.Connection) -> list[DailyUsage]:
+            jobs = [0] * days
+            costs: list[dict[str, Decimal]] = [{} for _ in range(days)]
+            for index, count in await conn.fetch(
+                f"SELECT {day} AS d, COUNT(*) FROM jobs WHERE {where} GROUP BY d", *params
+            ):
+                if 0 <= index < days:
+                    jobs[index] = int(count)
+            for index, unit, amount in await conn.fetch(
+                f"SELECT {day}, {_COST_UNIT}, {_COST_AMOUNT} FROM jobs"
+                f" WHERE {where} AND {_COST_UNIT} IS NOT NULL",
+                *params,
+            ):
+                if 0 <= index < days:
+                    _add_cost(costs[index], unit, amount)
+            return [
+                DailyUsage(
+                    date=datetime.fromtimestamp(start + i * DAY_SECONDS, UTC).date().isoformat(),
+                    jobs=jobs[i],
+                    costs=costs[i],
+                )
+                for i in range(days)
+            ]
+
+        return await self._db.read(work)
+
+    async def _summary(self, where: str, *params: Any) -> UsageSummary:
+        async def work(conn: asyncpg.Connection) -> UsageSummary:
+            row = await conn.fetchrow(f"SELECT {_COUNTS} FROM jobs WHERE {where}", *params)
+            jobs, completed, fast = row if row is not None else (0, 0, 0)
+            costs: dict[str, Decimal] = {}
+            for unit, amount in await conn.fetch(
+                f"SELECT {_COST_UNIT}, {_COST_AMOUNT} FROM jobs"
+                f" WHERE {where} AND {_COST_UNIT} IS NOT NULL",
+                *params,
+            ):
+                _add_cost(costs, unit, amount)
+            return UsageSummary(
+                jobs=int(jobs), completed=int(completed), fast=int(fast), costs=costs
+            )
+
+        return await self._db.read(work)
+
+    async def _count(self, where: str, *params: Any) -> int:
+        async def work(conn: asyncpg.Connection) -> int:
+            return int(await conn.fetchval(f"SELECT COUNT(*) FROM jobs WHERE {where}", *params))
+
+        return await self._db.read(work)
+
+
+def _rank_members(
+    counts: Sequence[Any], cost_rows: Sequence[Any], limit: int
+) -> list[tuple[str, UsageSummary]]:
+    """By cost in the server's main unit (the one most jobs reported), then jobs, then id."""
+    costs: dict[str, dict[str, Decimal]] = {}
+    jobs_per_unit: dict[str, int] = {}
+    for user, unit, amount in cost_rows:
+        _add_cost(costs.setdefault(str(user), {}), unit, amount)
+        jobs_per_unit[str(unit)] = jobs_per_unit.get(str(unit), 0) + 1
+    main_unit = min(jobs_per_unit, key=lambda u: (-jobs_per_unit[u], u), default=None)
+    members = [
+        (
+            str(user),
+            UsageSummary(
+                jobs=int(jobs),
+                completed=int(completed),
+                fast=int(fast),
+                costs=costs.get(str(user), {}),
+            ),
+        )
+        for user, jobs, completed, fast in counts
+    ]
+
+    def rank(item: tuple[str, UsageSummary]) -> tuple[Decimal, int, str]:
+        user, summary = item
+        spent = summary.costs.get(main_unit, Decimal(0)) if main_unit else Decimal(0)
+        return (-spent, -summary.jobs, user)
+
+    return sorted(members, key=rank)[:limit]
+
+
+# --- the store --------------------------------------------------------------------------
+
+
+class PostgresStore:
+    """Every repository on one PostgreSQL database (`Store`)."""
+
+    def __init__(self, db: PostgresDatabase) -> None:
+        self.db = db
+        self.jobs = PostgresJobRepository(db)
+        self.deliveries = PostgresDeliveryRepository(db)
+        self.prefs = PostgresMemberPrefsRepository(db)
+        self.guilds = PostgresGuildSettingsRepository(db)
+        self.audit = PostgresAuditRepository(db)
+        self.usage = PostgresUsageRepository(db)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def __aenter__(self) -> PostgresStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+async def open_postgres_store(
+    database_url: str,
+    *,
+    migrations: Sequence[PgMigration] | None = None,
+    lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS,
+    lock_retries: int = DEFAULT_LOCK_RETRIES,
+    retry_backoff: float = DEFAULT_RETRY_BACKOFF,
+    pool_size: int = DEFAULT_POOL_SIZE,
+) -> PostgresStore:
+    """Connect to and migrate the database `database_url` names.
+
+    `lock_timeout_ms` is how long one statement waits for a lock (PostgreSQL's
+    lock_timeout, SQLite's busy_timeout); `lock_retries` more attempts follow,
+    `retry_backoff` seconds apart, doubling. Errors never show the URL's password.
+    """
+    if not is_postgres_url(database_url):
+        raise ValueError("a PostgreSQL URL starts with postgresql:// or postgres://")
+    where = _where(database_url)
+    settings = {"lock_timeout": str(int(lock_timeout_ms)), "application_name": "mj-discord-bot"}
+    try:
+        pool = await asyncpg.create_pool(
+            database_url.strip(), min_size=1, max_size=pool_size, server_settings=settings
+        )
+    except (asyncpg.PostgresError, *_UNREACHABLE) as exc:
+        raise StoreError(f"cannot open the PostgreSQL database at {where}: {exc}") from None
+    except ValueError:
+        # asyncpg's parser may quote the URL back: say what is wrong without it.
+        raise StoreError(f"the PostgreSQL URL for {where} is not valid") from None
+    db = PostgresDatabase(pool, where, lock_retries=lock_retries, retry_backoff=retry_backoff)
+    try:
+        async with pool.acquire() as conn:
+            await apply_pg_migrations(
+                conn, load_pg_migrations() if migrations is None else migrations
+            )
+    except BaseException:
+        await db.close()
+        raise
+    return PostgresStore(db)
