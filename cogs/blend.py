@@ -14,6 +14,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.attachments import AttachmentError, check_all_metadata, check_attachments
+from bot.discord.policy import Member
 from bot.discord.submit import refuse, refused_by_policy, start_after_private_ack
 from bot.domain import BlendDimension, Operation, OperationKind
 
@@ -61,7 +62,9 @@ class Blend(commands.Cog):
             await refuse(interaction, str(exc))
             return
 
-        probe = Operation(OperationKind.BLEND, image_urls=tuple(a.url for _, a in given))
+        # The speed decided once and carried by the job: judged, counted and sent.
+        mode = await self.bot.policy.default_mode(Member.of(interaction))
+        probe = Operation(OperationKind.BLEND, image_urls=tuple(a.url for _, a in given), mode=mode)
         if await refused_by_policy(self.bot, interaction, probe):
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -74,6 +77,7 @@ class Blend(commands.Cog):
             OperationKind.BLEND,
             image_urls=tuple(c.url for c in checked),
             dimension=BlendDimension(dimension.value) if dimension else None,
+            mode=mode,
         )
         await start_after_private_ack(
             self.bot, interaction, operation, what=f"Blending {len(checked)} images"

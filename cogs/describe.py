@@ -25,6 +25,7 @@ from bot.discord.attachments import (
     check_image_url,
     check_metadata,
 )
+from bot.discord.policy import Member
 from bot.discord.submit import (
     mark_clicked,
     prompt_limit,
@@ -36,6 +37,7 @@ from bot.discord.submit import (
 from bot.domain import JobStatus, Operation, OperationKind
 from bot.engine import EngineError
 from bot.media import FetchPolicy
+from bot.speed import SpeedConflictError
 from cogs.imagine import OptionError, clean_prompt
 
 if TYPE_CHECKING:
@@ -85,7 +87,8 @@ class Describe(commands.Cog):
         if problem is not None:
             await refuse(interaction, problem)
             return
-        probe = Operation(OperationKind.DESCRIBE, image_urls=(link or "attachment",))
+        mode = await self.bot.policy.default_mode(Member.of(interaction))
+        probe = Operation(OperationKind.DESCRIBE, image_urls=(link or "attachment",), mode=mode)
         if await refused_by_policy(self.bot, interaction, probe):
             return
 
@@ -99,7 +102,10 @@ class Describe(commands.Cog):
         except AttachmentError as exc:
             await interaction.edit_original_response(content=f"❌ {exc}")
             return
-        operation = Operation(OperationKind.DESCRIBE, image_urls=(checked.url,))
+        # The speed decided now and carried by the job: judged by the rules, counted in the
+        # fast quota and sent (a job without one ran at the account's default, uncounted).
+        mode = await self.bot.policy.default_mode(Member.of(interaction))
+        operation = Operation(OperationKind.DESCRIBE, image_urls=(checked.url,), mode=mode)
         await start_after_private_ack(
             self.bot, interaction, operation, what="Describing your image"
         )
@@ -122,8 +128,13 @@ class Describe(commands.Cog):
             await refuse(interaction, "That job has not finished.")
             return
         user_id = interaction.user.id
+        member = Member.of(interaction)
         if action == "describe_reroll":
-            operation = Operation(OperationKind.DESCRIBE, image_urls=parent.operation.image_urls)
+            operation = Operation(
+                OperationKind.DESCRIBE,
+                image_urls=parent.operation.image_urls,
+                mode=await self.bot.policy.default_mode(member),
+            )
             key = f"describe_reroll:{parent.id}:{user_id}"
         else:
             match = _PICK.match(action)
@@ -133,11 +144,16 @@ class Describe(commands.Cog):
                 await refuse(interaction, "That prompt is not available.")
                 return
             try:
-                text = clean_prompt(prompts[n - 1], max_length=prompt_limit(self.bot))
-            except OptionError as exc:
+                # An /imagine of the provider's words: its speed decided like /imagine's,
+                # any speed flag in those words included (bot/speed.py).
+                speed = await self.bot.policy.decide_speed(
+                    member, prompt=prompts[n - 1], with_suffix=True
+                )
+                text = clean_prompt(speed.prompt or "", max_length=prompt_limit(self.bot))
+            except (OptionError, SpeedConflictError) as exc:
                 await refuse(interaction, str(exc))
                 return
-            operation = Operation(OperationKind.IMAGINE, prompt=text)
+            operation = Operation(OperationKind.IMAGINE, prompt=text, mode=speed.mode)
             key = f"describe_pick:{parent.id}:{n}:{user_id}"
 
         if await refused_by_policy(self.bot, interaction, operation, parent=parent):

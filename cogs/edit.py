@@ -15,6 +15,7 @@ from discord.ext import commands
 
 from bot.actions import ActionInput, ActionInputError, operation_for
 from bot.discord.submit import (
+    follow_up_speed,
     optional_str,
     prompt_limit,
     refuse,
@@ -24,6 +25,7 @@ from bot.discord.submit import (
 from bot.domain import JobStatus, OperationKind
 from bot.edit_canvas import POSITIONS, check_edit_prompt, edit_geometry
 from bot.engine import EngineError
+from bot.speed import SpeedConflictError
 
 if TYPE_CHECKING:
     from bot.app import MidjourneyBot
@@ -89,10 +91,15 @@ class Edit(commands.Cog):
                 scale or "",
                 source_aspect=parent.operation.aspect_ratio,
             )
-            operation = operation_for(
-                action, parent, ActionInput(prompt=text, canvas=size, placement=placement)
+            operation = await follow_up_speed(
+                self.bot.policy,
+                interaction,
+                operation_for(
+                    action, parent, ActionInput(prompt=text, canvas=size, placement=placement)
+                ),
+                parent,
             )
-        except ActionInputError as exc:
+        except (ActionInputError, SpeedConflictError) as exc:
             await refuse(interaction, str(exc))
             return
         if await refused_by_policy(self.bot, interaction, operation, parent=parent):

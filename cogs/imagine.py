@@ -17,6 +17,7 @@ from bot.discord.policy import Member
 from bot.discord.submit import optional_str, prompt_limit, refuse, refused_by_policy, start_job
 from bot.domain import Operation, OperationKind, SpeedMode
 from bot.engine import EngineError
+from bot.speed import SpeedConflictError
 
 if TYPE_CHECKING:
     from bot.app import MidjourneyBot
@@ -59,14 +60,6 @@ def parse_aspect_ratio(value: str | None) -> str | None:
 _HAS_AR = re.compile(r"(?:--|—)(?:ar|aspect)\b", re.IGNORECASE)
 
 
-def with_suffix(prompt: str, suffix: str | None) -> str:
-    """`prompt` with the member's suffix appended, unless it already ends with it."""
-    prompt = prompt.strip()
-    if not suffix or prompt.endswith(suffix.strip()):
-        return prompt
-    return f"{prompt} {suffix.strip()}"
-
-
 def clean_prompt(prompt: str, *, max_length: int) -> str:
     text = " ".join(prompt.split())
     if not text:
@@ -103,22 +96,26 @@ class Imagine(commands.Cog):
             optional_str(interaction.guild_id), str(interaction.user.id)
         )
         try:
-            # The member's /prefs suffix goes on every prompt, like Midjourney's /prefer suffix.
-            text = clean_prompt(
-                with_suffix(prompt, prefs.suffix), max_length=prompt_limit(self.bot)
+            # One speed from the option, the prompt's and the suffix's flags, the member's
+            # and the server's defaults; the prompt sent keeps no flag (bot/speed.py). The
+            # member's /prefs suffix goes on every prompt, like Midjourney's /prefer suffix.
+            speed = await self.bot.policy.decide_speed(
+                Member.of(interaction),
+                option=SpeedMode(mode.value) if mode else None,
+                prompt=prompt,
+                prefs=prefs,
+                with_suffix=True,
             )
+            text = clean_prompt(speed.prompt or "", max_length=prompt_limit(self.bot))
             ratio = parse_aspect_ratio(aspect_ratio)
-        except OptionError as exc:
+        except (OptionError, SpeedConflictError) as exc:
             await refuse(interaction, str(exc))
             return
         if ratio is None and not _HAS_AR.search(text):
             ratio = prefs.default_aspect_ratio
-        chosen = (
-            SpeedMode(mode.value)
-            if mode
-            else await self.bot.policy.default_mode(Member.of(interaction), prefs)
+        operation = Operation(
+            OperationKind.IMAGINE, prompt=text, aspect_ratio=ratio, mode=speed.mode
         )
-        operation = Operation(OperationKind.IMAGINE, prompt=text, aspect_ratio=ratio, mode=chosen)
         if await refused_by_policy(self.bot, interaction, operation):
             return
         # Acknowledge first: the message appears at once, before the provider is asked.

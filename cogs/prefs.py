@@ -10,8 +10,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.community import GuildSettings, check_mode
 from bot.discord.submit import optional_str
 from bot.domain import SpeedMode
+from bot.speed import SpeedConflictError, decide_speed, split_speed_flags
 from bot.store.base import MemberPrefs
 from cogs.imagine import OptionError, parse_aspect_ratio
 
@@ -31,6 +33,22 @@ def describe_prefs(prefs: MemberPrefs, *, server_mode: str | None = None) -> str
         f"Default aspect ratio: **{prefs.default_aspect_ratio or '1:1 (Midjourney default)'}**\n"
         f"Prompt suffix: {f'`{prefs.suffix}`' if prefs.suffix else 'none'}"
     )
+
+
+def _suffix_speed_problem(suffix: str, settings: GuildSettings | None) -> str | None:
+    """A speed flag in the suffix picks the speed of every job (bot/speed.py): one the
+    server does not allow would get every prompt refused, so it is refused now, once."""
+    try:
+        speed = decide_speed(None, None, None, suffix)
+    except SpeedConflictError as exc:
+        return str(exc).replace("The prompt", "The suffix")
+    flags, _ = split_speed_flags(suffix)
+    if not flags or settings is None:
+        return None
+    refusal = check_mode(settings, speed.mode.value)
+    if refusal is None:
+        return None
+    return f"{refusal.message} Leave --{speed.mode.value} out of the suffix."
 
 
 class Prefs(commands.GroupCog, group_name="prefs", group_description="Your own preferences"):
@@ -118,6 +136,8 @@ class Prefs(commands.GroupCog, group_name="prefs", group_description="Your own p
         settings = await self.bot.policy.settings(optional_str(interaction.guild_id))
         # A suffix that would get every prompt refused is refused now, once.
         reason = self.bot.policy.check_text(settings, f"a test {cleaned}")
+        if reason is None:
+            reason = _suffix_speed_problem(cleaned, settings)
         if reason is not None:
             await interaction.response.send_message(reason, ephemeral=True)
             return

@@ -14,6 +14,7 @@ submit is its own job (key `modal:<interaction id>`): two remixes may differ.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,10 +37,11 @@ from bot.discord.modals import (
 )
 from bot.discord.policy import Member, Policy
 from bot.discord.publisher import Publisher
-from bot.discord.submit import mark_clicked, optional_str, refuse, start_job
+from bot.discord.submit import follow_up_speed, mark_clicked, optional_str, refuse, start_job
 from bot.domain import Job, JobStatus, Operation, OperationKind
 from bot.engine import Engine, EngineError
 from bot.providers.base import Capabilities
+from bot.speed import SpeedConflictError
 from bot.store.base import MemberPrefsRepository
 
 log = logging.getLogger(__name__)
@@ -113,8 +115,10 @@ class FollowUps:
             )
             return
         try:
-            operation = operation_for(action, parent)
-        except ActionInputError as exc:
+            operation = await follow_up_speed(
+                self._policy, interaction, operation_for(action, parent), parent
+            )
+        except (ActionInputError, SpeedConflictError) as exc:
             await refuse(interaction, str(exc))
             return
         if await self._refused(interaction, operation, parent):
@@ -168,19 +172,26 @@ class FollowUps:
                 max_prompt_length=self._max_prompt,
                 source_aspect=parent.operation.aspect_ratio,
             )
-        except ActionInputError as exc:
+            # The speed the typed prompt asks for, decided once (bot/speed.py): judged by
+            # the rules below and sent, instead of a flag riding along in the text.
+            probe = await follow_up_speed(
+                self._policy, interaction, _probe(action, parent, form.prompt), parent
+            )
+        except (ActionInputError, SpeedConflictError) as exc:
             await refuse(interaction, str(exc))
             return
+        if form.prompt is not None:
+            form = dataclasses.replace(form, prompt=probe.prompt)
         # The rules again, with the prompt typed into the form (banned words, parameters),
         # before any download or deferral.
-        if await self._refused(interaction, _probe(action, parent, form.prompt), parent):
+        if await self._refused(interaction, probe, parent):
             return
         if form.region or form.mask_url:
             # Downloading the source (and a mask) may outlast the 3-second window.
             await interaction.response.defer()
         try:
             given = await self._action_input(parent, form, action)
-            operation = operation_for(action, parent, given)
+            operation = dataclasses.replace(operation_for(action, parent, given), mode=probe.mode)
         except (ActionInputError, media.MediaError) as exc:
             text = exc.message if isinstance(exc, media.MediaError) else str(exc)
             if interaction.response.is_done():

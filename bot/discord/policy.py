@@ -19,6 +19,7 @@ import discord
 
 from bot.clock import Clock
 from bot.community import (
+    FAST_MODES,
     GuildSettings,
     check_mode,
     check_quota,
@@ -28,6 +29,7 @@ from bot.community import (
 )
 from bot.domain import Job, Operation, OperationKind, SpeedMode
 from bot.prompt_check import BannedWords, check_prompt
+from bot.speed import SpeedDecision, decide_speed, split_speed_flags
 from bot.store.base import MemberPrefs, Store
 
 log = logging.getLogger(__name__)
@@ -150,16 +152,36 @@ class Policy:
     async def default_mode(self, member: Member, prefs: MemberPrefs | None = None) -> SpeedMode:
         """The member's own default (from `prefs` when the caller has read them), else the
         server's."""
-        if prefs is None:
+        return (await self.decide_speed(member, prefs=prefs)).mode
+
+    async def decide_speed(
+        self,
+        member: Member,
+        *,
+        option: SpeedMode | None = None,
+        prompt: str | None = None,
+        prefs: MemberPrefs | None = None,
+        with_suffix: bool = False,
+        parent: Job | None = None,
+    ) -> SpeedDecision:
+        """The job's one speed and the prompt to send (bot/speed.py), from the option, the
+        prompt's flags, the member's suffix (`with_suffix`) and preference, the parent's
+        speed for a follow-up, and the server's default. Raises SpeedConflictError.
+
+        A follow-up runs at its parent's speed unless its text says otherwise; the
+        member's preference is for new jobs (and is not read for follow-ups)."""
+        if parent is None and prefs is None:
             prefs = await self._store.prefs.get(member.guild_id, member.user_id)
-        chosen = prefs.default_mode
         settings = await self.settings(member.guild_id)
-        if chosen is None and settings is not None:
-            chosen = settings.default_mode
-        try:
-            return SpeedMode(chosen or SpeedMode.FAST.value)
-        except ValueError:
-            return SpeedMode.FAST
+        return decide_speed(
+            option,
+            prefs.default_mode if prefs is not None else None,
+            settings.default_mode if settings is not None else None,
+            prompt,
+            suffix=prefs.suffix if with_suffix and prefs is not None else None,
+            inherited=parent.operation.mode if parent is not None else None,
+            keep_flag=parent is not None,
+        )
 
     async def check_job(
         self, member: Member, operation: Operation, *, parent: Job | None = None
@@ -180,8 +202,14 @@ class Policy:
         if refusal is not None:
             return refusal.message
         mode = (operation.mode or await self.default_mode(member)).value
-        if (refusal := check_mode(settings, mode)) is not None:
-            return refusal.message
+        # The entry points decide the speed once (decide_speed) and strip the prompt's
+        # flags; a flag that still reaches here is judged too, never waved through.
+        flagged, _ = split_speed_flags(operation.prompt)
+        for speed in dict.fromkeys([mode, *(s.value for s in flagged)]):
+            if (refusal := check_mode(settings, speed)) is not None:
+                return refusal.message
+        if any(s.value in FAST_MODES for s in flagged):
+            mode = next(s.value for s in flagged if s.value in FAST_MODES)
         prompt_changed = parent is None or operation.prompt != parent.operation.prompt
         if (
             operation.kind in _PROMPTED

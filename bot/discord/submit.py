@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.discord.buttons_layout import STYLE_SUCCESS
-from bot.discord.policy import Member
+from bot.discord.policy import Member, Policy
 from bot.discord.presenter import render
 from bot.discord.views import actions_with_style, job_view, used_actions
 from bot.domain import Job, Operation, OperationKind
 from bot.engine import EngineError
+from bot.speed import decide_speed
 
 if TYPE_CHECKING:
     from bot.app import MidjourneyBot
@@ -80,6 +81,28 @@ async def start_after_private_ack(
         content=f"{what}; the result will appear in this channel (job `{job.id}`)."
     )
     return job
+
+
+async def follow_up_speed(
+    policy: Policy | None,
+    interaction: discord.Interaction[Any],
+    operation: Operation,
+    parent: Job,
+) -> Operation:
+    """`operation` (a follow-up of `parent`) at its one decided speed: the parent's, unless
+    its text (a remix form's prompt) asks for another; the text keeps at most a flag that
+    agrees (bot/speed.py). Raises SpeedConflictError when the text asks for two."""
+    if operation.kind is OperationKind.SEED:
+        return operation  # asks for the parent's seed; runs at no speed
+    if policy is None:
+        speed = decide_speed(
+            None, None, None, operation.prompt, inherited=parent.operation.mode, keep_flag=True
+        )
+    else:
+        speed = await policy.decide_speed(
+            Member.of(interaction), prompt=operation.prompt, parent=parent
+        )
+    return dataclasses.replace(operation, mode=speed.mode, prompt=speed.prompt)
 
 
 async def refused_by_policy(
