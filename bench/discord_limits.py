@@ -1,87 +1,69 @@
 """Discord's rate limits as the load benchmark installs them on the fake Discord.
 
-The fake's own `RateLimitRule` is one fixed window shared by every matching request. Real
-Discord keeps a window per *major parameter* (for interaction-token routes: the webhook id
-and token), so `KeyedRateLimitRule` keeps one window per key, the key being the first group
-of the rule's regex. It is a subclass that only changes where the window lives, so the
-fake's limiter code drives it unchanged.
+The models live in the fake (tests/fakes/discord/limits.py); the benchmark picks them by
+letter, `--limits abd` by default:
 
-What the benchmark installs (first matching rule wins, as in the fake):
+- a: one bucket per channel shared by bot-token and interaction-token message writes, 5 per 5 s;
+- b: one bucket per guild shared by every interaction-token write, 5 per 1 s;
+- c: one bucket per interaction token, 5 per 2 s (what the benchmark modelled before issue 12);
+- d: the global 50 requests per second for bot-token routes (interaction routes exempt).
 
-- interaction-token routes (`/webhooks/{app}/{token}/...`): 5 requests per 2 s per token
-  (the webhook bucket clients observe; Discord does not publish the exact figure);
-- every bot-token route: the global 50 requests per second per bot. Interaction
-  callbacks and interaction-token routes are exempt from the global limit, as on Discord.
+Every answer on a limited route carries truthful X-RateLimit-* headers; past 10,000 invalid
+requests (401, 403, non-shared 429) in 10 minutes the fake refuses everything, as Discord's
+temporary ban does.
 """
 
 from __future__ import annotations
 
-import re
-import secrets
-from typing import Any
-
-from tests.fakes.discord import FakeDiscord, RateLimitRule
-
-TOKEN_ROUTE = r"^/webhooks/\d+/([^/]+)"
-BOT_TOKEN_ROUTES = r"^/(?!interactions/|webhooks/)"
-GLOBAL_LIMIT_PER_S = 50
-TOKEN_LIMIT = 5
-TOKEN_WINDOW_S = 2.0
-LIMITS_TEXT = (
-    f"interaction-token routes {TOKEN_LIMIT} per {TOKEN_WINDOW_S:g} s per token",
-    f"bot-token routes {GLOBAL_LIMIT_PER_S}/s global (interaction routes exempt)",
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord.limits import (
+    DEFAULT_INVALID_LIMIT,
+    DEFAULT_SPECS,
+    INVALID_WINDOW_S,
+    DiscordLimits,
+    LimitModel,
+    parse_models,
 )
 
+DEFAULT_LIMITS = "abd"
 
-class KeyedRateLimitRule(RateLimitRule):
-    """A fixed-window limit kept separately for every value of the regex's first group."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        self._windows: dict[str, list[float]] = {}
-        self._key = ""
-        super().__init__(**kwargs)
-
-    def matches(self, method: str, path: str) -> bool:
-        if self.method not in ("*", method):
-            return False
-        found = self.pattern.search(path)
-        if found is None:
-            return False
-        # The limiter reads and writes the window right after this call, without awaiting.
-        self._key = found.group(1) if found.groups() else found.group(0)
-        return True
-
-    def _window(self) -> list[float]:
-        return self._windows.setdefault(self._key, [0.0, 0.0])
-
-    @property  # type: ignore[override]
-    def window_start(self) -> float:
-        return self._window()[0]
-
-    @window_start.setter
-    def window_start(self, value: float) -> None:
-        self._window()[0] = value
-
-    @property  # type: ignore[override]
-    def count(self) -> int:
-        return int(self._window()[1])
-
-    @count.setter
-    def count(self, value: int) -> None:
-        self._window()[1] = value
+_WHAT = {
+    LimitModel.CHANNEL_WRITES: "per channel, message writes of both tokens",
+    LimitModel.GUILD_WEBHOOKS: "per guild, interaction-token writes",
+    LimitModel.PER_TOKEN: "per interaction token",
+    LimitModel.GLOBAL: "global, bot-token routes (interaction routes exempt)",
+}
 
 
-def install_discord_limits(discord: FakeDiscord) -> None:
-    """Put the benchmark's rate limits (LIMITS_TEXT) on `discord`."""
-    per_token = KeyedRateLimitRule(
-        method="*",
-        pattern=re.compile(TOKEN_ROUTE),
-        limit=TOKEN_LIMIT,
-        per=TOKEN_WINDOW_S,
-        honest=False,
-        scope="user",
-        is_global=False,
-        bucket=secrets.token_hex(8),
+def models_for(letters: str) -> list[LimitModel]:
+    """'abd' → the models; raises ValueError naming a letter that is not a model."""
+    try:
+        models = parse_models(letters)
+    except ValueError:
+        bad = [c for c in letters.lower() if c.isalpha() and c not in "abcd"]
+        raise ValueError(f"unknown rate-limit model {bad[0]!r}: use letters of 'abcd'") from None
+    return list(dict.fromkeys(models))  # once each, in the order given
+
+
+def limits_text(letters: str) -> tuple[str, ...]:
+    """What `install_discord_limits(…, letters)` puts on the fake, one line per model."""
+    models = models_for(letters)
+    if not models:
+        return ("none",)
+    lines = []
+    for model in models:
+        spec = DEFAULT_SPECS[model]
+        lines.append(f"({model.value}) {spec.limit} per {spec.per:g} s {_WHAT[model]}")
+    lines.append(
+        f"ban after {DEFAULT_INVALID_LIMIT:,} invalid requests per {INVALID_WINDOW_S / 60:g} min"
     )
-    discord.rate_limits.append(per_token)
-    discord.set_rate_limit("*", BOT_TOKEN_ROUTES, limit=GLOBAL_LIMIT_PER_S, per=1.0, is_global=True)
+    return tuple(lines)
+
+
+# What the default run installs, for the report's header.
+LIMITS_TEXT = limits_text(DEFAULT_LIMITS)
+
+
+def install_discord_limits(discord: FakeDiscord, letters: str = DEFAULT_LIMITS) -> DiscordLimits:
+    """Put the models named by `letters` on `discord`; their counters are the run's figures."""
+    return discord.set_limit_models(models_for(letters))

@@ -3,9 +3,13 @@
     .venv/bin/python -m bench.load                  # the issue's sizes (about 7-9 minutes)
     .venv/bin/python -m bench.load --quick          # 200 jobs, shorter jobs: a smoke run
     .venv/bin/python -m bench.load --jobs 500 --mode poll --skip-naive --seed 3
+    .venv/bin/python -m bench.load --scenario busy-channels   # issue 12: 300 jobs, 10 channels
+    .venv/bin/python -m bench.load --scenario many-servers    # issue 12: 2,000 jobs, 100 guilds
+    .venv/bin/python -m bench.load --jobs 200 --channels 20 --guilds 5 --limits ad
 
-What runs: this process serves the fake Discord (with Discord's rate limits, see
-bench/discord_limits.py) and the fake PiAPI on 127.0.0.1, on the real clock, and drives
+What runs: this process serves the fake Discord (with Discord's rate limits, `--limits`,
+(a)+(b)+(d) by default, see bench/discord_limits.py) and the fake PiAPI on 127.0.0.1, on
+the real clock, and drives
 them; the bot is `python -m bot` in its own process with its shipped defaults (poll and
 edit intervals, log level) except the settings a load needs (MJ_MAX_CONCURRENT_JOBS).
 Every job's life at the fake provider is drawn per job from the profile (seeded), so the
@@ -19,6 +23,12 @@ bot and the naive reference face the same load.
   (when the build has it), then the same jobs through bench/naive_client.py in its own
   process. The figures come from the fakes' records and from /proc/<pid> of the process
   under test; bench/load_analysis.py says exactly how each is counted.
+
+Jobs go round-robin over `--channels` channels in `--guilds` guilds (channel k in guild
+k % guilds), for the bot and the naive client alike; every guild has the same members and
+the bot. With one guild the bot syncs its commands to it (DISCORD_GUILD_IDS), with more it
+syncs them globally, which the fake offers in every guild. `--scenario` sets the load of
+one of issue 12's two benchmark runs and prints the verdicts against its targets.
 
 The load generator and both fakes share this 2-core machine with the process under test;
 their own CPU use is printed beside the figures.
@@ -48,11 +58,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.discord_limits import LIMITS_TEXT, install_discord_limits
+from bench.discord_limits import (
+    DEFAULT_LIMITS,
+    install_discord_limits,
+    limits_text,
+    models_for,
+)
 from bench.load_analysis import RunFigures, analyse, key_in, percentile
 from bench.procstat import CpuWindow
-from bench.workload import PROFILES, JobSpec, ProfileRange, make_jobs
+from bench.scenarios import SCENARIOS, RunView, final_floor, verdicts
+from bench.workload import DEFAULT_CHANNELS, PROFILES, JobSpec, ProfileRange, make_jobs
 from tests.fakes.discord import DEFAULT_GUILD_ID, FakeDiscord, InteractionRecord
+from tests.fakes.discord.limits import DiscordLimits, LimitModel
+from tests.fakes.discord.models import FakeChannel, FakeGuild, FakeUser, default_guild
 from tests.fakes.piapi import FakePiAPI
 from tests.fakes.push import DEFAULT_TICK_S as WEBHOOK_TICK_S
 
@@ -92,6 +110,10 @@ class BenchConfig:
     keep_logs: bool = False
     # Run the bot under cProfile and leave its profile here (poll/push runs), for evidence.
     cprofile_dir: Path | None = None
+    channels: int = DEFAULT_CHANNELS  # jobs round-robin over this many channels ...
+    guilds: int = 1  # ... in this many guilds
+    limits: str = DEFAULT_LIMITS  # the fake Discord's rate-limit models, by letter
+    scenario: str | None = None  # one of SCENARIOS: its targets are judged at the end
 
 
 @dataclass
@@ -176,6 +198,35 @@ def push_env() -> dict[str, str]:
 
 # --- the world: fakes and the bot process ------------------------------------------------
 
+GUILD_ID_STEP = 1000  # guild g is DEFAULT_GUILD_ID + g * 1000; its ids stay below the next
+EXTRA_CHANNEL_OFFSET = 500  # default_guild uses +101..+103 for channels, +200.. for roles
+
+
+def build_guilds(
+    users: dict[str, FakeUser], bot_user: FakeUser, channels: int, guilds: int
+) -> tuple[list[FakeGuild], list[tuple[FakeGuild, FakeChannel]]]:
+    """`guilds` guilds holding `channels` text channels in all (channel k in guild k % guilds),
+    each with the default members and the bot; and the channels in load order."""
+    if not 1 <= guilds <= channels:
+        raise ValueError(f"need 1 <= guilds <= channels, got {guilds} guilds, {channels} channels")
+    built = []
+    for g in range(guilds):
+        guild_id = DEFAULT_GUILD_ID + g * GUILD_ID_STEP
+        name = "Test Guild" if g == 0 else f"Bench Guild {g}"
+        guild = default_guild(users, bot_user, guild_id=guild_id, name=name)
+        wanted = len(range(g, channels, guilds))
+        if wanted >= GUILD_ID_STEP - EXTRA_CHANNEL_OFFSET:
+            raise ValueError(f"at most {GUILD_ID_STEP - EXTRA_CHANNEL_OFFSET - 1} channels a guild")
+        texts = [c for c in guild.channels if not c.nsfw]  # general, art
+        for i in range(len(texts), wanted):
+            extra = FakeChannel(guild_id + EXTRA_CHANNEL_OFFSET + i, f"bench-{i}", position=i + 1)
+            extra.guild_id = guild_id
+            guild.channels.append(extra)
+            texts.append(extra)
+        built.append((guild, texts[:wanted]))
+    order = [(built[k % guilds][0], built[k % guilds][1][k // guilds]) for k in range(channels)]
+    return [guild for guild, _ in built], order
+
 
 @dataclass
 class World:
@@ -183,6 +234,9 @@ class World:
     piapi: FakePiAPI
     tmp: Path
     config: BenchConfig
+    # The load's channels in job order (job n goes to places[n % len(places)]).
+    places: list[tuple[FakeGuild, FakeChannel]] = field(default_factory=list)
+    limits: DiscordLimits | None = None
 
     def add_jobs(self, jobs: list[JobSpec]) -> None:
         for job in jobs:
@@ -201,14 +255,17 @@ class World:
         too_old = self.discord.now() - self.discord.callback_deadline - 1.0
         return sum(1 for r in records if not r.responded and r.created_at < too_old)
 
-    def channel_id(self, name: str) -> int:
-        return self.discord.resolve_channel(name, self.discord.guild).id
+    def place(self, job: JobSpec) -> tuple[FakeGuild, FakeChannel]:
+        return self.places[job.channel % len(self.places)]
 
 
 @contextlib.asynccontextmanager
 async def open_world(config: BenchConfig) -> AsyncIterator[World]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-load-"))
     discord = FakeDiscord(bot_token=BOT_TOKEN)
+    discord.guilds, places = build_guilds(
+        discord.users, discord.bot_user, config.channels, config.guilds
+    )
     piapi = FakePiAPI(
         api_key=PIAPI_KEY, image_size=config.image_size, max_concurrent_task_count=1_000_000
     )
@@ -217,8 +274,8 @@ async def open_world(config: BenchConfig) -> AsyncIterator[World]:
     piapi.webhooks.concurrency = WEBHOOK_SENDER_CONCURRENCY
     try:
         async with discord, piapi:
-            install_discord_limits(discord)
-            yield World(discord, piapi, tmp, config)
+            limits = install_discord_limits(discord, config.limits)
+            yield World(discord, piapi, tmp, config, places, limits)
     finally:
         if not config.keep_logs:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -267,8 +324,10 @@ def bot_env(world: World, extra: dict[str, str]) -> dict[str, str]:
         "DISCORD_TOKEN": BOT_TOKEN,
         "DISCORD_API_BASE": world.discord.api_base,
         "DISCORD_GATEWAY_URL": world.discord.gateway_url,
-        "DISCORD_GUILD_IDS": str(DEFAULT_GUILD_ID),
+        # One guild: its own commands, as before; more: global commands, one sync for all.
+        "DISCORD_GUILD_IDS": str(DEFAULT_GUILD_ID) if world.config.guilds == 1 else "",
         "DISCORD_GUILD_READY_TIMEOUT": "0.1",
+        "MJ_PROVIDER": "piapi",  # the fake here is PiAPI, whatever the shipped default
         "PIAPI_API_KEY": PIAPI_KEY,
         "PIAPI_BASE_URL": world.piapi.base_url,
         "MJ_MAX_CONCURRENT_JOBS": str(min(slots, cap) if cap else slots),
@@ -320,14 +379,18 @@ async def start_bot(world: World, extra: dict[str, str], name: str = "bot") -> B
 
 
 async def lift_member_limits(world: World) -> None:
-    """/settings limits at_once:0 per_day:0 fast_per_day:0, as the guild's admin."""
-    record = await world.discord.slash(
-        "settings limits", {"at_once": 0, "per_day": 0, "fast_per_day": 0}, user="admin"
-    )
-    await world.discord.wait_for_callback(record, timeout=10)
-    content = str((record.response_data or {}).get("content", ""))
-    if not content.startswith("Saved"):
-        raise RuntimeError(f"/settings limits was refused: {content!r}")
+    """/settings limits at_once:0 per_day:0 fast_per_day:0, as each guild's admin."""
+    for guild in world.discord.guilds:
+        record = await world.discord.slash(
+            "settings limits",
+            {"at_once": 0, "per_day": 0, "fast_per_day": 0},
+            user="admin",
+            guild=guild,
+        )
+        await world.discord.wait_for_callback(record, timeout=10)
+        content = str((record.response_data or {}).get("content", ""))
+        if not content.startswith("Saved"):
+            raise RuntimeError(f"/settings limits was refused in {guild.name}: {content!r}")
 
 
 async def dispatch(world: World, jobs: list[JobSpec], span_s: float) -> list[InteractionRecord]:
@@ -340,9 +403,10 @@ async def dispatch(world: World, jobs: list[JobSpec], span_s: float) -> list[Int
         delay = start + i * step - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
+        guild, channel = world.place(job)
         records.append(
             await world.discord.slash(
-                "imagine", {"prompt": job.prompt}, user=job.user, channel=job.channel
+                "imagine", {"prompt": job.prompt}, user=job.user, channel=channel, guild=guild
             )
         )
     return records
@@ -361,40 +425,61 @@ async def wait_until(predicate: Callable[[], bool], limit_s: float, every_s: flo
 # --- the phases --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Mark:
+    """Where a run's records begin at both fakes (set-up traffic before it is not counted)."""
+
+    seq: int
+    piapi: int
+    refused: dict[LimitModel, int]
+
+    @classmethod
+    def take(cls, world: World) -> Mark:
+        refused = dict(world.limits.refused) if world.limits else {}
+        return cls(world.discord.last_seq, len(world.piapi.requests), refused)
+
+    def analyse(self, world: World, jobs: list[JobSpec]) -> RunFigures:
+        return analyse(
+            world.discord,
+            world.piapi,
+            [j.key for j in jobs],
+            since_seq=self.seq,
+            since_piapi=self.piapi,
+            limits=world.limits,
+            refused_before=self.refused,
+        )
+
+
 async def phase_ack(config: BenchConfig) -> RunFigures:
-    jobs = make_jobs(config.burst, config.profile, config.seed, first=90_000)
+    jobs = make_jobs(
+        config.burst, config.profile, config.seed, first=90_000, channels=config.channels
+    )
     async with open_world(config) as world:
         world.add_jobs(jobs)
         bot = await start_bot(world, {}, "ack")
         try:
             await lift_member_limits(world)
-            mark, mark_p = world.discord.last_seq, len(world.piapi.requests)
+            mark = Mark.take(world)
             records = await dispatch(world, jobs, config.burst_window_s)
             await wait_until(
                 lambda: all(r.callback_attempts or r.responded for r in records),
                 world.discord.callback_deadline + 5,
                 every_s=0.1,
             )
-            return analyse(
-                world.discord,
-                world.piapi,
-                [j.key for j in jobs],
-                since_seq=mark,
-                since_piapi=mark_p,
-            )
+            return mark.analyse(world, jobs)
         finally:
             bot.stop()
 
 
 async def phase_bot(config: BenchConfig, mode: str) -> RunResult:
-    jobs = make_jobs(config.jobs, config.profile, config.seed)
+    jobs = make_jobs(config.jobs, config.profile, config.seed, channels=config.channels)
     result = RunResult(mode, edit_interval_s=bot_edit_interval(config))
     async with open_world(config) as world:
         world.add_jobs(jobs)
         bot = await start_bot(world, push_env() if mode == "push" else {}, mode)
         try:
             await lift_member_limits(world)
-            mark, mark_p = world.discord.last_seq, len(world.piapi.requests)
+            mark = Mark.take(world)
             result.cpu, result.harness_cpu = CpuWindow(bot.proc.pid), CpuWindow(os.getpid())
             result.cpu.start()
             result.harness_cpu.start()
@@ -411,13 +496,7 @@ async def phase_bot(config: BenchConfig, mode: str) -> RunResult:
             await result.harness_cpu.stop()
             if bot.proc.poll() is not None:
                 result.note = f"the bot exited during the run:\n{bot.log_tail()}"
-            result.figures = analyse(
-                world.discord,
-                world.piapi,
-                [j.key for j in jobs],
-                since_seq=mark,
-                since_piapi=mark_p,
-            )
+            result.figures = mark.analyse(world, jobs)
             if result.figures.lost and config.keep_logs:
                 result.note += f"\nbot log: {bot.log_path}"
         finally:
@@ -428,12 +507,12 @@ async def phase_bot(config: BenchConfig, mode: str) -> RunResult:
 
 
 async def phase_naive(config: BenchConfig) -> RunResult:
-    jobs = make_jobs(config.jobs, config.profile, config.seed)
+    jobs = make_jobs(config.jobs, config.profile, config.seed, channels=config.channels)
     result = RunResult("naive")
     async with open_world(config) as world:
         world.add_jobs(jobs)
         deadline = config.ramp_s + config.profile.longest_s + config.grace_s
-        channels = ",".join(str(world.channel_id(name)) for name in ("general", "art"))
+        channels = ",".join(str(channel.id) for _, channel in world.places)
         log_path = world.tmp / "naive.log"
         with log_path.open("wb") as log_file:
             proc = await asyncio.create_subprocess_exec(
@@ -469,7 +548,7 @@ async def phase_naive(config: BenchConfig) -> RunResult:
             ready = await asyncio.wait_for(proc.stdout.readline(), 60)
             if ready.strip() != b"ready":
                 raise RuntimeError(f"naive client did not start: {log_path.read_text()[-2000:]}")
-            mark, mark_p = world.discord.last_seq, len(world.piapi.requests)
+            mark = Mark.take(world)
             result.cpu, result.harness_cpu = CpuWindow(proc.pid), CpuWindow(os.getpid())
             result.cpu.start()
             result.harness_cpu.start()
@@ -484,13 +563,7 @@ async def phase_naive(config: BenchConfig) -> RunResult:
             result.dispatch_s = config.ramp_s
             await result.cpu.stop()
             await result.harness_cpu.stop()
-            result.figures = analyse(
-                world.discord,
-                world.piapi,
-                [j.key for j in jobs],
-                since_seq=mark,
-                since_piapi=mark_p,
-            )
+            result.figures = mark.analyse(world, jobs)
         finally:
             if proc.returncode is None:
                 proc.terminate()
@@ -675,10 +748,40 @@ METRICS = (
             "s", ratio=False),
     _Metric("Discord 429s received", "0", lambda r: _fig(r).discord_429, digits=0,
             check=_zero_ours),
+    _Metric("message write attempts per landed write", "",
+            lambda r: _fig(r).attempts_per_landed_write, digits=3),
+    _Metric("invalid requests per 10 min, peak", "< 10000", lambda r: _fig(r).invalid_peak,
+            digits=0, check=lambda r, v: v < 10_000),
+    _Metric("completion-to-final p50", "",
+            lambda r: percentile(_fig(r).completion_to_final(), 50), "s"),
+    _Metric("completion-to-final p99", "",
+            lambda r: percentile(_fig(r).completion_to_final(), 99), "s"),
     _Metric("ack p99 during the ramp", "", lambda r: percentile(_fig(r).acks(), 99), "ms"),
     _Metric("jobs started over", "", lambda r: r.dispatch_s, "s", 1, ratio=False),
     _Metric("load generator + fakes, avg cores", "", lambda r: _avg_cores(r.harness_cpu)),
 )  # fmt: skip
+
+
+_MODEL_NAMES = {
+    LimitModel.CHANNEL_WRITES: "channel writes",
+    LimitModel.GUILD_WEBHOOKS: "guild webhooks",
+    LimitModel.PER_TOKEN: "per token",
+    LimitModel.GLOBAL: "global",
+}
+
+
+def _refused_by(model: LimitModel) -> Callable[[RunResult], float | None]:
+    return lambda r: _fig(r).refused.get(model.value)
+
+
+def metrics_for(config: BenchConfig) -> tuple[_Metric, ...]:
+    """METRICS, with a row of 429s for each installed limit model after the total."""
+    rows = [
+        _Metric(f"  429s from ({m.value}) {_MODEL_NAMES[m]}", "", _refused_by(m), digits=0)
+        for m in models_for(config.limits)
+    ]
+    at = next(i for i, m in enumerate(METRICS) if m.label == "Discord 429s received") + 1
+    return (*METRICS[:at], *rows, *METRICS[at:])
 
 
 def _plateau_cores(run: RunResult) -> float | None:
@@ -715,7 +818,7 @@ def render_table(report: Report, unavailable: dict[str, str]) -> str:
     ratio_cols = [n for n in OURS if n in names] if "naive" in names else []
     header = ["metric", "target", *names, *(f"{n}/naive" for n in ratio_cols)]
     table = [header]
-    for metric in METRICS:
+    for metric in metrics_for(report.config):
         values = {r.name: metric.get(r) if r.available else None for r in runs}
         cells = [metric.label, metric.target]
         for run in runs:
@@ -741,13 +844,39 @@ def render_table(report: Report, unavailable: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+def scenario_verdicts(report: Report) -> list[str]:
+    """The issue-12 targets of the report's scenario, judged for each of our runs."""
+    config = report.config
+    if config.scenario is None:
+        return []
+    views = {
+        r.name: RunView(r.name, r.figures, _per_job(r, r.cpu.cpu if r.cpu else 0.0))
+        for r in report.runs
+        if r.figures is not None
+    }
+    ours = [v for name, v in views.items() if name in OURS]
+    jobs = make_jobs(config.jobs, config.profile, config.seed, channels=config.channels)
+    channel_of = {job.key: job.channel for job in jobs}
+    # Every run faces the same completion times, give or take the dispatch: the floor
+    # comes from the first of our runs (the naive run's if there is none).
+    basis = ours[0] if ours else views.get("naive")
+    if basis is None:
+        return [f"Verdicts for {config.scenario}: no run finished"]
+    floor = final_floor(basis.figures, channel_of)
+    return verdicts(config.scenario, ours, views.get("naive"), floor)
+
+
 def describe_setup(config: BenchConfig) -> list[str]:
     cap = concurrency_cap()
     slots = max(config.jobs, config.burst)
     lines = [
         f"profile (fake PiAPI, real clock, seed {config.seed}): {config.profile.describe()}; "
         f"results {config.image_size} px PNG grids",
-        "rate limits at the fake Discord: " + "; ".join(LIMITS_TEXT),
+        f"rate limits at the fake Discord (--limits {config.limits}): "
+        + "; ".join(limits_text(config.limits)),
+        f"load: {config.jobs} jobs over {config.ramp_s:g} s, round-robin over "
+        f"{config.channels} channel(s) in {config.guilds} guild(s)"
+        + (f" (scenario {config.scenario})" if config.scenario else ""),
         "push mode: the fake PiAPI looks for changed tasks every "
         f"{WEBHOOK_TICK_S:g} s and posts each change, "
         f"{WEBHOOK_SENDER_CONCURRENCY} posts at once",
@@ -786,6 +915,8 @@ async def run_benchmark(config: BenchConfig, argv: list[str] | None = None) -> R
             runs.append(await phase_naive(config))
     report = Report(config, header, ack, runs)
     report.text = render_table(report, unavailable)
+    if config.scenario:
+        report.text += "\n\n" + "\n".join(scenario_verdicts(report))
     print(f"[{time.time() - started:5.0f}s] done\n", flush=True)
     load1, _, _ = os.getloadavg()
     print(report.text)
@@ -802,7 +933,25 @@ def parse_args(argv: list[str]) -> BenchConfig:
     parser.add_argument(
         "--ramp", type=float, help="seconds over which phase B starts its jobs (default 30)"
     )
-    parser.add_argument("--mode", choices=("poll", "push", "both"), default="both")
+    parser.add_argument(
+        "--mode",
+        choices=("poll", "push", "both"),
+        help="the bot's watch mode(s) (default both; poll for a --scenario)",
+    )
+    parser.add_argument(
+        "--scenario",
+        choices=sorted(SCENARIOS),
+        help="one of issue 12's loads, judged against its targets (sets jobs, ramp, "
+        "channels, guilds, profile; no phase A)",
+    )
+    parser.add_argument("--channels", type=int, help="channels the jobs go round-robin over")
+    parser.add_argument("--guilds", type=int, help="guilds holding those channels (default 1)")
+    parser.add_argument(
+        "--limits",
+        default=DEFAULT_LIMITS,
+        help="the fake Discord's rate-limit models by letter: a per-channel writes, b "
+        "per-guild webhooks, c per-token, d global (default abd)",
+    )
     parser.add_argument("--skip-naive", action="store_true", help="no naive reference run")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--profile", choices=sorted(PROFILES), help="job life at the provider")
@@ -830,13 +979,31 @@ def parse_args(argv: list[str]) -> BenchConfig:
         if not sep or not name:
             parser.error(f"--bot-env wants NAME=VALUE, got {item!r}")
         bot_extra[name] = value
+    try:
+        models_for(args.limits)
+    except ValueError as error:
+        parser.error(str(error))
     config = BenchConfig()
     if args.quick:
         config = dataclasses.replace(
             config, jobs=200, burst=50, ramp_s=4.0, profile=PROFILES["short"], grace_s=45.0
         )
+    mode = args.mode or ("poll" if args.scenario else "both")
+    if args.scenario:
+        sc = SCENARIOS[args.scenario]
+        config = dataclasses.replace(
+            config,
+            scenario=sc.name,
+            jobs=sc.jobs,
+            burst=0,
+            ramp_s=sc.ramp_s,
+            channels=sc.channels,
+            guilds=sc.guilds,
+            profile=PROFILES[sc.profile],
+        )
     overrides: dict[str, Any] = {
-        "modes": ("poll", "push") if args.mode == "both" else (args.mode,),
+        "modes": ("poll", "push") if mode == "both" else (mode,),
+        "limits": args.limits,
         "naive": not args.skip_naive,
         "seed": args.seed,
         "image_size": args.image_size,
@@ -854,7 +1021,14 @@ def parse_args(argv: list[str]) -> BenchConfig:
         overrides["ramp_s"] = args.ramp
     if args.profile is not None:
         overrides["profile"] = PROFILES[args.profile]
-    return dataclasses.replace(config, **overrides)
+    if args.channels is not None:
+        overrides["channels"] = args.channels
+    if args.guilds is not None:
+        overrides["guilds"] = args.guilds
+    config = dataclasses.replace(config, **overrides)
+    if not 1 <= config.guilds <= config.channels:
+        parser.error("--guilds must be between 1 and --channels")
+    return config
 
 
 def main(argv: list[str] | None = None) -> int:

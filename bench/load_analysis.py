@@ -14,7 +14,16 @@ Everything is counted at the fakes, never taken from the client under test:
   fake started exposing it to the arrival at the fake Discord of the first accepted edit
   that shows it or a later state. Both fakes run on the same wall clock. In push mode,
   the part of it spent before the webhook post leaves the fake (its look-up tick and its
-  sending queue, in the harness process) is reported apart as the webhook post lag.
+  sending queue, in the harness process) is reported apart as the webhook post lag;
+- completion-to-final is, for every completed job, the time from the fake provider's end of
+  the task (its `ended_at`) to the arrival at the fake Discord of the first accepted write
+  that shows the result;
+- message writes are every POST/PATCH/DELETE the fake Discord received on a message route
+  (bot-token `/channels/{id}/messages[/{mid}]`, interaction-token `/webhooks/{app}/{token}`
+  and its `/messages/…`), whoever's job it was; landed writes are those answered 2xx.
+  Interaction callbacks are not message writes: Discord exempts them from the buckets;
+- 429s per model are the fake's own counters (tests/fakes/discord/limits.py) since the
+  mark; the invalid-request peak is the fake's, over the run's whole world.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord.limits import DiscordLimits, LimitModel
 from tests.fakes.piapi import FakePiAPI, FakeTask
 
 KEY_RE = re.compile(r"\bbj(\d{5})\b")
@@ -35,7 +45,11 @@ TASK_PATH_RE = re.compile(r"^/api/v1/task/([^/]+)$")
 TOKEN_PATH_RE = re.compile(r"^/webhooks/\d+/([^/]+)(?:/messages/(@original|\d+))?$")
 CALLBACK_PATH_RE = re.compile(r"^/interactions/(\d+)/([^/]+)/callback$")
 CHANNEL_MESSAGE_RE = re.compile(r"^/channels/\d+/messages/(\d+)$")
-CHANNEL_POST_RE = re.compile(r"^/channels/\d+/messages$")
+CHANNEL_POST_RE = re.compile(r"^/channels/(\d+)/messages$")
+MESSAGE_WRITE_RE = re.compile(
+    r"^/channels/\d+/messages(?:/\d+)?$|^/webhooks/\d+/[^/]+(?:/messages/[^/]+)?$"
+)
+WRITE_METHODS = frozenset({"POST", "PATCH", "DELETE"})
 
 State = tuple[str, int, int]  # (status, progress, previews)
 
@@ -87,6 +101,7 @@ class JobFigures:
     states: list[tuple[float, State]] = field(default_factory=list)
     ack_s: float | None = None
     interaction: bool = False  # the job was asked for with a slash command
+    channel_id: int | None = None  # where it was asked for, or where its message was posted
     acknowledged: bool = False  # ... and the bot's callback was accepted (within 3 s)
     edits: int = 0
     accepted_edits: int = 0
@@ -101,6 +116,20 @@ class JobFigures:
     def finished(self) -> bool:
         return self.final_at is not None
 
+    @property
+    def completed_at(self) -> float | None:
+        """When the fake provider ended the task with a result."""
+        if self.states and self.states[-1][1][0] == "completed":
+            return self.states[-1][0]
+        return None
+
+    @property
+    def completion_to_final(self) -> float | None:
+        done = self.completed_at
+        if done is None or self.final_at is None:
+            return None
+        return max(0.0, self.final_at - done)
+
 
 @dataclass
 class RunFigures:
@@ -108,6 +137,18 @@ class RunFigures:
     discord_429: int
     provider_other_requests: int  # not tied to a job: account info, image downloads
     unknown_discord_routes: int
+    message_writes: int = 0  # POST/PATCH/DELETE on message routes, any status
+    landed_writes: int = 0  # ... of which answered 2xx
+    # 429s the fake's limit models gave, by model letter; empty when none were installed.
+    refused: dict[str, int] = field(default_factory=dict)
+    invalid_peak: int | None = None  # most invalid requests in any 10 minutes
+
+    @property
+    def attempts_per_landed_write(self) -> float | None:
+        return self.message_writes / self.landed_writes if self.landed_writes else None
+
+    def completion_to_final(self) -> list[float]:
+        return [x for j in self.values() if (x := j.completion_to_final) is not None]
 
     def values(self) -> Iterable[JobFigures]:
         return self.jobs.values()
@@ -209,6 +250,14 @@ def shown_index(body: Any, has_files: bool, states: list[tuple[float, State]]) -
     return None
 
 
+def _refused_since(
+    limits: DiscordLimits | None, before: dict[LimitModel, int] | None
+) -> dict[str, int]:
+    if limits is None:
+        return {}
+    return {m.value: limits.refused[m] - (before or {}).get(m, 0) for m in LimitModel}
+
+
 def analyse(
     discord: FakeDiscord,
     piapi: FakePiAPI,
@@ -216,6 +265,8 @@ def analyse(
     *,
     since_seq: int = 0,
     since_piapi: int = 0,
+    limits: DiscordLimits | None = None,
+    refused_before: dict[LimitModel, int] | None = None,
 ) -> RunFigures:
     """Per-job figures for `keys` from everything both fakes recorded after the marks."""
     jobs = {k: JobFigures(k) for k in keys}
@@ -266,13 +317,18 @@ def analyse(
             continue
         by_token[interaction.token] = job
         job.interaction = True
+        job.channel_id = interaction.channel_id
         if interaction.original_message_id:
             by_message[interaction.original_message_id] = job
 
+    writes = landed = 0
     for record in discord.requests:
         if record.seq <= since_seq:
             continue
         path = record.path
+        if record.method in WRITE_METHODS and MESSAGE_WRITE_RE.match(path):
+            writes += 1
+            landed += 1 if 200 <= record.status < 300 else 0
         if (callback := CALLBACK_PATH_RE.match(path)) is not None:
             job = by_token.get(callback.group(2))
             interaction = discord.interactions.get(int(callback.group(1)))
@@ -287,9 +343,11 @@ def analyse(
             job = by_token.get(token.group(1))
         elif (message := CHANNEL_MESSAGE_RE.match(path)) is not None:
             job = by_message.get(int(message.group(1)))
-        elif record.method == "POST" and CHANNEL_POST_RE.match(path):
+        elif record.method == "POST" and (post := CHANNEL_POST_RE.match(path)):
             body = record.body if isinstance(record.body, dict) else {}
             job = jobs.get(key_in(str(body.get("content") or "")) or "")
+            if job is not None and job.channel_id is None:
+                job.channel_id = int(post.group(1))
             reply = record.reply if isinstance(record.reply, dict) else {}
             if job is not None and record.status == 200 and str(reply.get("id", "")).isdigit():
                 by_message[int(reply["id"])] = job
@@ -329,4 +387,8 @@ def analyse(
         discord_429=sum(1 for r in discord.requests if r.seq > since_seq and r.status == 429),
         provider_other_requests=other,
         unknown_discord_routes=len(discord.unknown_routes),
+        message_writes=writes,
+        landed_writes=landed,
+        refused=_refused_since(limits, refused_before),
+        invalid_peak=limits.invalid_peak if limits else None,
     )

@@ -2,6 +2,9 @@
 
 The same seed gives the same jobs, so the bot and the naive client face the same load.
 Every prompt carries a key (`bj00017`) by which the fakes' records are matched to jobs.
+Jobs go round-robin over the load's channels (job n to channel n % channels), the same
+rule for the bot and the naive client; which guild holds a channel is the world's affair
+(bench/load.py).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from dataclasses import dataclass
 from tests.fakes.piapi import Profile
 
 USERS = ("tester", "artist", "other", "owner", "admin")
-CHANNELS = ("general", "art")
+DEFAULT_CHANNELS = 2  # the issue-6 load: #general and #art of one guild
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,9 @@ PROFILES = {
     "realistic": ProfileRange("realistic", (2.0, 5.0), (20.0, 60.0), (3.0, 5.0)),
     # For --quick smoke runs: the same shape, a quarter of the time.
     "short": ProfileRange("short", (1.0, 2.0), (6.0, 15.0), (1.5, 2.5)),
+    # Issue 12's busy channels: every job lives exactly as long, so the jobs of a channel,
+    # started over the 10 s ramp, also finish within 10 s of each other.
+    "busy": ProfileRange("busy", (2.0, 2.0), (20.0, 20.0), (3.0, 5.0)),
     # For the test suite: a few seconds in all.
     "tiny": ProfileRange("tiny", (0.3, 0.6), (1.5, 2.5), (0.5, 0.8)),
 }
@@ -58,7 +64,7 @@ class JobSpec:
     key: str
     prompt: str
     user: str
-    channel: str
+    channel: int  # index into the load's channels, 0 .. channels-1
     profile: Profile
 
 
@@ -71,7 +77,14 @@ def prompt_for(n: int) -> str:
     return f"a lighthouse at dusk, study {job_key(n)}"
 
 
-def make_jobs(count: int, profile: ProfileRange, seed: int, *, first: int = 0) -> list[JobSpec]:
+def make_jobs(
+    count: int,
+    profile: ProfileRange,
+    seed: int,
+    *,
+    first: int = 0,
+    channels: int = DEFAULT_CHANNELS,
+) -> list[JobSpec]:
     rng = random.Random(f"{seed}:{profile.name}:{first}")
     jobs = []
     for n in range(first, first + count):
@@ -86,7 +99,7 @@ def make_jobs(count: int, profile: ProfileRange, seed: int, *, first: int = 0) -
                 key=job_key(n),
                 prompt=prompt_for(n),
                 user=USERS[n % len(USERS)],
-                channel=CHANNELS[n % len(CHANNELS)],
+                channel=n % channels,
                 profile=life,
             )
         )
