@@ -12,6 +12,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import redaction
 from bot.clock import SystemClock
 from bot.config import Settings, parse_listen
 from bot.discord.follow_ups import FollowUps
@@ -75,6 +76,10 @@ class MidjourneyBot(commands.AutoShardedBot):
             chunk_guilds_at_startup=False,
         )
         self.settings = settings
+        # Members' text is scrubbed of every configured secret, as the logs are (embedded
+        # bots too, which never call setup_logging), and of each interaction's token.
+        redaction.SECRETS.add(*settings.secrets())
+        self.add_listener(self._hide_interaction_token, "on_interaction")
         # The one metrics registry of this process; the parts that count get it passed.
         self.metrics = Metrics()
         self.gateway_watch = GatewayWatch(SystemClock())
@@ -208,6 +213,10 @@ class MidjourneyBot(commands.AutoShardedBot):
         if channel is None or getattr(channel, "is_nsfw", lambda: False)():
             return False
         return self.policy.is_flagged(job.operation.prompt)
+
+    async def _hide_interaction_token(self, interaction: discord.Interaction[Any]) -> None:
+        # A token lets its holder edit the bot's replies for 15 minutes: never shown.
+        redaction.SECRETS.add_expiring(interaction.token)
 
     async def _apply_account_concurrency(self) -> None:
         """Run no more jobs at once at each account than it allows, where it says (PiAPI

@@ -7,7 +7,9 @@ import re
 import sys
 from collections.abc import Iterable
 
-REDACTED = "<redacted>"
+from bot.redaction import REDACTED, SECRETS, SecretRegistry
+
+__all__ = ["REDACTED", "RedactSecrets", "setup_logging"]
 
 # Interaction tokens (each lets its holder edit the bot's replies for 15 minutes) are not
 # configured secrets: discord.py writes them at DEBUG in request URLs and gateway events.
@@ -38,17 +40,18 @@ def escape_controls(text: str) -> str:
 
 
 class RedactSecrets(logging.Filter):
-    """Replaces any configured secret in a record's final text, arguments included."""
+    """Replaces any known secret in a record's final text, arguments included."""
 
-    def __init__(self, secrets: Iterable[str]) -> None:
+    def __init__(
+        self, secrets: Iterable[str] = (), *, registry: SecretRegistry | None = None
+    ) -> None:
         super().__init__()
-        # Longest first, so a secret that contains another is replaced whole.
-        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        # The process's one registry (bot/redaction.py), shared with what members read; a
+        # filter built from a plain list gets a registry of its own.
+        self._registry = registry if registry is not None else SecretRegistry(secrets)
 
     def scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
+        text = self._registry.scrub(text)
         return scrub_tokens(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -65,7 +68,8 @@ class RedactSecrets(logging.Filter):
 def setup_logging(level: str, secrets: Iterable[str] = ()) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    handler.addFilter(RedactSecrets(secrets))
+    SECRETS.add(*secrets)
+    handler.addFilter(RedactSecrets(registry=SECRETS))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

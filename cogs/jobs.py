@@ -15,6 +15,7 @@ from discord import app_commands
 from discord.ext import commands
 from discord.utils import escape_markdown, escape_mentions
 
+from bot import redaction
 from bot.discord.buttons_layout import clip
 from bot.discord.presenter import render, to_discord_embed
 from bot.discord.submit import bot_actions, refuse
@@ -180,14 +181,16 @@ def _history_line(job: Job) -> str:
 
 def _cancel_refusal(error: JobError) -> str:
     if error.provider_text:
-        quoted = clip(" ".join(error.provider_text.split()), PROVIDER_TEXT_LIMIT)
+        # The provider's own words may quote the bot's key: scrubbed before clipping.
+        said = redaction.scrub(error.provider_text)
+        quoted = clip(" ".join(said.split()), PROVIDER_TEXT_LIMIT)
         return (
             "The image service would not cancel it; it has probably started already "
             f"(only jobs still waiting can be cancelled).\n> {escape_markdown(quoted)}"
         )
     if error.code is ErrorCode.UNSUPPORTED:
         return "This image service cannot cancel jobs."
-    return error.message
+    return redaction.scrub(error.message)
 
 
 async def setup(bot: MidjourneyBot) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import posixpath
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -31,6 +32,7 @@ from urllib.parse import urlsplit
 import discord
 from discord.utils import escape_markdown, escape_mentions
 
+from bot import redaction
 from bot.discord.buttons_layout import ButtonSpec, clip, describe_action, layout_buttons
 from bot.discord.views import STYLES
 from bot.domain import ErrorCode, Job, JobStatus, OperationKind, SpeedMode
@@ -146,6 +148,8 @@ def with_original_link(rendered: RenderedMessage, url: str) -> RenderedMessage:
     line = f"\n[Full-size original](<{url}>)"
     if len(url) > 512 or len(rendered.content) + len(line) > MAX_CONTENT:
         return rendered
+    if redaction.scrub(url) != url:  # a link that carries a secret is no link to show
+        return rendered
     return dataclasses.replace(rendered, content=rendered.content + line)
 
 
@@ -167,7 +171,16 @@ def render(
     used_actions: frozenset[str] = frozenset(),
     follow_up_window: float | None = None,
     extra_actions: list[str] | tuple[str, ...] = (),
+    scrub: Callable[[str], str] = redaction.scrub,
 ) -> RenderedMessage:
+    """The message for `job` as of `now`.
+
+    `scrub` is applied to every text of the job that did not come from the bot (prompt,
+    the provider's error and suggested prompts, seed) before it is escaped or clipped:
+    a provider may quote the request's key in its error (issue 13). The default is the
+    process's secret registry (bot/redaction.py); render is pure given it.
+    """
+    job = _scrubbed(job, scrub)
     mention = requester_mention
     if mention is None and job.requester_id:
         mention = f"<@{job.requester_id}>"
@@ -212,6 +225,30 @@ def render(
         image=image,
         mention_user_ids=mention_ids,
     )
+
+
+def _scrubbed(job: Job, scrub: Callable[[str], str]) -> Job:
+    """`job` with its outside texts passed through `scrub`; the same object when nothing
+    in it is secret (the common case: no copy on the hot path)."""
+    changes: dict[str, object] = {}
+    op = job.operation
+    prompt = scrub(op.prompt) if op.prompt else op.prompt
+    urls = tuple(scrub(u) for u in op.image_urls)
+    if prompt != op.prompt or urls != op.image_urls:
+        changes["operation"] = dataclasses.replace(op, prompt=prompt, image_urls=urls)
+    error = job.error
+    if error is not None:
+        message = scrub(error.message)
+        provider_text = scrub(error.provider_text) if error.provider_text else None
+        if message != error.message or provider_text != error.provider_text:
+            changes["error"] = dataclasses.replace(
+                error, message=message, provider_text=provider_text
+            )
+    if job.seed and (seed := scrub(job.seed)) != job.seed:
+        changes["seed"] = seed
+    if job.prompts and (prompts := [scrub(p) for p in job.prompts]) != job.prompts:
+        changes["prompts"] = prompts
+    return dataclasses.replace(job, **changes) if changes else job  # type: ignore[arg-type]
 
 
 def to_discord_embed(spec: EmbedSpec) -> discord.Embed:
