@@ -10,3 +10,6 @@ from hypothesis import settings
 settings.register_profile("deterministic", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile("deterministic")
+
+# The throwaway PostgreSQL cluster and the store backends (pg_cluster, pg_url, store_backend).
+pytest_plugins = ("tests.pg",)

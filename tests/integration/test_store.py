@@ -1,5 +1,7 @@
-"""The SQLite store against real database files: round trips, idempotency, ordering,
-migrations, locking, and surviving a killed process."""
+"""The store against real databases, once on SQLite (a real file) and once on PostgreSQL (a
+throwaway cluster, see tests/pg.py): round trips, idempotency, ordering, migrations, locking,
+and surviving a killed process. Tests of one backend's own machinery (SQLite's URLs, WAL,
+pragmas, statement splitter; PostgreSQL's settings and connection errors) run on that one."""
 
 from __future__ import annotations
 
@@ -7,14 +9,13 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import socket
 import sqlite3
 import sys
 import textwrap
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -38,20 +39,24 @@ from bot.domain import (
     SpeedMode,
 )
 from bot.store import (
+    Delivery,
     JobExistsError,
     JobNotFoundError,
-    Migration,
     MigrationError,
     SchemaVersionError,
     SqliteStore,
+    Store,
     StoreBusyError,
+    StoreError,
+    is_postgres_url,
     job_from_dict,
     job_to_dict,
-    load_migrations,
     open_store,
+    redact_database_url,
     sqlite_path_from_url,
 )
 from bot.store.sqlite import split_sql
+from tests.pg import PgCluster, StoreBackend
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -154,36 +159,18 @@ def row_count(path: Path, table: str = "jobs") -> int:
         return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
 
-def migration_files() -> list[str]:
-    folder = resources.files("bot.store").joinpath("migrations")
-    return sorted(e.name for e in folder.iterdir() if e.name.endswith(".sql"))
-
-
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "store" / "bot.db"
 
 
 @pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await open_store(f"sqlite:///{db_path}")
+async def store(store_backend: StoreBackend) -> AsyncIterator[Any]:
+    opened = await store_backend.open()
     try:
         yield opened
     finally:
         await opened.close()
-
-
-@pytest.fixture
-def lock_holder(db_path: Path) -> Iterator[sqlite3.Connection]:
-    """A second, raw connection that tests use to take the write lock themselves."""
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
-    try:
-        yield conn
-    finally:
-        if conn.in_transaction:
-            conn.rollback()
-        conn.close()
 
 
 # --- round trips ------------------------------------------------------------------------
@@ -199,7 +186,7 @@ def test_full_job_fixture_sets_every_field() -> None:
         assert getattr(job.operation, f.name) != getattr(defaults.operation, f.name), f.name
 
 
-async def test_full_job_round_trips(store: SqliteStore) -> None:
+async def test_full_job_round_trips(store: Store) -> None:
     job = full_job()
     stored, created = await store.jobs.insert(job)
     assert created and stored is job
@@ -215,7 +202,7 @@ async def test_full_job_round_trips(store: SqliteStore) -> None:
     assert await store.jobs.get_by_provider_ref("piapi", "task-abc-123") == job
 
 
-async def test_minimal_job_round_trips(store: SqliteStore) -> None:
+async def test_minimal_job_round_trips(store: Store) -> None:
     job = Job(id="min000000001", operation=Operation(kind=OperationKind.DESCRIBE), provider="vtrix")
     await store.jobs.insert(job)
     loaded = await store.jobs.get(job.id)
@@ -224,12 +211,10 @@ async def test_minimal_job_round_trips(store: SqliteStore) -> None:
     assert loaded.tiles is None and loaded.actions == [] and loaded.provider_data == {}
 
 
-async def test_indexed_columns_mirror_the_job(store: SqliteStore, db_path: Path) -> None:
+async def test_indexed_columns_mirror_the_job(store: Store, store_backend: StoreBackend) -> None:
     job = full_job()
     await store.jobs.insert(job)
-    with raw(db_path) as conn:
-        conn.row_factory = sqlite3.Row
-        row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job.id,)).fetchone()
+    [row] = await store_backend.fetch_dicts("SELECT * FROM jobs WHERE id = ?", job.id)
     assert row["idempotency_key"] == job.idempotency_key
     assert (row["provider"], row["provider_ref"]) == ("piapi", "task-abc-123")
     assert row["status"] == "failed"
@@ -244,16 +229,17 @@ async def test_indexed_columns_mirror_the_job(store: SqliteStore, db_path: Path)
         job.updated_at,
         job.finished_at,
     )
+    assert (row["mode"], row["error_code"], row["account"]) == ("turbo", "moderated", "second")
     assert json.loads(row["data"]) == job_to_dict(job)
 
 
-async def test_get_missing_returns_none(store: SqliteStore) -> None:
+async def test_get_missing_returns_none(store: Store) -> None:
     assert await store.jobs.get("nope") is None
     assert await store.jobs.get_by_idempotency_key("nope") is None
     assert await store.jobs.get_by_provider_ref("piapi", "nope") is None
 
 
-async def test_save_persists_every_change(store: SqliteStore) -> None:
+async def test_save_persists_every_change(store: Store) -> None:
     job = minimal_job("save00000001", key="k1", created_at=10.0)
     await store.jobs.insert(job)
     job.status = JobStatus.COMPLETED
@@ -271,18 +257,19 @@ async def test_save_persists_every_change(store: SqliteStore) -> None:
     assert await store.jobs.list_active() == []
 
 
-async def test_save_of_unknown_job_raises(store: SqliteStore) -> None:
+async def test_save_of_unknown_job_raises(store: Store) -> None:
     with pytest.raises(JobNotFoundError):
         await store.jobs.save(minimal_job("ghost0000001"))
     assert await store.jobs.get("ghost0000001") is None
 
 
-async def test_duplicate_id_raises_and_store_stays_usable(store: SqliteStore) -> None:
+async def test_duplicate_id_raises_and_store_stays_usable(store: Store) -> None:
     await store.jobs.insert(minimal_job("dup000000001"))
     with pytest.raises(JobExistsError):
         await store.jobs.insert(minimal_job("dup000000001", created_at=5.0))
     # The failed transaction was rolled back, not left open.
-    assert not store.db.connection.in_transaction
+    if isinstance(store, SqliteStore):
+        assert not store.db.connection.in_transaction
     await store.jobs.insert(minimal_job("dup000000002"))
     assert [j.id for j in await store.jobs.list_active()] == ["dup000000001", "dup000000002"]
 
@@ -290,7 +277,9 @@ async def test_duplicate_id_raises_and_store_stays_usable(store: SqliteStore) ->
 # --- idempotency ------------------------------------------------------------------------
 
 
-async def test_idempotency_conflict_returns_existing(store: SqliteStore, db_path: Path) -> None:
+async def test_idempotency_conflict_returns_existing(
+    store: Store, store_backend: StoreBackend
+) -> None:
     first = minimal_job("first0000001", key="click:1", requester_id="u1", created_at=1.0)
     second = minimal_job("second000001", key="click:1", requester_id="u1", created_at=2.0)
     assert await store.jobs.insert(first) == (first, True)
@@ -298,30 +287,32 @@ async def test_idempotency_conflict_returns_existing(store: SqliteStore, db_path
     assert not created
     assert existing == first
     assert await store.jobs.get(second.id) is None
-    assert row_count(db_path) == 1
+    assert await store_backend.row_count() == 1
 
 
-async def test_jobs_without_key_never_conflict(store: SqliteStore, db_path: Path) -> None:
+async def test_jobs_without_key_never_conflict(store: Store, store_backend: StoreBackend) -> None:
     for i in range(3):
         _, created = await store.jobs.insert(minimal_job(f"nokey{i:07d}"))
         assert created
-    assert row_count(db_path) == 3
+    assert await store_backend.row_count() == 3
 
 
 async def test_concurrent_inserts_with_one_key_create_one_job(
-    store: SqliteStore, db_path: Path
+    store: Store, store_backend: StoreBackend
 ) -> None:
     jobs = [minimal_job(f"race{i:08d}", key="double-click") for i in range(20)]
     results = await asyncio.gather(*(store.jobs.insert(j) for j in jobs))
     winners = [job for job, created in results if created]
     assert len(winners) == 1
     assert {job.id for job, _ in results} == {winners[0].id}
-    assert row_count(db_path) == 1
+    assert await store_backend.row_count() == 1
 
 
-async def test_concurrent_inserts_across_connections(store: SqliteStore, db_path: Path) -> None:
-    # Two stores on one file stand for two processes: the unique index decides.
-    other = await open_store(str(db_path))
+async def test_concurrent_inserts_across_connections(
+    store: Store, store_backend: StoreBackend
+) -> None:
+    # Two stores on one database stand for two processes: the unique index decides.
+    other = await store_backend.open()
     try:
         jobs = [minimal_job(f"xconn{i:07d}", key="shared") for i in range(20)]
         results = await asyncio.gather(
@@ -331,13 +322,13 @@ async def test_concurrent_inserts_across_connections(store: SqliteStore, db_path
         await other.close()
     assert sum(created for _, created in results) == 1
     assert len({job.id for job, _ in results}) == 1
-    assert row_count(db_path) == 1
+    assert await store_backend.row_count() == 1
 
 
 # --- queries ----------------------------------------------------------------------------
 
 
-async def test_list_active_is_oldest_first_and_skips_terminal(store: SqliteStore) -> None:
+async def test_list_active_is_oldest_first_and_skips_terminal(store: Store) -> None:
     specs = [
         ("a", 30.0, JobStatus.RUNNING),
         ("b", 10.0, JobStatus.QUEUED),
@@ -353,7 +344,7 @@ async def test_list_active_is_oldest_first_and_skips_terminal(store: SqliteStore
     assert [j.id for j in await store.jobs.list_active()] == ["b", "d", "e", "a"]
 
 
-async def test_list_for_requester_newest_first_with_paging(store: SqliteStore) -> None:
+async def test_list_for_requester_newest_first_with_paging(store: Store) -> None:
     specs = [
         ("u1-old", "u1", "g1", 100.0),
         ("u1-mid-a", "u1", "g2", 200.0),
@@ -380,7 +371,7 @@ async def test_list_for_requester_newest_first_with_paging(store: SqliteStore) -
         await store.jobs.list_for_requester("u1", limit=-1)
 
 
-async def test_count_for_requester_since(store: SqliteStore) -> None:
+async def test_count_for_requester_since(store: Store) -> None:
     for i, created_at in enumerate((100.0, 200.0, 300.0)):
         await store.jobs.insert(
             minimal_job(f"cnt{i}", requester_id="u1", guild_id=f"g{i % 2}", created_at=created_at)
@@ -393,7 +384,7 @@ async def test_count_for_requester_since(store: SqliteStore) -> None:
     assert await store.jobs.count_for_requester_since("u3", 0.0) == 0
 
 
-async def test_get_by_provider_ref(store: SqliteStore) -> None:
+async def test_get_by_provider_ref(store: Store) -> None:
     await store.jobs.insert(minimal_job("p1", provider="piapi", provider_ref="T-1", created_at=1))
     await store.jobs.insert(minimal_job("p2", provider="vtrix", provider_ref="T-1", created_at=2))
     await store.jobs.insert(minimal_job("p3", provider="piapi", provider_ref="T-2", created_at=3))
@@ -456,98 +447,147 @@ async def test_in_memory_store() -> None:
         assert await store.jobs.get(job.id) == job
 
 
-async def test_connection_settings(store: SqliteStore, db_path: Path) -> None:
-    async def pragma(name: str) -> Any:
-        async with store.db.connection.execute(f"PRAGMA {name}") as cursor:
-            row = await cursor.fetchone()
-        assert row is not None
-        return row[0]
+async def test_connection_settings(db_path: Path) -> None:
+    async with await open_store(f"sqlite:///{db_path}") as store:
 
-    assert await pragma("journal_mode") == "wal"
-    assert await pragma("synchronous") == 1  # NORMAL
-    assert await pragma("foreign_keys") == 1
-    assert await pragma("busy_timeout") == 5000
+        async def pragma(name: str) -> Any:
+            async with store.db.connection.execute(f"PRAGMA {name}") as cursor:
+                row = await cursor.fetchone()
+            assert row is not None
+            return row[0]
+
+        assert await pragma("journal_mode") == "wal"
+        assert await pragma("synchronous") == 1  # NORMAL
+        assert await pragma("foreign_keys") == 1
+        assert await pragma("busy_timeout") == 5000
     # WAL is a property of the file, so every other connection sees it too.
     with raw(db_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-async def test_migrations_are_recorded_and_idempotent(db_path: Path) -> None:
-    files = migration_files()
-    assert files and files[0] == "0001_jobs.sql"
-    assert [m.name for m in load_migrations()] == files
+async def test_postgres_connection_settings(pg_url: str) -> None:
+    store = await open_store(pg_url, lock_timeout_ms=1234)
+    async with store, store.db.pool.acquire() as conn:
+        assert await conn.fetchval("SHOW lock_timeout") == "1234ms"
+        assert await conn.fetchval("SHOW application_name") == "mj-discord-bot"
+        # Reads see committed rows only (the default, relied upon).
+        assert await conn.fetchval("SHOW transaction_isolation") == "read committed"
 
-    async with await open_store(str(db_path)) as store:
+
+def test_postgres_urls_choose_postgres_and_hide_their_password() -> None:
+    for url in ("postgresql://u:pw@db/x", "postgres://u:pw@db/x", " POSTGRESQL://db/x"):
+        assert is_postgres_url(url)
+    for url in ("sqlite:///data/bot.db", "data/bot.db", ":memory:", "mysql://u@h/x"):
+        assert not is_postgres_url(url)
+    assert redact_database_url("postgresql://bot:s3cret@db:5433/mj") == (
+        "postgresql://bot:***@db:5433/mj"
+    )
+    assert redact_database_url("postgres://db/mj?password=s3cret&sslmode=require") == (
+        "postgres://db/mj?password=%2A%2A%2A&sslmode=require"
+    )
+    assert redact_database_url("sqlite:///data/bot.db") == "sqlite:///data/bot.db"
+
+
+async def test_postgres_open_errors_name_the_server_but_not_the_password(
+    pg_cluster: PgCluster,
+) -> None:
+    wrong = f"postgresql://postgres:not-the-{pg_cluster.password}@127.0.0.1:{pg_cluster.port}/x"
+    with pytest.raises(StoreError) as refused:
+        await open_store(wrong)
+    assert f"127.0.0.1:{pg_cluster.port}/x" in str(refused.value)
+    assert "password authentication failed" in str(refused.value)
+    assert "not-the-" not in str(refused.value) and pg_cluster.password not in str(refused.value)
+
+    with socket.socket() as sock:  # a port where nothing listens
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(StoreError, match=rf"127\.0\.0\.1:{port}/mj") as unreachable:
+        await open_store(f"postgresql://bot:hunter2@127.0.0.1:{port}/mj")
+    assert "hunter2" not in str(unreachable.value)
+
+
+async def test_migrations_are_recorded_and_idempotent(store_backend: StoreBackend) -> None:
+    files = store_backend.migration_files()
+    assert files and files[0].startswith("0001_")
+    assert [m.name for m in store_backend.migrations()] == files
+
+    async with await store_backend.open() as store:
         await store.jobs.insert(minimal_job("keep00000001", key="k"))
-    with raw(db_path) as conn:
-        first = conn.execute("SELECT version, name, applied_at FROM schema_migrations").fetchall()
+    select = "SELECT version, name, applied_at FROM schema_migrations ORDER BY version"
+    first = await store_backend.fetch(select)
     assert [(v, n) for v, n, _ in first] == [(int(f.split("_")[0]), f) for f in files]
 
-    async with await open_store(str(db_path)) as store:
+    async with await store_backend.open() as store:
         assert await store.jobs.get("keep00000001") is not None
-    with raw(db_path) as conn:
-        again = conn.execute("SELECT version, name, applied_at FROM schema_migrations").fetchall()
-    assert again == first  # nothing re-applied, not even re-recorded
+    assert await store_backend.fetch(select) == first  # nothing re-applied or re-recorded
 
 
-async def test_reopening_keeps_data(db_path: Path) -> None:
+async def test_reopening_keeps_data(store_backend: StoreBackend) -> None:
     job = full_job()
-    async with await open_store(str(db_path)) as store:
+    async with await store_backend.open() as store:
         await store.jobs.insert(job)
         job.status = JobStatus.RUNNING
         await store.jobs.save(job)
-    async with await open_store(f"sqlite:///{db_path}") as store:
+    async with await store_backend.open() as store:
         assert await store.jobs.get(job.id) == job
         assert [j.id for j in await store.jobs.list_active()] == [job.id]
 
 
-async def test_future_schema_version_is_refused(db_path: Path) -> None:
-    async with await open_store(str(db_path)):
+async def test_future_schema_version_is_refused(store_backend: StoreBackend) -> None:
+    async with await store_backend.open():
         pass
-    with raw(db_path) as conn:
-        conn.execute(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, ?, 0)",
-            ("9999_from_the_future.sql",),
-        )
+    await store_backend.execute(
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, ?, 0)",
+        "9999_from_the_future.sql",
+    )
     with pytest.raises(SchemaVersionError, match=r"schema version 9999, newer than this code"):
-        await open_store(str(db_path))
+        await store_backend.open()
     # Refusing changed nothing.
-    assert row_count(db_path, "schema_migrations") == len(migration_files()) + 1
+    count = await store_backend.row_count("schema_migrations")
+    assert count == len(store_backend.migration_files()) + 1
 
 
-async def test_migrations_apply_in_order_and_roll_back_on_failure(db_path: Path) -> None:
-    base = load_migrations()
+async def test_migrations_apply_in_order_and_roll_back_on_failure(
+    store_backend: StoreBackend,
+) -> None:
+    base = store_backend.migrations()
     top = max(m.version for m in base)  # extra test migrations follow the shipped ones
     extra = [
-        Migration(
+        store_backend.migration(
             top + 2, f"{top + 2:04d}_b.sql", "ALTER TABLE t ADD COLUMN b TEXT DEFAULT 'x;y';"
         ),
-        Migration(
+        store_backend.migration(
             top + 1,
             f"{top + 1:04d}_a.sql",
             "CREATE TABLE t (a INTEGER);\nINSERT INTO t (a) VALUES (1);",
         ),
     ]
-    async with await open_store(str(db_path), migrations=[*base, *extra]) as store:
-        rows = await store.db.connection.execute_fetchall("SELECT a, b FROM t")
-        assert list(rows) == [(1, "x;y")]
+    async with await store_backend.open(migrations=[*base, *extra]):
+        assert await store_backend.fetch("SELECT a, b FROM t") == [(1, "x;y")]
 
-    broken = Migration(
-        top + 3, f"{top + 3:04d}_broken.sql", "CREATE TABLE u (a);\nTHIS IS NOT SQL;"
+    broken = store_backend.migration(
+        top + 3, f"{top + 3:04d}_broken.sql", "CREATE TABLE u (a INTEGER);\nTHIS IS NOT SQL;"
     )
     with pytest.raises(MigrationError, match=rf"{top + 3:04d}_broken\.sql"):
-        await open_store(str(db_path), migrations=[*base, *extra, broken])
-    with raw(db_path) as conn:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
-    assert "u" not in tables  # the half-run migration was rolled back
-    assert versions == [*range(1, top + 1), top + 1, top + 2]
+        await store_backend.open(migrations=[*base, *extra, broken])
+    assert "u" not in await store_backend.tables()  # the half-run migration was rolled back
+    versions = [r[0] for r in await store_backend.fetch("SELECT version FROM schema_migrations")]
+    assert sorted(versions) == [*range(1, top + 1), top + 1, top + 2]
 
 
-async def test_duplicate_migration_versions_are_refused(db_path: Path) -> None:
-    twins = [*load_migrations(), Migration(1, "0001_twin.sql", "SELECT 1;")]
+async def test_duplicate_migration_versions_are_refused(store_backend: StoreBackend) -> None:
+    twins = [*store_backend.migrations(), store_backend.migration(1, "0001_twin.sql", "SELECT 1;")]
     with pytest.raises(MigrationError, match="share version 1"):
-        await open_store(str(db_path), migrations=twins)
+        await store_backend.open(migrations=twins)
+
+
+async def test_processes_starting_together_migrate_once(store_backend: StoreBackend) -> None:
+    # Several bots started at once on one empty database: each migration runs once.
+    stores = await asyncio.gather(*(store_backend.open() for _ in range(4)))
+    for opened in stores:
+        await opened.close()
+    versions = [r[0] for r in await store_backend.fetch("SELECT version FROM schema_migrations")]
+    assert sorted(versions) == [m.version for m in store_backend.migrations()]
 
 
 def test_split_sql_respects_quotes_comments_and_triggers() -> None:
@@ -571,83 +611,87 @@ def test_split_sql_respects_quotes_comments_and_triggers() -> None:
 
 
 # --- locking ----------------------------------------------------------------------------
+# Another connection (another process, an admin's shell, a migration) holds the jobs
+# table's write lock: SQLite's BEGIN EXCLUSIVE, PostgreSQL's LOCK TABLE … EXCLUSIVE.
 
 
-def hold_write_lock(conn: sqlite3.Connection, seconds: float) -> threading.Timer:
-    conn.execute("BEGIN EXCLUSIVE")
-    timer = threading.Timer(seconds, conn.commit)
-    timer.start()
-    return timer
+def release_after(release: Callable[[], Awaitable[None]], seconds: float) -> asyncio.Task[None]:
+    async def later() -> None:
+        await asyncio.sleep(seconds)
+        await release()
+
+    return asyncio.create_task(later())
 
 
 async def test_locked_database_is_retried_until_the_write_succeeds(
-    db_path: Path, lock_holder: sqlite3.Connection
+    store_backend: StoreBackend,
 ) -> None:
-    # A tiny busy timeout makes SQLite give up at once, so our own retry loop is what
+    # A tiny lock wait makes the database give up at once, so our own retry loop is what
     # carries the write through.
-    async with await open_store(
-        str(db_path), busy_timeout_ms=10, lock_retries=20, retry_backoff=0.02
-    ) as store:
-        timer = hold_write_lock(lock_holder, 0.4)
-        try:
+    options = store_backend.wait_options(10, lock_retries=20, retry_backoff=0.02)
+    async with await store_backend.open(**options) as store:
+        async with store_backend.write_lock() as release:
+            releasing = release_after(release, 0.4)
             job = minimal_job("locked000001", key="lk")
             started = time.monotonic()
             assert await store.jobs.insert(job) == (job, True)
             assert time.monotonic() - started >= 0.3  # it really had to wait
-        finally:
-            timer.join()
+            await releasing
         assert store.db.busy_retries > 0
         assert await store.jobs.get(job.id) == job
-    assert row_count(db_path) == 1
+    assert await store_backend.row_count() == 1
 
 
-async def test_default_busy_timeout_waits_for_a_short_lock(
-    store: SqliteStore, lock_holder: sqlite3.Connection, db_path: Path
-) -> None:
-    timer = hold_write_lock(lock_holder, 0.3)
-    try:
-        job = minimal_job("wait00000001")
-        await store.jobs.insert(job)
-    finally:
-        timer.join()
-    assert store.db.busy_retries == 0  # SQLite's own busy handler waited
-    assert row_count(db_path) == 1
+async def test_default_lock_wait_covers_a_short_lock(store_backend: StoreBackend) -> None:
+    async with await store_backend.open() as store:
+        async with store_backend.write_lock() as release:
+            releasing = release_after(release, 0.3)
+            await store.jobs.insert(minimal_job("wait00000001"))
+            await releasing
+        assert store.db.busy_retries == 0  # the database's own lock wait sufficed
+    assert await store_backend.row_count() == 1
 
 
-async def test_lock_that_outlasts_the_retries_raises(
-    db_path: Path, lock_holder: sqlite3.Connection
-) -> None:
-    async with await open_store(
-        str(db_path), busy_timeout_ms=10, lock_retries=2, retry_backoff=0.01
-    ) as store:
-        lock_holder.execute("BEGIN EXCLUSIVE")
-        with pytest.raises(StoreBusyError, match="locked after 3 attempts"):
-            await store.jobs.insert(minimal_job("never0000001"))
-        assert store.db.busy_retries == 2
-        lock_holder.commit()
+async def test_lock_that_outlasts_the_retries_raises(store_backend: StoreBackend) -> None:
+    options = store_backend.wait_options(10, lock_retries=2, retry_backoff=0.01)
+    async with await store_backend.open(**options) as store:
+        async with store_backend.write_lock():
+            with pytest.raises(StoreBusyError, match="locked after 3 attempts"):
+                await store.jobs.insert(minimal_job("never0000001"))
+            assert store.db.busy_retries == 2
         # Nothing half-written, and the store carries on once the lock is gone.
         assert await store.jobs.get("never0000001") is None
         await store.jobs.insert(minimal_job("after0000001"))
-    assert row_count(db_path) == 1
+    assert await store_backend.row_count() == 1
 
 
-async def test_cancelled_write_leaves_no_open_transaction(
-    db_path: Path, lock_holder: sqlite3.Connection
-) -> None:
-    async with await open_store(
-        str(db_path), busy_timeout_ms=10, lock_retries=50, retry_backoff=0.02
-    ) as store:
-        lock_holder.execute("BEGIN EXCLUSIVE")
-        task = asyncio.create_task(store.jobs.insert(minimal_job("cancel000001")))
-        await asyncio.sleep(0.2)  # long enough to be stuck in the retry loop
-        assert store.db.busy_retries > 0 and not task.done()
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        lock_holder.commit()
+async def test_cancelled_write_leaves_no_open_transaction(store_backend: StoreBackend) -> None:
+    options = store_backend.wait_options(10, lock_retries=50, retry_backoff=0.02)
+    async with await store_backend.open(**options) as store:
+        async with store_backend.write_lock():
+            task = asyncio.create_task(store.jobs.insert(minimal_job("cancel000001")))
+            await asyncio.sleep(0.2)  # long enough to be stuck in the retry loop
+            assert store.db.busy_retries > 0 and not task.done()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
         await store.jobs.insert(minimal_job("next00000001"))
-        assert not store.db.connection.in_transaction
+        if isinstance(store, SqliteStore):
+            assert not store.db.connection.in_transaction
+        else:  # every pooled connection is back, none inside a transaction
+            async with store.db.pool.acquire() as conn:
+                assert not conn.is_in_transaction()
         assert [j.id for j in await store.jobs.list_active()] == ["next00000001"]
+
+
+async def test_saves_of_one_job_apply_in_the_order_asked(store: Store) -> None:
+    # The engine may save a job from two tasks; the later call's state must be the one kept.
+    job = minimal_job("order0000001")
+    await store.jobs.insert(job)
+    versions = [dataclasses.replace(job, progress=i, polls=i) for i in range(30)]
+    await asyncio.gather(*(store.jobs.save(v) for v in versions))
+    stored = await store.jobs.get(job.id)
+    assert stored is not None and stored.progress == 29
 
 
 # --- crash safety -----------------------------------------------------------------------
@@ -680,12 +724,12 @@ asyncio.run(main())
 """
 
 
-async def test_committed_writes_survive_kill_9(db_path: Path) -> None:
+async def test_committed_writes_survive_kill_9(store_backend: StoreBackend) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
         CRASH_WRITER,
-        str(db_path),
+        store_backend.url,
         cwd=REPO_ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -707,15 +751,18 @@ async def test_committed_writes_survive_kill_9(db_path: Path) -> None:
         await proc.wait()
     assert proc.returncode == -9
 
-    assert (db_path.parent / (db_path.name + "-wal")).exists()  # it really was not closed
-    async with await open_store(str(db_path)) as store:
+    path = store_backend.sqlite_path
+    if path is not None:
+        assert (path.parent / (path.name + "-wal")).exists()  # it really was not closed
+    async with await store_backend.open() as store:
         for job_id in inserted:
             job = await store.jobs.get(job_id)
             assert job is not None, job_id
             if job_id in saved:
                 assert job.status is JobStatus.RUNNING and job.progress == 50
-    with raw(db_path) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    if path is not None:
+        with raw(path) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
 
 
 # --- property: serialisation ------------------------------------------------------------
@@ -785,6 +832,7 @@ jobs = st.builds(
     last_change_at=floats,
     finished_at=st.none() | floats,
     polls=st.integers(0, 10**6),
+    account=opt_texts,
 )
 
 
@@ -798,14 +846,32 @@ def test_job_dict_round_trip_through_json(job: Job) -> None:
 
 
 @given(jobs)
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_job_database_round_trip(job: Job) -> None:
+@settings(
+    max_examples=40,
+    deadline=None,
+    # One database for all examples, emptied before each.
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+def test_job_database_round_trip(store_backend: StoreBackend, job: Job) -> None:
     async def scenario() -> Job | None:
-        async with await open_store(":memory:") as store:
+        async with await store_backend.open() as store:
+            await store_backend.execute("DELETE FROM jobs")
             await store.jobs.insert(job)
             return await store.jobs.get(job.id)
 
     assert asyncio.run(scenario()) == job
+
+
+async def test_nul_characters_round_trip_and_are_found(store: Store) -> None:
+    # PostgreSQL text cannot hold NUL; a provider's id with one must still work.
+    job = minimal_job("nul\x00id", key="k\x00", provider_ref="ref\x00x", requester_id="u\x00")
+    job.operation = Operation(kind=OperationKind.IMAGINE, prompt="a\x00b")
+    await store.jobs.insert(job)
+    assert await store.jobs.get("nul\x00id") == job
+    assert await store.jobs.get_by_idempotency_key("k\x00") == job
+    assert await store.jobs.get_by_provider_ref("piapi", "ref\x00x") == job
+    assert [j.id for j in await store.jobs.list_for_requester("u\x00")] == ["nul\x00id"]
+    assert await store.jobs.get("nulid") is None
 
 
 def test_job_from_dict_tolerates_missing_and_unknown_keys() -> None:
@@ -819,33 +885,26 @@ def test_job_from_dict_tolerates_missing_and_unknown_keys() -> None:
         job_from_dict({"id": "x", "provider": "piapi"})
 
 
-async def test_deliveries_claim_once_and_list_undelivered(tmp_path: Path) -> None:
-    from bot.store import Delivery
-
-    store = await open_store(f"sqlite:///{tmp_path / 'd.db'}")
-    try:
-        first = Delivery(
-            job_id="j1", channel_id="c", upload_limit=10, message_id="m1", created_at=1
-        )
-        assert await store.deliveries.claim(first)
-        assert not await store.deliveries.claim(
-            Delivery(job_id="j1", channel_id="x", upload_limit=1)
-        )
-        await store.deliveries.claim(
-            Delivery(job_id="j2", channel_id="c", upload_limit=10, created_at=2)
-        )
-        assert [d.job_id for d in await store.deliveries.list_undelivered()] == ["j1", "j2"]
-        first.final_delivered_at = 5.0
-        await store.deliveries.save(first)
-        got = await store.deliveries.get("j1")
-        assert got == first and got.channel_id == "c" and got.message_id == "m1"
-        assert [d.job_id for d in await store.deliveries.list_undelivered()] == ["j2"]
-        assert await store.deliveries.get("nope") is None
-    finally:
-        await store.close()
+async def test_deliveries_claim_once_and_list_undelivered(store: Store) -> None:
+    first = Delivery(job_id="j1", channel_id="c", upload_limit=10, message_id="m1", created_at=1)
+    assert await store.deliveries.claim(first)
+    assert not await store.deliveries.claim(Delivery(job_id="j1", channel_id="x", upload_limit=1))
+    await store.deliveries.claim(
+        Delivery(job_id="j2", channel_id="c", upload_limit=10, created_at=2)
+    )
+    assert [d.job_id for d in await store.deliveries.list_undelivered()] == ["j1", "j2"]
+    first.final_delivered_at = 5.0
+    await store.deliveries.save(first)
+    got = await store.deliveries.get("j1")
+    assert got == first and got.channel_id == "c" and got.message_id == "m1"
+    assert [d.job_id for d in await store.deliveries.list_undelivered()] == ["j2"]
+    assert await store.deliveries.get("nope") is None
+    await store.jobs.insert(minimal_job("j3", created_at=3))
+    await store.jobs.insert(minimal_job("j1", created_at=1))
+    assert await store.deliveries.jobs_without_delivery(2.0) == ["j3"]
 
 
-async def test_reads_do_not_wait_behind_an_open_write(store: SqliteStore) -> None:
+async def test_reads_do_not_wait_behind_an_open_write(store: Store) -> None:
     """Reads use their own connection: while a write transaction is open (and holds the
     writer's lock), a read answers at once with the committed rows only; once the write
     commits, the next read sees it."""
@@ -855,10 +914,11 @@ async def test_reads_do_not_wait_behind_an_open_write(store: SqliteStore) -> Non
     holding, release = asyncio.Event(), asyncio.Event()
 
     async def slow_write(conn: Any) -> None:
-        await conn.execute(
-            "UPDATE jobs SET data = ? WHERE id = ?",
-            (json.dumps(job_to_dict(changed)), job.id),
-        )
+        params = (json.dumps(job_to_dict(changed)), job.id)
+        if isinstance(store, SqliteStore):
+            await conn.execute("UPDATE jobs SET data = ? WHERE id = ?", params)
+        else:
+            await conn.execute("UPDATE jobs SET data = $1 WHERE id = $2", *params)
         holding.set()
         await release.wait()
 
