@@ -23,6 +23,7 @@ from bot.domain import (
     ProviderSnapshot,
 )
 from bot.providers.base import (
+    AccountInfo,
     Capabilities,
     MalformedReplyError,
     ProviderError,
@@ -122,6 +123,23 @@ class LegnextProvider(LegnextFamilyProvider):
             # The job may well exist: never let the engine submit it again.
             raise SubmitOutcomeUnknownError(provider_text="create reply without a job_id")
         return parse_job(job_obj, op=operation, capabilities=self.capabilities)
+
+    async def account(self) -> AccountInfo:
+        """`GET /api/account/balance` (PROVIDERS.md §8.2): the credits left. A 402/403
+        here means what it means on a create (the pool reads it to set the account
+        aside or bring it back)."""
+        reply = await self.http.request("GET", "/account/balance")
+        data = reply.get("data") if isinstance(reply, dict) else None
+        if not isinstance(data, dict):
+            raise MalformedReplyError(provider_text="balance reply without data")
+        credits = as_decimal(data.get("available_credits"))
+        if credits is None:
+            credits = as_decimal(data.get("available_points"))
+        return AccountInfo(
+            credits=credits,
+            credits_unit="point",
+            raw={k: v for k, v in data.items() if k in ("balance_usd", "low_balance_alert")},
+        )
 
     async def _read(self, ref: str, job: Job) -> ProviderSnapshot:
         reply = await self.http.request("GET", f"/v1/job/{ref}")

@@ -998,9 +998,28 @@ class _FakeFront:
 
 
 class FakeLegnext(_FakeFront):
-    """Legnext's API over the sim: job objects exactly as PROVIDERS.md §2 shows them."""
+    """Legnext's API over the sim: job objects exactly as PROVIDERS.md §2 shows them.
+
+    Account knobs (PROVIDERS.md §8.2, §10.1): `balance_points` (None = unlimited) is what
+    the account holds; a create that needs more than is left (points frozen by jobs that
+    did not fail) answers HTTP 402 "insufficient balance", and `GET /account/balance`
+    (the docs' `/api/account/balance` under the `/api` base) reports what is left.
+    `restricted = True` answers every create with HTTP 403 "account restricted".
+    """
 
     backend = "legnext"
+
+    def __init__(self, *, balance_points: int | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.balance_points = balance_points
+        self.restricted = False
+
+    def points_left(self) -> int | None:
+        if self.balance_points is None:
+            return None
+        now = self.now
+        frozen = sum(j.points for j in self.sim.jobs.values() if j.status(now) != "failed")
+        return self.balance_points - frozen
 
     @property
     def tasks(self) -> dict[str, SimJob]:
@@ -1021,6 +1040,7 @@ class FakeLegnext(_FakeFront):
     def _routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/{op}", self._create)
         app.router.add_get("/v1/job/{job_id}", self._get)
+        app.router.add_get("/account/balance", self._balance)
 
     def _authorised(self, request: web.Request) -> bool:
         return request.headers.get("x-api-key") == self.api_key
@@ -1028,11 +1048,30 @@ class FakeLegnext(_FakeFront):
     def _error_body(self, status: int, message: str, code: int | None) -> dict[str, Any]:
         return {"code": status, "message": message, "raw_message": message, "detail": None}
 
+    async def _balance(self, request: web.Request) -> web.Response:
+        left = self.points_left()
+        points = 1_000_000 if left is None else max(0, left)
+        data = {
+            "account_id": f"acct-{self.api_key[-4:]}",
+            "balance_usd": f"{Decimal(points) / 1000:.3f}",
+            "available_credits": points,
+            "available_points": points,
+            "alert_threshold": 100,
+            "low_balance_alert": points < 100,
+            "updated_at": _iso(self.now),
+        }
+        return _json_response(200, {"code": 200, "message": "success", "data": data})
+
     async def _create(self, request: web.Request) -> web.Response:
         op = request.match_info["op"]
         if op not in LEGNEXT_OPS:
             raise _HttpError(404, f"unknown endpoint /v1/{op}")
         self._record_op(request, op)
+        if self.restricted:
+            raise _HttpError(403, "account restricted")
+        left = self.points_left()
+        if left is not None and left < LEGNEXT_POINTS.get(op, 20):
+            raise _HttpError(402, "insufficient balance")
         try:
             params = json.loads(await request.read())
         except ValueError:

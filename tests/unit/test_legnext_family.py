@@ -159,7 +159,8 @@ async def test_both_satisfy_the_provider_protocol(provider: Any) -> None:
     assert caps.can_cancel is False
     assert caps.follow_up_window is None
     assert caps.max_prompt_length == 8192
-    assert await provider.account() == AccountInfo()
+    if provider.name == "vtrix":  # Legnext reads GET /account/balance (test_accounts*)
+        assert await provider.account() == AccountInfo()
     with pytest.raises(UnsupportedOperationError):
         await provider.cancel(grid(provider.name))
     assert provider.http.requests_sent == 0
