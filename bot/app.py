@@ -18,13 +18,14 @@ from bot.config import Settings, parse_listen
 from bot.discord.follow_ups import FollowUps
 from bot.discord.policy import Policy
 from bot.discord.publisher import Publisher
+from bot.discord.rate_limits import BucketLedger, ratelimit_trace
 from bot.discord.submit import bot_actions
 from bot.discord.views import JobButton
 from bot.domain import Job
 from bot.engine import Engine, EngineSettings
 from bot.logging_setup import setup_logging
 from bot.media import FetchPolicy
-from bot.metrics import Metrics, install_rate_limit_counter
+from bot.metrics import Metrics
 from bot.providers.base import Provider
 from bot.providers.factory import build_pool
 from bot.store import open_store
@@ -69,7 +70,15 @@ class MidjourneyBot(commands.AutoShardedBot):
         # to it as a MESSAGE_UPDATE (2% of its CPU under load, bench/load.py).
         intents.guild_messages = False
         intents.dm_messages = False
+        # Every request discord.py makes is paced by the buckets Discord's answers name
+        # (bot/discord/rate_limits.py); the publisher's writes take turns within them.
+        self.rate_ledger = BucketLedger(
+            on_rate_limited=lambda scope: self.metrics.discord_rate_limited.inc(
+                bucket_scope=scope
+            )
+        )
         super().__init__(
+            http_trace=ratelimit_trace(self.rate_ledger),
             command_prefix=commands.when_mentioned,
             intents=intents,
             guild_ready_timeout=settings.discord_guild_ready_timeout,
@@ -84,7 +93,8 @@ class MidjourneyBot(commands.AutoShardedBot):
         self.metrics = Metrics()
         self.gateway_watch = GatewayWatch(SystemClock())
         self.web_servers: list[WebServer] = []
-        self._uninstall_rate_limit_counter = install_rate_limit_counter(self.metrics)
+        # Where each interaction writes to, before any cog or click writes through it.
+        self.add_listener(self._register_interaction, "on_interaction")
         self.tree.on_error = self._on_app_command_error  # type: ignore[method-assign]
 
     async def _on_app_command_error(
@@ -98,6 +108,11 @@ class MidjourneyBot(commands.AutoShardedBot):
             )
             return
         await app_commands.CommandTree.on_error(self.tree, interaction, error)
+
+    async def _register_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        self.rate_ledger.register_interaction(
+            interaction.token, interaction.channel_id, interaction.guild_id
+        )
 
     async def setup_hook(self) -> None:
         self.store = await open_store(self.settings.database_url)
@@ -125,7 +140,12 @@ class MidjourneyBot(commands.AutoShardedBot):
             extra_actions=lambda job: bot_actions(self, job),
             spoiler=self._spoiler,
             metrics=self.metrics,
+            ledger=self.rate_ledger,
         )
+        self.metrics.discord_writes_waiting.source = lambda: {
+            (("bucket", bucket),): float(n)
+            for bucket, n in self.publisher.writes_waiting_by_bucket().items()
+        }
         prompt_limit = min(
             self.provider.capabilities.max_prompt_length, self.settings.mj_max_prompt_length
         )
@@ -247,7 +267,6 @@ class MidjourneyBot(commands.AutoShardedBot):
         for server in self.web_servers:
             await server.stop()
         self.web_servers = []
-        self._uninstall_rate_limit_counter()
         if hasattr(self, "engine"):
             await self.engine.stop()
         if hasattr(self, "publisher"):

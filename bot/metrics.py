@@ -12,7 +12,6 @@ engine already knows (jobs by state, queue length) are never kept twice.
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -244,7 +243,16 @@ class Metrics:
         self.discord_rate_limited = self._add(
             Counter(
                 "mjbot_discord_rate_limited_total",
-                "429 answers discord.py received (it waits and retries them).",
+                "429 answers from Discord, by the scope they name (user, shared, global); "
+                "each is a write the bucket ledger let through too early, retried at reset.",
+                ["bucket_scope"],
+            )
+        )
+        self.discord_writes_waiting = self._add(
+            Gauge(
+                "mjbot_discord_writes_waiting",
+                "Message writes waiting for room in each Discord bucket (by bucket id).",
+                ["bucket"],
             )
         )
 
@@ -258,31 +266,3 @@ class Metrics:
             lines.extend(metric.header())
             lines.extend(metric.samples())
         return "\n".join(lines) + "\n"
-
-
-class RateLimitCounter(logging.Handler):
-    """Counts discord.py's 429s. discord.http has no hook for them; it logs a warning
-    ("We are being rate limited. ...") for every 429 it receives, before waiting and
-    retrying, so this handler on the "discord.http" logger counts those records."""
-
-    def __init__(self, counter: Counter) -> None:
-        super().__init__(level=logging.WARNING)
-        self._counter = counter
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            if "rate limited" in str(record.msg).lower():
-                self._counter.inc()
-        except Exception:  # a metric must never break logging
-            self.handleError(record)
-
-
-def install_rate_limit_counter(metrics: Metrics) -> Callable[[], None]:
-    """Attach a RateLimitCounter to discord.http; returns the function that detaches it."""
-    handler = RateLimitCounter(metrics.discord_rate_limited)
-    logger = logging.getLogger("discord.http")
-    logger.addHandler(handler)
-    if logger.getEffectiveLevel() > logging.WARNING:
-        # LOG_LEVEL=ERROR would stop discord.py from creating the records at all.
-        logger.setLevel(logging.WARNING)
-    return lambda: logger.removeHandler(handler)

@@ -7,6 +7,9 @@
   store so that a restart neither loses nor repeats it.
 - The interaction token is used while it lives; after that (jobs can outlive its 15
   minutes) the bot's own channel edit takes over. A deleted message gets a new one.
+- Every write waits for its turn in Discord's buckets (write_queue.py, rate_limits.py):
+  finals first, then first states, then progress, round-robin between messages; the
+  state rendered is the newest at the moment the turn comes.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import asyncio
 import contextlib
 import io
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +38,9 @@ from bot.discord.presenter import (
     visible_key,
     with_original_link,
 )
+from bot.discord.rate_limits import RESERVED, BucketLedger, Ticket, Write
 from bot.discord.views import job_view
+from bot.discord.write_queue import Priority, WriteQueue
 from bot.domain import Job, JobStatus
 from bot.engine import Engine, JobEvent
 from bot.metrics import Metrics
@@ -69,6 +74,8 @@ class _Target:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     edits: int = 0
+    # What the last write showed apart from queue position and elapsed time (priority).
+    last_substance: tuple[Any, ...] | None = None
     # When the oldest state change not yet on Discord happened (for the latency metric).
     pending_since: float | None = None
 
@@ -91,8 +98,12 @@ class Publisher:
         extra_actions: Callable[[Job], list[str]] | None = None,
         spoiler: Callable[[Job], Awaitable[bool]] | None = None,
         metrics: Metrics | None = None,
+        ledger: BucketLedger | None = None,
     ) -> None:
         self._client = client
+        # Without the app's ledger (hooked into discord.py's session) turns are never held.
+        self._ledger = ledger or BucketLedger()
+        self._queue = WriteQueue(self._ledger, clock.time)
         self._metrics = metrics
         self._engine = engine
         self._deliveries = deliveries
@@ -140,8 +151,10 @@ class Publisher:
         if job.id in self._targets or not await self._deliveries.claim(delivery):
             return False
         target = _Target(delivery=delivery, interaction=interaction, latest=job, pending_since=now)
+        self._ledger.register_channel(channel_id, guild_id)
         if interaction is not None:
             target.token_deadline = now + TOKEN_LIFETIME_S
+            self._ledger.register_interaction(interaction.token, channel_id, guild_id)
         self._start(target)
         # The job may have moved on while we were claiming: show its newest state.
         current = await self._engine.get(job.id)
@@ -180,6 +193,9 @@ class Publisher:
                 log.info("job %s: delivery recovered from the job's own record", job.id)
                 count += 1
         return count
+
+    def writes_waiting_by_bucket(self) -> dict[str, int]:
+        return self._queue.waiting_by_bucket()
 
     def edits_sent(self, job_id: str) -> int | None:
         target = self._targets.get(job_id)
@@ -248,17 +264,63 @@ class Publisher:
                 await self._deliver_final(target, job)
                 self._observe_latency(since)
                 return True
-            rendered = self._render(job)
-            key = visible_key(rendered)
-            if key != target.last_key and not target.message_lost:
+            if self._unchanged(target, self._render(job)):
+                return False
+            async with self._turn(target):
+                job = target.latest or job
+                if job.is_terminal:  # ended while waiting: the final goes next round
+                    target.pending_since = since
+                    target.wake.set()
+                    return False
+                rendered = self._render(job)
+                if self._unchanged(target, rendered):
+                    return False
                 await self._edit(target, rendered, files=None)
-                target.last_key = key
+                target.last_key = visible_key(rendered)
+                target.last_substance = _substance(job)
                 self._observe_latency(since)
         except BaseException:
             if target.pending_since is None:
                 target.pending_since = since  # not shown yet: keep counting from then
             raise
         return False
+
+    def _unchanged(self, target: _Target, rendered: RenderedMessage) -> bool:
+        return target.message_lost or visible_key(rendered) == target.last_key
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, target: _Target) -> AsyncIterator[Ticket]:
+        """Wait for this message's turn in Discord's buckets; the write made inside goes
+        out on the room reserved for it (rate_limits.RESERVED)."""
+        ticket = await self._queue.turn(
+            target, lambda: self._write_for(target), lambda: self._priority(target)
+        )
+        reset = RESERVED.set(ticket)
+        try:
+            yield ticket
+        finally:
+            RESERVED.reset(reset)
+            self._ledger.release(ticket)  # nothing if the write went out
+
+    def _write_for(self, target: _Target) -> Write:
+        """The request this message's next write will be, as far as limits go."""
+        delivery = target.delivery
+        if target.interaction is not None and self._clock.time() < target.token_deadline:
+            return self._ledger.webhook_write("PATCH", target.interaction.token, message=True)
+        editing = delivery.message_id is not None and not target.message_lost
+        return self._ledger.channel_write(
+            "PATCH" if editing else "POST", delivery.channel_id, message=editing
+        )
+
+    def _priority(self, target: _Target) -> Priority:
+        job = target.latest
+        if job is None or job.is_terminal:
+            return Priority.FINAL
+        if target.edits == 0:
+            return Priority.FIRST
+        if target.last_substance != _substance(job):
+            return Priority.PROGRESS
+        return Priority.COSMETIC
 
     def _observe_latency(self, since: float | None) -> None:
         if self._metrics is not None and since is not None:
@@ -294,7 +356,8 @@ class Publisher:
             if job.result_url and (fitted is None or fitted.reencoded):
                 rendered = with_original_link(rendered, job.result_url)
             try:
-                await self._edit(target, rendered, files=files, final=True)
+                async with self._turn(target):
+                    await self._edit(target, rendered, files=files, final=True)
                 break
             except discord.HTTPException as exc:
                 if exc.code != REQUEST_TOO_LARGE or files is None:
@@ -306,6 +369,7 @@ class Publisher:
                 log.info(
                     "job %s: upload refused as too large; retrying within %d bytes", job.id, limit
                 )
+        self._queue.forget(target)
         target.delivery.final_delivered_at = self._clock.time()
         target.delivery.updated_at = target.delivery.final_delivered_at
         await self._deliveries.save(target.delivery)
@@ -444,6 +508,11 @@ class Publisher:
         target.delivery.message_id = str(sent.id)
         target.delivery.updated_at = self._clock.time()
         await self._deliveries.save(target.delivery)
+
+
+def _substance(job: Job) -> tuple[Any, ...]:
+    """What a write shows apart from the queue position and the elapsed time."""
+    return (job.status, job.progress, job.preview_url, job.result_url)
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import re
 
 import pytest
 
-from bot.metrics import Counter, Gauge, Histogram, Metrics, install_rate_limit_counter
+from bot.metrics import Counter, Gauge, Histogram, Metrics
 
 SAMPLE = re.compile(
     r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\.)*",?)*\})? '
@@ -79,19 +78,22 @@ def test_gauges_read_their_source_at_render_time() -> None:
     assert labelled.samples() == ['jobs{state="running"} 2']
 
 
-def test_discord_429_warnings_are_counted() -> None:
+def test_discord_429s_are_counted_by_scope() -> None:
+    from bot.discord.rate_limits import BucketLedger, Write
+
     metrics = Metrics()
-    remove = install_rate_limit_counter(metrics)
-    try:
-        logger = logging.getLogger("discord.http")
-        logger.warning(
-            "We are being rate limited. %s %s responded with 429. Retrying in %.2f seconds.",
-            "PATCH",
-            "/x",
-            1.0,
-        )
-        logger.warning("something else")
-    finally:
-        remove()
+    ledger = BucketLedger(
+        on_rate_limited=lambda scope: metrics.discord_rate_limited.inc(bucket_scope=scope)
+    )
+    write = Write("PATCH /channels/{id}/messages/{id}", "1", "1")
+    headers = {
+        "X-RateLimit-Bucket": "b1",
+        "X-RateLimit-Limit": "5",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset-After": "2.0",
+        "X-RateLimit-Scope": "user",
+    }
+    ledger.settle(ledger.reserve(write), 429, headers)
+    ledger.settle(ledger.reserve(write), 200, {**headers, "X-RateLimit-Remaining": "3"})
     assert metrics.discord_rate_limited.total() == 1
-    assert "mjbot_discord_rate_limited_total 1\n" in metrics.render()
+    assert 'mjbot_discord_rate_limited_total{bucket_scope="user"} 1\n' in metrics.render()

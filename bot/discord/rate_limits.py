@@ -1,0 +1,476 @@
+"""Discord's rate-limit buckets, learned from its answers, and a gate that keeps to them.
+
+Discord does not publish its limits: every answer names its bucket (`X-RateLimit-Bucket`),
+what is left of it (`-Remaining`) and when it refills (`-Reset-After`), and different
+routes may share one bucket. Bot authors report buckets kept per channel that both the
+bot token and interaction tokens draw from, and interaction webhooks shared by a whole
+guild (DISCORD_PROTOCOL.md §8.1). So nothing here is hard-coded but the documented global
+limit; the rest is learned:
+
+- **Which bucket a route falls into**: from the bucket id its answers carry. A route may
+  fall into several (its answers name the most constrained one at the time).
+- **What a bucket is kept per**: a bucket id excludes the resource it is counted for. A
+  bucket starts out kept per the finest resource its route names (the interaction token,
+  or the channel of a bot-token route). When an answer shows more of the bucket used than
+  this bot sent to that resource in the window, someone else draws from it: the bucket is
+  widened to the finest resource that explains what was used (token → channel → guild).
+- **How much is left**: counted down locally as writes are sent, corrected by each answer.
+
+`BucketLedger` holds that knowledge; `ratelimit_trace` hooks it into discord.py's aiohttp
+session, so that every request discord.py makes (bot-token routes and interaction
+webhooks alike: they share the session) is counted, learned from, and held back while
+its buckets are empty. The publisher reserves room before it writes (`WriteQueue`, which
+decides whose write goes first); any other write waits its turn at the gate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import enum
+import logging
+import math
+import re
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+
+log = logging.getLogger(__name__)
+
+# Discord's documented global limit for bot-token routes; interaction routes are exempt.
+GLOBAL_LIMIT_PER_S = 50
+# Sends dispatched up to this long before the window Discord reports are counted in it:
+# our clock starts a request slightly before Discord's does.
+WINDOW_SLACK_S = 0.25
+# Interaction tokens live 15 minutes; remember where this many of them were used.
+MAX_TOKENS = 20_000
+
+_API_PATH = re.compile(r"/api/v\d+(/.*)$")
+_WEBHOOK = re.compile(r"^/webhooks/(\d+)/([^/]+)(/messages/[^/]+)?$")
+_CHANNEL_MESSAGE = re.compile(r"^/channels/(\d+)/messages(/[^/]+)?$")
+_SNOWFLAKE = re.compile(r"/\d{15,21}")
+_CALLBACK = re.compile(r"^/interactions/")
+
+
+class Level(enum.IntEnum):
+    """The resource a bucket is counted per, finest first."""
+
+    TOKEN = 0  # the interaction token, or the route's own major resource
+    CHANNEL = 1
+    GUILD = 2
+    BOT = 3
+
+
+@dataclass(frozen=True)
+class Write:
+    """One request as far as limits go: its route and the resources it concerns."""
+
+    route: str  # method and path template, e.g. "PATCH /channels/{id}/messages/{id}"
+    major: str  # the route's own resource: interaction token, channel id, first id
+    channel_id: str | None = None
+    guild_id: str | None = None
+    bot_token: bool = True  # counts against the global limit
+
+    def resource(self, level: Level) -> str:
+        if level >= Level.BOT:
+            return "*"
+        if level >= Level.GUILD and self.guild_id:
+            return f"g{self.guild_id}"
+        # A channel route's own resource is its channel: the same key as a token write
+        # in that channel once a bucket is known to be kept per channel.
+        if self.channel_id and (level >= Level.CHANNEL or self.major == self.channel_id):
+            return f"c{self.channel_id}"
+        return f"m{self.major}"
+
+
+Key = tuple[str, str]  # (bucket id, resource)
+
+
+@dataclass
+class _Bucket:
+    id: str
+    limit: int
+    period: float  # the longest Reset-After seen: the window's length
+    level: Level
+    scope: str = "user"
+    # (sent at, write) for the last window or so: to find out whom a bucket is shared by.
+    sends: deque[tuple[float, Write]] = field(default_factory=deque)
+
+
+@dataclass
+class _State:
+    """One bucket as counted for one resource."""
+
+    remaining: int
+    reset_at: float
+    sent: int = 0  # sent by us in the current window
+    inflight: int = 0
+
+
+@dataclass
+class Ticket:
+    """Room reserved for one request; settled by its answer."""
+
+    write: Write
+    keys: tuple[Key, ...]
+    sent_at: float
+    probe: bool = False
+    used: bool = False
+
+
+class BucketLedger:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        global_per_s: int = GLOBAL_LIMIT_PER_S,
+        on_rate_limited: Callable[[str], None] | None = None,
+    ) -> None:
+        self._clock = clock
+        self._global_per_s = global_per_s
+        self._on_rate_limited = on_rate_limited
+        self._route_buckets: dict[str, dict[str, None]] = {}  # route → bucket ids (ordered)
+        self._buckets: dict[str, _Bucket] = {}
+        self._states: dict[Key, _State] = {}
+        self._probing: set[tuple[str, str]] = set()
+        self._unbucketed: set[str] = set()  # routes whose answers name no bucket
+        self._global_sends: deque[float] = deque()
+        self._global_until = 0.0
+        self._tokens: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
+        self._channel_guild: dict[str, str] = {}
+        self._waiters: list[asyncio.Future[None]] = []
+        self._subscribers: list[Callable[[], None]] = []
+        self.rate_limited = 0
+        self.widened = 0
+
+    # --- where writes go ------------------------------------------------------------------
+
+    def register_interaction(
+        self, token: str, channel_id: int | None, guild_id: int | None
+    ) -> None:
+        """Remember which channel and guild an interaction token writes to."""
+        channel = str(channel_id) if channel_id else None
+        guild = str(guild_id) if guild_id else None
+        self._tokens[token] = (channel, guild)
+        self._tokens.move_to_end(token)
+        while len(self._tokens) > MAX_TOKENS:
+            self._tokens.popitem(last=False)
+        if channel and guild:
+            self._channel_guild[channel] = guild
+
+    def register_channel(self, channel_id: int | str, guild_id: int | str | None) -> None:
+        if guild_id:
+            self._channel_guild[str(channel_id)] = str(guild_id)
+
+    def classify(self, method: str, url: str) -> Write | None:
+        """The Write a request to Discord's API is, or None for one that is not limited
+        here (interaction callbacks, anything outside the API)."""
+        found = _API_PATH.search(url.split("?", 1)[0])
+        if found is None:
+            return None
+        path = found.group(1)
+        if _CALLBACK.match(path):
+            return None
+        webhook = _WEBHOOK.match(path)
+        if webhook is not None:
+            return self.webhook_write(method, webhook.group(2), message=bool(webhook.group(3)))
+        message = _CHANNEL_MESSAGE.match(path)
+        if message is not None:
+            return self.channel_write(method, message.group(1), message=bool(message.group(2)))
+        first = re.search(r"\d{15,21}", path)
+        return Write(f"{method} {_SNOWFLAKE.sub('/{id}', path)}", first.group(0) if first else "")
+
+    def webhook_write(self, method: str, token: str, *, message: bool) -> Write:
+        """An interaction-token write: a follow-up, or (`message`) an edit of one."""
+        channel, guild = self._tokens.get(token, (None, None))
+        tail = "/messages/{id}" if message else ""
+        route = f"{method} /webhooks/{{app}}/{{token}}{tail}"
+        return Write(route, token, channel, guild, bot_token=False)
+
+    def channel_write(self, method: str, channel_id: str, *, message: bool) -> Write:
+        """A bot-token message write in a channel: a post, or (`message`) an edit."""
+        route = f"{method} /channels/{{id}}/messages{'/{id}' if message else ''}"
+        return Write(route, channel_id, channel_id, self._channel_guild.get(channel_id))
+
+    # --- room -----------------------------------------------------------------------------
+
+    def keys(self, write: Write) -> tuple[Key, ...]:
+        buckets = self._route_buckets.get(write.route, {})
+        return tuple((b, write.resource(self._buckets[b].level)) for b in buckets)
+
+    def _state(self, key: Key, now: float) -> _State:
+        bucket = self._buckets[key[0]]
+        state = self._states.get(key)
+        if state is None or now >= state.reset_at:
+            # A new window: whatever is still in flight was counted in the old one.
+            fresh = _State(bucket.limit, now + bucket.period)
+            if state is not None:
+                fresh.inflight = state.inflight
+            self._states[key] = state = fresh
+        return state
+
+    def wait_for(self, write: Write) -> tuple[float | None, tuple[Key, ...]]:
+        """(seconds until `write` may be sent: 0 now, None until an answer comes; the keys
+        that hold it back)."""
+        now = self._clock()
+        keys = self.keys(write)
+        probing = (write.route, write.major) in self._probing
+        if not keys and probing and write.route not in self._unbucketed:
+            return None, ()  # the route's first answer will say what its bucket is
+        wait = 0.0
+        blocking: list[Key] = []
+        for key in keys:
+            state = self._state(key, now)
+            if state.remaining <= 0:
+                wait = max(wait, state.reset_at - now)
+                blocking.append(key)
+        if write.bot_token:
+            global_wait = self._global_wait(now)
+            if global_wait > 0:
+                wait = max(wait, global_wait)
+                blocking.append(("global", "*"))
+        return wait, tuple(blocking)
+
+    def _global_wait(self, now: float) -> float:
+        sends = self._global_sends
+        while sends and sends[0] <= now - 1.0:
+            sends.popleft()
+        wait = self._global_until - now
+        if len(sends) >= self._global_per_s:
+            wait = max(wait, sends[0] + 1.0 - now)
+        return max(wait, 0.0)
+
+    def reserve(self, write: Write) -> Ticket:
+        """Count `write` as sent now (call only when `wait_for` said 0)."""
+        now = self._clock()
+        keys = self.keys(write)
+        for key in keys:
+            state = self._state(key, now)
+            state.remaining -= 1
+            state.sent += 1
+            state.inflight += 1
+            self._buckets[key[0]].sends.append((now, write))
+        probe = not keys
+        if probe:
+            self._probing.add((write.route, write.major))
+        if write.bot_token:
+            self._global_sends.append(now)
+        return Ticket(write, keys, now, probe=probe)
+
+    async def acquire(self, write: Write) -> Ticket:
+        """Wait until `write` may be sent, then reserve it (writes other than the publisher's)."""
+        while True:
+            wait, _ = self.wait_for(write)
+            if wait == 0:
+                return self.reserve(write)
+            changed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(changed)
+            with contextlib.suppress(TimeoutError):
+                # No answer pending (wait None) is re-checked every second at the latest.
+                await asyncio.wait_for(changed, timeout=wait if wait is not None else 1.0)
+
+    def release(self, ticket: Ticket) -> None:
+        """Give back room reserved for a request that was never made."""
+        if ticket.used:
+            return
+        ticket.used = True
+        for key in ticket.keys:
+            state = self._states.get(key)
+            if state is not None:
+                state.remaining += 1
+                state.sent = max(0, state.sent - 1)
+                state.inflight = max(0, state.inflight - 1)
+        if ticket.probe:
+            self._probing.discard((ticket.write.route, ticket.write.major))
+        self._notify()
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after every answer (room may have come free)."""
+        self._subscribers.append(listener)
+
+    def _notify(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        for listener in self._subscribers:
+            listener()
+
+    # --- learning from answers ------------------------------------------------------------
+
+    def settle(self, ticket: Ticket, status: int | None, headers: Any) -> None:
+        """Learn from the answer to `ticket` (status None: no answer came)."""
+        now = self._clock()
+        for key in ticket.keys:
+            state = self._states.get(key)
+            if state is not None and state.inflight > 0:
+                state.inflight -= 1
+        self._probing.discard((ticket.write.route, ticket.write.major))
+        try:
+            if status is not None:
+                self._learn(ticket, status, headers, now)
+        finally:
+            self._notify()
+
+    def _learn(self, ticket: Ticket, status: int, headers: Any, now: float) -> None:
+        if status == 429:
+            self.rate_limited += 1
+            scope = headers.get("X-RateLimit-Scope") or "unknown"
+            if self._on_rate_limited is not None:
+                self._on_rate_limited(scope)
+            if headers.get("X-RateLimit-Global"):
+                retry = _float(headers.get("Retry-After"), 1.0)
+                self._global_until = max(self._global_until, now + retry)
+                return
+        bucket_id = headers.get("X-RateLimit-Bucket")
+        remaining = _int(headers.get("X-RateLimit-Remaining"))
+        limit = _int(headers.get("X-RateLimit-Limit"))
+        reset_after = _float(headers.get("X-RateLimit-Reset-After"), math.nan)
+        if not bucket_id or remaining is None or not limit or math.isnan(reset_after):
+            if not ticket.keys:
+                self._unbucketed.add(ticket.write.route)  # no probing it one at a time
+            return
+        write = ticket.write
+        bucket = self._learn_bucket(bucket_id, write, limit, reset_after, headers)
+        key = (bucket_id, write.resource(bucket.level))
+        if not any(k[0] == bucket_id for k in ticket.keys):
+            # The first time this route is seen in this bucket: count this request in it.
+            bucket.sends.append((ticket.sent_at, write))
+            self._state(key, now).sent += 1
+        self._widen(
+            bucket, write, limit - remaining + (1 if status == 429 else 0), now, reset_after
+        )
+        key = (bucket_id, write.resource(bucket.level))
+        state = self._state(key, now)
+        reset_at = now + reset_after
+        if status == 429:
+            state.remaining, state.reset_at = 0, reset_at
+        elif reset_at > state.reset_at + WINDOW_SLACK_S:  # Discord is in a later window
+            state.remaining, state.reset_at, state.sent = remaining - state.inflight, reset_at, 1
+        else:
+            state.remaining = min(state.remaining, remaining - state.inflight)
+            state.reset_at = reset_at
+
+    def _learn_bucket(
+        self, bucket_id: str, write: Write, limit: int, reset_after: float, headers: Any
+    ) -> _Bucket:
+        bucket = self._buckets.get(bucket_id)
+        if bucket is None:
+            bucket = _Bucket(bucket_id, limit, reset_after, Level.TOKEN)
+            self._buckets[bucket_id] = bucket
+        bucket.limit = limit
+        bucket.period = max(bucket.period, reset_after)
+        bucket.scope = headers.get("X-RateLimit-Scope") or bucket.scope
+        self._route_buckets.setdefault(write.route, {})[bucket_id] = None
+        return bucket
+
+    def _widen(
+        self, bucket: _Bucket, write: Write, used: int, now: float, reset_after: float
+    ) -> None:
+        """Widen `bucket` when it shows more used than we sent to `write`'s resource."""
+        window_start = now + reset_after - bucket.period - WINDOW_SLACK_S
+        sends = bucket.sends
+        while sends and sends[0][0] < now - 2 * bucket.period - WINDOW_SLACK_S:
+            sends.popleft()
+        state = self._states.get((bucket.id, write.resource(bucket.level)))
+        if state is not None and state.sent >= used:
+            return  # the usual case: our own writes explain it
+        for level in Level:
+            if level <= bucket.level:
+                continue
+            resource = write.resource(level)
+            ours = sum(
+                1 for at, other in sends if at >= window_start and other.resource(level) == resource
+            )
+            if ours >= used or level is Level.GUILD:
+                if ours < used:
+                    return  # others outside this bot use it too: the answers tell the rest
+                log.info(
+                    "Discord bucket %s is shared per %s (route %s)",
+                    bucket.id,
+                    level.name.lower(),
+                    write.route,
+                )
+                bucket.level = level
+                self.widened += 1
+                return
+
+    # --- what /metrics shows --------------------------------------------------------------
+
+    def describe(self) -> dict[str, str]:
+        """Bucket id → the resource it is counted per, for logs and tests."""
+        return {b.id: b.level.name.lower() for b in self._buckets.values()}
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value: Any, default: float) -> float:
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        return default
+    return result if math.isfinite(result) else default
+
+
+# --- the gate in discord.py's HTTP session ----------------------------------------------------
+
+# Room the publisher reserved for the request it is about to make (see WriteQueue).
+RESERVED: contextvars.ContextVar[Ticket | None] = contextvars.ContextVar(
+    "discord_write_reserved", default=None
+)
+
+
+def ratelimit_trace(ledger: BucketLedger) -> aiohttp.TraceConfig:
+    """An aiohttp TraceConfig for discord.py's session (`Client(http_trace=...)`): every
+    request to the API is held until its buckets have room, and its answer is learned."""
+    trace = aiohttp.TraceConfig()
+
+    async def on_start(
+        session: aiohttp.ClientSession,
+        ctx: SimpleNamespace,
+        params: aiohttp.TraceRequestStartParams,
+    ) -> None:
+        write = ledger.classify(params.method, str(params.url))
+        if write is None:
+            ctx.ticket = None
+            return
+        reserved = RESERVED.get()
+        if reserved is not None and not reserved.used and reserved.write.route == write.route:
+            reserved.used = True  # a retry of the same call waits its turn like any other
+            ctx.ticket = reserved
+            return
+        ctx.ticket = await ledger.acquire(write)
+
+    async def on_end(
+        session: aiohttp.ClientSession, ctx: SimpleNamespace, params: aiohttp.TraceRequestEndParams
+    ) -> None:
+        ticket = getattr(ctx, "ticket", None)
+        if ticket is not None:
+            ctx.ticket = None
+            ledger.settle(ticket, params.response.status, params.response.headers)
+
+    async def on_error(
+        session: aiohttp.ClientSession,
+        ctx: SimpleNamespace,
+        params: aiohttp.TraceRequestExceptionParams,
+    ) -> None:
+        ticket = getattr(ctx, "ticket", None)
+        if ticket is not None:
+            ctx.ticket = None
+            ledger.settle(ticket, None, {})
+
+    trace.on_request_start.append(on_start)
+    trace.on_request_end.append(on_end)
+    trace.on_request_exception.append(on_error)
+    return trace

@@ -1,0 +1,191 @@
+"""The bucket ledger and the write queue on a fake clock: what they learn from Discord's
+headers and whom they let write (issue 12)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.discord.rate_limits import BucketLedger, Level, Write
+from bot.discord.write_queue import Priority, WriteQueue
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _headers(bucket: str, limit: int, remaining: int, reset_after: float) -> dict[str, str]:
+    return {
+        "X-RateLimit-Bucket": bucket,
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-Reset-After": f"{reset_after:.3f}",
+        "X-RateLimit-Scope": "user",
+    }
+
+
+def _token_write(ledger: BucketLedger, token: str, channel: int, guild: int) -> Write:
+    ledger.register_interaction(token, channel, guild)
+    return ledger.webhook_write("PATCH", token, message=True)
+
+
+def test_classify_names_the_route_and_its_resources() -> None:
+    ledger = BucketLedger()
+    ledger.register_interaction("tok", 11, 22)
+    edit = ledger.classify("PATCH", "http://x/api/v10/webhooks/1/tok/messages/@original")
+    assert edit is not None
+    assert edit.route == "PATCH /webhooks/{app}/{token}/messages/{id}"
+    assert (edit.major, edit.channel_id, edit.guild_id, edit.bot_token) == (
+        "tok",
+        "11",
+        "22",
+        False,
+    )
+    post = ledger.classify("POST", "http://x/api/v10/channels/11/messages")
+    assert post is not None and post.route == "POST /channels/{id}/messages"
+    assert post.guild_id == "22" and post.bot_token
+    assert ledger.classify("POST", "http://x/api/v10/interactions/5/tok/callback") is None
+    assert ledger.classify("GET", "http://x/gateway") is None
+
+
+def test_a_bucket_shared_by_tokens_of_one_channel_is_widened_to_the_channel() -> None:
+    clock = Clock()
+    ledger = BucketLedger(clock=clock)
+    first = _token_write(ledger, "t1", 11, 22)
+    ledger.settle(ledger.reserve(first), 200, _headers("chan", 5, 4, 5.0))
+    assert ledger.describe() == {"chan": "token"}
+    second = _token_write(ledger, "t2", 11, 22)
+    # Its first write finds two used: t1's and its own. Only the channel explains it.
+    ledger.settle(ledger.reserve(second), 200, _headers("chan", 5, 3, 4.9))
+    assert ledger.describe() == {"chan": "channel"}
+    # From now on both tokens count down one channel's bucket.
+    for token in ("t3", "t4", "t5"):
+        write = _token_write(ledger, token, 11, 22)
+        assert ledger.wait_for(write)[0] == 0
+        ledger.reserve(write)
+    wait, blocking = ledger.wait_for(_token_write(ledger, "t6", 11, 22))
+    assert wait is not None and 4.0 < wait <= 5.0
+    assert blocking == (("chan", "c11"),)
+    # Another channel of the same guild has its own.
+    assert ledger.wait_for(_token_write(ledger, "t7", 12, 22))[0] == 0
+
+
+def test_a_bucket_used_across_channels_of_a_guild_is_widened_to_the_guild() -> None:
+    clock = Clock()
+    ledger = BucketLedger(clock=clock)
+    a = _token_write(ledger, "a", 11, 22)
+    b = _token_write(ledger, "b", 12, 22)
+    ledger.settle(ledger.reserve(a), 200, _headers("hooks", 5, 4, 1.0))
+    ledger.settle(ledger.reserve(b), 200, _headers("hooks", 5, 3, 0.95))
+    assert ledger.describe()["hooks"] == Level.GUILD.name.lower()
+
+
+def test_no_widening_when_our_own_writes_explain_the_count() -> None:
+    clock = Clock()
+    ledger = BucketLedger(clock=clock)
+    write = _token_write(ledger, "t1", 11, 22)
+    for remaining in (4, 3, 2):
+        ledger.settle(ledger.reserve(write), 200, _headers("tok", 5, remaining, 2.0))
+    assert ledger.describe() == {"tok": "token"}
+
+
+def test_an_empty_bucket_holds_writes_until_it_resets_and_a_429_is_learned() -> None:
+    clock = Clock()
+    seen: list[str] = []
+    ledger = BucketLedger(clock=clock, on_rate_limited=seen.append)
+    write = ledger.channel_write("PATCH", "11", message=True)
+    ledger.settle(ledger.reserve(write), 200, _headers("chan", 5, 0, 3.0))
+    assert ledger.wait_for(write)[0] == 3.0
+    clock.now += 3.0
+    assert ledger.wait_for(write)[0] == 0
+    ticket = ledger.reserve(write)
+    ledger.settle(ticket, 429, {**_headers("chan", 5, 0, 2.0), "X-RateLimit-Scope": "shared"})
+    assert seen == ["shared"] and ledger.rate_limited == 1
+    assert ledger.wait_for(write)[0] == 2.0
+
+
+def test_released_room_is_given_back() -> None:
+    clock = Clock()
+    ledger = BucketLedger(clock=clock)
+    write = ledger.channel_write("PATCH", "11", message=True)
+    ledger.settle(ledger.reserve(write), 200, _headers("chan", 5, 1, 3.0))
+    ticket = ledger.reserve(write)
+    assert ledger.wait_for(write)[0] == 3.0
+    ledger.release(ticket)
+    assert ledger.wait_for(write)[0] == 0
+
+
+def test_the_global_limit_holds_bot_token_routes_only() -> None:
+    clock = Clock()
+    ledger = BucketLedger(clock=clock, global_per_s=3)
+    bot_route = ledger.classify("GET", "http://x/api/v10/channels/11/messages/12/x")
+    assert bot_route is not None
+    ledger.settle(ledger.reserve(bot_route), 200, {})  # an answer without bucket headers
+    for _ in range(2):
+        ledger.reserve(bot_route)
+    assert ledger.wait_for(bot_route) == (1.0, (("global", "*"),))
+    token_route = _token_write(ledger, "t", 11, 22)
+    assert ledger.wait_for(token_route)[0] == 0
+    clock.now += 1.0
+    assert ledger.wait_for(bot_route)[0] == 0
+
+
+def test_an_unknown_route_sends_one_probe_until_its_first_answer() -> None:
+    ledger = BucketLedger(clock=Clock())
+    write = ledger.channel_write("POST", "11", message=False)
+    ticket = ledger.reserve(write)
+    assert ledger.wait_for(write) == (None, ())
+    ledger.settle(ticket, 200, _headers("post", 5, 4, 5.0))
+    assert ledger.wait_for(write)[0] == 0
+
+
+async def test_turns_go_finals_first_then_round_robin_within_a_class() -> None:
+    clock = Clock()
+    ledger = BucketLedger(clock=clock)
+    queue = WriteQueue(ledger, clock)
+    write = ledger.channel_write("PATCH", "11", message=True)
+    ledger.settle(ledger.reserve(write), 200, _headers("chan", 5, 0, 5.0))
+    order: list[str] = []
+
+    async def ask(name: str, priority: Priority) -> None:
+        ticket = await queue.turn(name, lambda: write, lambda: priority)
+        order.append(name)
+        ledger.settle(ticket, 200, _headers("chan", 5, 4, 5.0))
+
+    # "old" wrote long ago, "recent" just now: among progress, the older goes first.
+    queue._last_turn["recent"] = clock.now
+    queue._last_turn["old"] = clock.now - 100
+    tasks = [
+        asyncio.create_task(ask("cosmetic", Priority.COSMETIC)),
+        asyncio.create_task(ask("recent", Priority.PROGRESS)),
+        asyncio.create_task(ask("old", Priority.PROGRESS)),
+        asyncio.create_task(ask("final", Priority.FINAL)),
+    ]
+    await asyncio.sleep(0)
+    assert order == [] and queue.waiting() == 4
+    clock.now += 5.0
+    ledger._notify()  # the bucket's reset time came: the queue looks again
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=2)
+    assert order == ["final", "old", "recent", "cosmetic"]
+
+
+async def test_a_new_turn_of_one_owner_replaces_its_waiting_one() -> None:
+    clock = Clock()
+    ledger = BucketLedger(clock=clock)
+    queue = WriteQueue(ledger, clock)
+    write = ledger.channel_write("PATCH", "11", message=True)
+    ledger.settle(ledger.reserve(write), 200, _headers("chan", 5, 0, 5.0))
+    first = asyncio.create_task(queue.turn("job", lambda: write, lambda: Priority.PROGRESS))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(queue.turn("job", lambda: write, lambda: Priority.PROGRESS))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert first.cancelled()
+    assert queue.waiting() == 1
+    clock.now += 5.0
+    ledger._notify()
+    ticket = await asyncio.wait_for(second, timeout=2)
+    assert ticket.keys == (("chan", "c11"),)
