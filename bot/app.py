@@ -24,7 +24,7 @@ from bot.discord.views import JobButton
 from bot.domain import Job
 from bot.engine import Engine, EngineSettings
 from bot.logging_setup import setup_logging
-from bot.media import FetchPolicy
+from bot.media import FetchPolicy, origin_of
 from bot.metrics import Metrics
 from bot.providers.base import Provider
 from bot.providers.factory import build_pool
@@ -128,7 +128,13 @@ class MidjourneyBot(commands.AutoShardedBot):
             metrics=self.metrics,
         )
         window = self.provider.capabilities.follow_up_window
-        fetch_policy = FetchPolicy(allow_private=self.settings.media_allow_private_hosts)
+        # The provider's own host may be on the owner's network (a self-hosted proxy).
+        fetch_policy = FetchPolicy(
+            allow_private=self.settings.media_allow_private_hosts,
+            private_origins=frozenset(
+                o for o in map(origin_of, self.settings.provider_base_urls()) if o is not None
+            ),
+        )
         self.publisher = Publisher(
             client=self,
             engine=self.engine,

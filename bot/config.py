@@ -260,6 +260,18 @@ class Settings(BaseSettings):
             found.append(self.webhook_token(self.mj_provider.value))
         return found
 
+    def provider_base_urls(self) -> list[str]:
+        """The configured provider's base URL(s): its own images are fetched from there
+        even at a private address (bot/media.py FetchPolicy.private_origins)."""
+        urls = {
+            ProviderName.PIAPI: self.piapi_base_url,
+            ProviderName.VTRIX: self.vtrix_base_url,
+            ProviderName.LEGNEXT: self.legnext_base_url,
+            ProviderName.MJPROXY: self.mjproxy_base_url,
+        }
+        url = urls.get(self.mj_provider)
+        return [url] if url else []
+
 
 def parse_listen(value: str) -> tuple[str, int]:
     """`host:port` (IPv6 as `[::1]:8080`) -> (host, port); ValueError when malformed."""

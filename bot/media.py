@@ -39,6 +39,7 @@ __all__ = [
     "inspect_image",
     "mask_from_preset",
     "normalise_mask",
+    "origin_of",
     "png_base64",
     "resolve_host",
 ]
@@ -75,6 +76,26 @@ class FetchPolicy:
     # Only for tests against 127.0.0.1: lifts the public-address requirement entirely.
     allow_private: bool = False
     max_redirects: int = 3
+    # (scheme, host, port) origins fetched even at a private address: the configured
+    # provider's own (a self-hosted midjourney-proxy on the owner's network serves its
+    # images itself). Every other origin, and every redirect hop elsewhere, keeps the rule.
+    private_origins: frozenset[tuple[str, str, int]] = frozenset()
+
+
+def origin_of(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an http(s) URL, the port made explicit; None for others."""
+    try:
+        parsed = httpx.URL(url.strip())
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        return None
+    return _origin(parsed)
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int]:
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return (url.scheme, url.host.lower().rstrip("."), port)
 
 
 async def resolve_host(host: str, port: int) -> list[str]:
@@ -172,7 +193,8 @@ async def _check_target(url: httpx.URL, policy: FetchPolicy, resolve: Resolver) 
         except ValueError as exc:
             raise MediaError(f"Could not find the image host {host}.") from exc
     # One non-public answer is enough to refuse: mixed answers are how rebinding starts.
-    if not policy.allow_private and not all(_is_public(ip) for ip in parsed):
+    private_ok = policy.allow_private or _origin(url) in policy.private_origins
+    if not private_ok and not all(_is_public(ip) for ip in parsed):
         raise MediaError(f"{host} is a private or local network address; it cannot be fetched.")
 
     headers = {

@@ -28,7 +28,14 @@ from aiohttp.test_utils import TestServer
 from PIL import Image
 
 from bot.aiohttp_transport import AiohttpTransport
-from bot.media import FetchPolicy, MediaError, fetch_image, inspect_image, resolve_host
+from bot.media import (
+    FetchPolicy,
+    MediaError,
+    fetch_image,
+    inspect_image,
+    origin_of,
+    resolve_host,
+)
 
 # Looks like an ordinary internet address to the policy; LoopbackOnly maps it to 127.0.0.1.
 FAKE_PUBLIC_IP = "93.184.215.14"
@@ -572,3 +579,61 @@ async def test_drip_fed_body_is_bounded_by_the_total_timeout(
     with pytest.raises(MediaError, match="took too long"):
         await fetch_image(f"{origin.url}/drip", client=client, policy=policy)
     assert time.monotonic() - started < 3
+
+
+# ------------------------------------------------------------------ the provider's own host
+
+
+@pytest.fixture
+async def elsewhere() -> AsyncIterator[Origin]:
+    """A second loopback server: another port, so another origin than the provider's."""
+    holder = Origin(url="", port=0)
+    server = TestServer(build_app(holder), host="127.0.0.1")
+    await server.start_server()
+    assert server.port is not None
+    holder.port, holder.url = server.port, f"http://127.0.0.1:{server.port}"
+    yield holder
+    holder.stop.set()
+    await server.close()
+
+
+def provider_policy(origin: Origin) -> FetchPolicy:
+    """The production rule (no private addresses) plus the provider's own origin."""
+    own = origin_of(origin.url)
+    assert own is not None
+    return FetchPolicy(timeout_s=5, private_origins=frozenset({own}))
+
+
+async def test_the_providers_own_private_origin_is_fetched_and_no_other(
+    origin: Origin, elsewhere: Origin, client: httpx.AsyncClient, transport: LoopbackOnly
+) -> None:
+    policy = provider_policy(origin)
+    assert await fetch_image(f"{origin.url}/png", client=client, policy=policy) == PNG
+    # The same loopback address on another port is another origin: refused, never sent.
+    with pytest.raises(MediaError, match="private or local"):
+        await fetch_image(f"{elsewhere.url}/png", client=client, policy=policy)
+    # Another spelling of the same machine is another host, too.
+    with pytest.raises(MediaError, match="private or local"):
+        await fetch_image(
+            f"http://[::ffff:127.0.0.1]:{origin.port}/png", client=client, policy=policy
+        )
+    assert origin.hits["png"] == 1 and elsewhere.hits["png"] == 0
+    assert transport.seen == ["127.0.0.1"]
+
+
+async def test_a_redirect_from_the_providers_origin_to_another_keeps_the_rule(
+    origin: Origin, elsewhere: Origin, client: httpx.AsyncClient, transport: LoopbackOnly
+) -> None:
+    policy = provider_policy(origin)
+    # Within its own origin a redirect is followed…
+    assert await fetch_image(f"{origin.url}/chain/2", client=client, policy=policy) == PNG
+    # …but one to another private origin is refused before connecting to it.
+    hop = httpx.URL(f"{origin.url}/redirect").copy_merge_params({"to": f"{elsewhere.url}/png"})
+    with pytest.raises(MediaError, match="private or local"):
+        await fetch_image(str(hop), client=client, policy=policy)
+    for target in ("http://10.0.0.1/", "http://169.254.169.254/latest/meta-data/"):
+        hop = httpx.URL(f"{origin.url}/redirect").copy_merge_params({"to": target})
+        with pytest.raises(MediaError, match="private or local"):
+            await fetch_image(str(hop), client=client, policy=policy)
+    assert elsewhere.hits["png"] == 0
+    assert set(transport.seen) == {"127.0.0.1"}

@@ -13,6 +13,7 @@ import struct
 import tracemalloc
 import zlib
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,13 +21,16 @@ from PIL import Image
 
 from bot.media import (
     PRESETS,
+    FetchPolicy,
     MediaError,
+    _check_target,
     compose_grid,
     crop_tile,
     fit_to_limit,
     inspect_image,
     mask_from_preset,
     normalise_mask,
+    origin_of,
     png_base64,
 )
 
@@ -426,3 +430,37 @@ def test_compose_grid_puts_tiles_back_in_reading_order() -> None:
             assert cell.convert("RGB").getpixel((5, 5)) == colour
     with pytest.raises(MediaError):
         compose_grid(tiles[:3])
+
+
+# ----------------------------------------------------------------------------- provider origin
+
+
+def test_origin_of_makes_the_port_explicit_and_the_host_canonical() -> None:
+    assert origin_of("http://10.0.0.5:8080") == ("http", "10.0.0.5", 8080)
+    assert origin_of("HTTPS://MJ.Example.LAN./api") == ("https", "mj.example.lan", 443)
+    assert origin_of("http://proxy.lan/") == ("http", "proxy.lan", 80)
+    assert origin_of("ftp://10.0.0.5/") is None and origin_of("not a url") is None
+
+
+async def test_a_self_hosted_providers_private_origin_passes_the_check_and_no_other() -> None:
+    # The check alone (no request is sent): 10.0.0.5 is never contacted.
+    own = origin_of("http://10.0.0.5:8080")
+    assert own is not None
+    policy = FetchPolicy(private_origins=frozenset({own}))
+
+    async def no_dns(host: str, port: int) -> list[str]:
+        raise AssertionError("literal addresses need no lookup")
+
+    target = await _check_target(httpx.URL("http://10.0.0.5:8080/mj/a.png"), policy, no_dns)
+    assert target.request_url.host == "10.0.0.5"
+    for other in (
+        "http://10.0.0.5:8081/mj/a.png",  # another port
+        "https://10.0.0.5:8080/mj/a.png",  # another scheme
+        "http://10.0.0.6:8080/mj/a.png",  # another host
+        "http://169.254.169.254/latest/meta-data/",
+    ):
+        with pytest.raises(MediaError, match="private or local"):
+            await _check_target(httpx.URL(other), policy, no_dns)
+    # Without the provider's origin, the provider's own address is refused as before.
+    with pytest.raises(MediaError, match="private or local"):
+        await _check_target(httpx.URL("http://10.0.0.5:8080/mj/a.png"), FetchPolicy(), no_dns)
