@@ -263,6 +263,8 @@ class Settings(BaseSettings):
     def provider_base_urls(self) -> list[str]:
         """The configured provider's base URL(s): its own images are fetched from there
         even at a private address (bot/media.py FetchPolicy.private_origins)."""
+        if self._accounts:  # a pool: each account names its own (MJ_PROVIDER is not used)
+            return [a.resolved_base_url for a in self._accounts if a.resolved_base_url]
         urls = {
             ProviderName.PIAPI: self.piapi_base_url,
             ProviderName.VTRIX: self.vtrix_base_url,

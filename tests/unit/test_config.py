@@ -148,3 +148,15 @@ def test_run_without_token_or_key_names_both_and_exits_2() -> None:
     assert len(lines) == 1, lines
     assert "DISCORD_TOKEN" in lines[0] and "PIAPI_API_KEY" in lines[0], lines[0]
     assert "whsec-very-secret" not in result.stderr + result.stdout
+
+
+def test_provider_base_urls_name_the_configured_providers_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "tok")
+    monkeypatch.setenv("MJ_PROVIDER", "mjproxy")
+    monkeypatch.setenv("MJPROXY_BASE_URL", "http://10.0.0.5:8080/")
+    assert load_settings().provider_base_urls() == ["http://10.0.0.5:8080"]
+    monkeypatch.setenv("MJ_PROVIDER", "piapi")
+    monkeypatch.setenv("PIAPI_API_KEY", "key")
+    assert load_settings().provider_base_urls() == ["https://api.piapi.ai"]
