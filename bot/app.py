@@ -19,6 +19,7 @@ from bot.discord.follow_ups import FollowUps
 from bot.discord.policy import Policy
 from bot.discord.publisher import Publisher
 from bot.discord.rate_limits import BucketLedger, ratelimit_trace
+from bot.discord.spoilers import spoilered
 from bot.discord.submit import bot_actions
 from bot.discord.views import JobButton
 from bot.domain import Job
@@ -230,15 +231,9 @@ class MidjourneyBot(commands.AutoShardedBot):
         self.gateway_watch.down()
 
     async def _spoiler(self, job: Job) -> bool:
-        """Whether the server wants this result spoilered: its prompt holds a word of the
-        default list that the server allowed, and the channel is not age-restricted."""
-        settings = await self.policy.settings(job.guild_id)
-        if settings is None or not settings.spoiler_flagged or not job.operation.prompt:
-            return False
+        """The server's spoiler rule (bot/discord/spoilers.py) for the job's own channel."""
         channel = self.get_channel(int(job.channel_id)) if job.channel_id else None
-        if channel is None or getattr(channel, "is_nsfw", lambda: False)():
-            return False
-        return self.policy.is_flagged(job.operation.prompt)
+        return await spoilered(self.policy, job, channel)
 
     async def _hide_interaction_token(self, interaction: discord.Interaction[Any]) -> None:
         # A token lets its holder edit the bot's replies for 15 minutes: never shown.

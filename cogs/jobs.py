@@ -18,6 +18,7 @@ from discord.utils import escape_markdown, escape_mentions
 from bot import redaction
 from bot.discord.buttons_layout import clip
 from bot.discord.presenter import render, to_discord_embed
+from bot.discord.spoilers import spoiler_name, spoilered
 from bot.discord.submit import bot_actions, refuse
 from bot.discord.views import job_view
 from bot.domain import ErrorCode, Job, JobError, JobStatus
@@ -76,8 +77,11 @@ class Jobs(commands.GroupCog, group_name="job", group_description="Your jobs in 
         if rendered.image is not None and rendered.image.kind == "result":
             fitted = await self.bot.publisher.fitted_result(job, interaction.filesize_limit)
             if fitted is not None:
-                files = [discord.File(io.BytesIO(fitted.data), filename=fitted.filename)]
-                rendered = rendered.with_attachment(fitted.filename)
+                # The first delivery's rule, for the channel this copy is shown in.
+                spoiler = await spoilered(self.bot.policy, job, interaction.channel)
+                filename = spoiler_name(fitted.filename, spoiler)
+                files = [discord.File(io.BytesIO(fitted.data), filename=filename)]
+                rendered = rendered.with_attachment(filename)
         # Buttons are keyed by job id (persistent), so they work on this copy as well.
         await interaction.edit_original_response(
             content=rendered.content,
