@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -180,15 +180,20 @@ def destroy(cluster: PgCluster) -> None:
     shutil.rmtree(cluster.root, ignore_errors=True)
 
 
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip, saying why; in CI fail instead: there the PostgreSQL tests must run."""
+    if in_ci():
+        pytest.fail(f"PostgreSQL tests cannot be skipped in CI: {reason}", pytrace=False)
+    pytest.skip(f"PostgreSQL tests skipped: {reason}")
+
+
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:
     """The session's cluster; skipped (failed in CI) when PostgreSQL is not installed."""
     try:
         cluster = start_cluster()
     except ClusterUnavailable as exc:
-        if in_ci():
-            pytest.fail(f"PostgreSQL tests cannot be skipped in CI: {exc}", pytrace=False)
-        pytest.skip(f"PostgreSQL tests skipped: {exc}")
+        skip_or_fail(str(exc))
     try:
         yield cluster
     finally:
