@@ -338,5 +338,49 @@ class Settings(
         )
 
 
+    # --- provider accounts (issue 16: several accounts, pooled) --------------------------
+    # A separate block: the bot's own accounts (MJ_ACCOUNTS_FILE), not this server's rules.
+
+    @app_commands.command(
+        name="accounts", description="The bot's provider accounts, and putting one back"
+    )
+    @app_commands.describe(restore="A set-aside account to put back in the pool (its name)")
+    async def accounts(
+        self, interaction: discord.Interaction[Any], restore: str | None = None
+    ) -> None:
+        from bot.accounts.view import describe_pool
+        from bot.community import utc_day_start
+
+        pool = self.bot.engine.pool
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        notice = ""
+        if restore is not None:
+            account = pool.get(restore.strip())
+            if account is None:
+                names = ", ".join(a.name for a in pool.accounts)
+                notice = f"There is no account named that. The accounts are: {names}.\n"
+            elif account.aside is None:
+                notice = f"**{account.name}** was not set aside.\n"
+            else:
+                reason = account.aside.reason
+                self.bot.engine.restore_account(account.name)
+                await self.bot.store.audit.record(
+                    str(interaction.guild_id),
+                    str(interaction.user.id),
+                    "accounts",
+                    f"put account {account.name} back (it was set aside: {reason})",
+                    self.bot.engine.clock.time(),
+                )
+                notice = f"**{account.name}** is back in the pool.\n"
+        await pool.read_accounts(timeout_s=5)  # fresh balances where the provider tells
+        since = utc_day_start(self.bot.engine.clock.time())
+        usage = self.bot.store.usage
+        today = {a.name: await usage.account_summary(a.name, since=since) for a in pool.accounts}
+        await interaction.edit_original_response(
+            content=clip(notice + describe_pool(pool, today), MAX_MESSAGE),
+            allowed_mentions=_no_mentions(),
+        )
+
+
 async def setup(bot: MidjourneyBot) -> None:
     await bot.add_cog(Settings(bot))

@@ -264,6 +264,11 @@ class UsageRepository(Protocol):
         """The whole server's usage from `since` on."""
         ...
 
+    async def account_summary(self, account: str, *, since: float) -> UsageSummary:
+        """One provider account's usage from `since` on, every server together (the
+        `account` column, migration 0006)."""
+        ...
+
     async def daily_totals(self, guild_id: str, *, since: float, days: int) -> list[DailyUsage]:
         """`days` entries, one per UTC day from the day containing `since`, oldest first;
         days without jobs are there with zero jobs and no costs."""

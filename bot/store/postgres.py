@@ -743,6 +743,10 @@ class PostgresUsageRepository:
     async def guild_summary(self, guild_id: str, *, since: float) -> UsageSummary:
         return await self._summary("guild_id = $1 AND created_at >= $2", _t(str(guild_id)), since)
 
+    async def account_summary(self, account: str, *, since: float) -> UsageSummary:
+        # One provider account's jobs today (issue 16, /settings accounts).
+        return await self._summary("account = $1 AND created_at >= $2", _t(account), since)
+
     async def quota_counts(self, guild_id: str, user_id: str, since: float) -> QuotaCounts:
         sql = (
             f"SELECT COUNT(*) FILTER (WHERE status IN ({_ACTIVE_LIST})),"

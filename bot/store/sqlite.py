@@ -777,6 +777,9 @@ class SqliteUsageRepository:
     async def guild_summary(self, guild_id: str, *, since: float) -> UsageSummary:
         return await self._summary("guild_id = ? AND created_at >= ?", (str(guild_id), since))
 
+    async def account_summary(self, account: str, *, since: float) -> UsageSummary:
+        return await self._summary("account = ? AND created_at >= ?", (account, since))
+
     async def quota_counts(self, guild_id: str, user_id: str, since: float) -> QuotaCounts:
         active = ", ".join(f"'{status}'" for status in _ACTIVE)  # constants, not input
         sql = (
