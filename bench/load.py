@@ -944,7 +944,9 @@ def parse_args(argv: list[str]) -> BenchConfig:
         help="one of issue 12's loads, judged against its targets (sets jobs, ramp, "
         "channels, guilds, profile; no phase A)",
     )
-    parser.add_argument("--channels", type=int, help="channels the jobs go round-robin over")
+    parser.add_argument(
+        "--channels", type=int, help="channels the jobs go round-robin over (default 2)"
+    )
     parser.add_argument("--guilds", type=int, help="guilds holding those channels (default 1)")
     parser.add_argument(
         "--limits",
