@@ -160,3 +160,18 @@ def test_provider_base_urls_name_the_configured_providers_own(
     monkeypatch.setenv("MJ_PROVIDER", "piapi")
     monkeypatch.setenv("PIAPI_API_KEY", "key")
     assert load_settings().provider_base_urls() == ["https://api.piapi.ai"]
+
+
+def test_a_pools_accounts_name_their_own_base_urls(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text(
+        '[[accounts]]\nname = "home"\nprovider = "mjproxy"\nbase_url = "http://10.0.0.5:8080/"\n'
+        '[[accounts]]\nname = "cloud"\nprovider = "legnext"\napi_key = "lg-k"\n',
+        encoding="utf-8",
+    )
+    settings = load_settings(
+        require_discord=False, mj_accounts_file=accounts, mj_provider="piapi", piapi_api_key="k"
+    )
+    assert settings.provider_base_urls() == ["http://10.0.0.5:8080", "https://api.legnext.ai/api"]
