@@ -117,9 +117,11 @@ class RunView:
     cpu_per_job: float | None
 
 
-def _check(label: str, value: float | None, limit: float | None, unit: str = "") -> str:
+def _check(
+    label: str, value: float | None, limit: float | None, unit: str = "", digits: int = 2
+) -> str:
     def show(x: float) -> str:
-        return f"{x:.2f} {unit}".rstrip() if unit or x != int(x) else f"{x:.0f}"
+        return f"{x:.{digits}f} {unit}".rstrip() if unit or x != int(x) else f"{x:.0f}"
 
     if value is None or limit is None:
         return f"  {label}: no figure - MISS"
@@ -145,7 +147,7 @@ def _busy(run: RunView, naive: RunView | None, floor: Floor) -> list[str]:
     lines = [
         *_common(run),
         _check("write attempts per landed write", f.attempts_per_landed_write,
-               MAX_ATTEMPTS_PER_LANDED),
+               MAX_ATTEMPTS_PER_LANDED, digits=3),
         _check("completion-to-final p99 within 25 % of the floor", p99, target, "s"),
     ]  # fmt: skip
     if naive is None:
@@ -155,7 +157,7 @@ def _busy(run: RunView, naive: RunView | None, floor: Floor) -> list[str]:
     naive_p99 = percentile(naive.figures.completion_to_final(), 99)
     lines.append(_check("completion-to-final p99 <= the naive client's", p99, naive_p99, "s"))
     lines.append(_check("CPU per job <= the naive client's", run.cpu_per_job,
-                        naive.cpu_per_job, "s"))  # fmt: skip
+                        naive.cpu_per_job, "s", digits=4))  # fmt: skip
     return lines
 
 
