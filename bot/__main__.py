@@ -24,7 +24,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     if args.check:
-        provider, database = settings.mj_provider.value, settings.database_url
+        from bot.store import redact_database_url  # a PostgreSQL URL may hold a password
+
+        provider, database = settings.mj_provider.value, redact_database_url(settings.database_url)
         print(f"configuration OK: provider {provider}, database {database}")
         return 0
 

@@ -321,10 +321,15 @@ class PostgresDatabase:
             self.pool.terminate()
 
 
-def _t(value: str | None) -> str | None:
-    """PostgreSQL text cannot hold NUL. Searched copies get U+FFFD instead (the job's JSON
-    keeps the exact value); lookups map their argument the same way, so they still match."""
-    return value if value is None or "\x00" not in value else value.replace("\x00", "\ufffd")
+def _t(value: object) -> str | None:
+    """A value for a TEXT column. Like SQLite's column affinity, a number becomes its text
+    (asyncpg would refuse it). PostgreSQL text cannot hold NUL: searched copies get U+FFFD
+    instead (the job's JSON keeps the exact value), and lookups map their argument the same
+    way, so they still match."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    return text if "\x00" not in text else text.replace("\x00", "\ufffd")
 
 
 def _affected(status: str) -> int:
