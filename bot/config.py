@@ -13,6 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from secrets import token_urlsafe
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pydantic import (
     Field,
@@ -258,7 +259,7 @@ class Settings(BaseSettings):
         found = [v.get_secret_value() for v in values if _present(v)]  # type: ignore[union-attr]
         if self.push_mode and _present(self.webhook_secret):
             found.append(self.webhook_token(self.mj_provider.value))
-        return found
+        return found + _url_passwords(self.database_url)
 
     def provider_base_urls(self) -> list[str]:
         """The configured provider's base URL(s): its own images are fetched from there
@@ -282,6 +283,18 @@ def parse_listen(value: str) -> tuple[str, int]:
     if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise ValueError("must be host:port, e.g. 0.0.0.0:8080")
     return host, int(port_text)
+
+
+def _url_passwords(url: str) -> list[str]:
+    """A database URL's password (PostgreSQL), as written and decoded, for the log filters."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return []
+    userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
+    written = [userinfo.partition(":")[2]]
+    written += [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k == "password"]
+    return sorted({form for w in written for form in (w, unquote(w)) if form})
 
 
 def _present(secret: SecretStr | None) -> bool:

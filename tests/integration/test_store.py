@@ -488,6 +488,23 @@ def test_postgres_urls_choose_postgres_and_hide_their_password() -> None:
     assert redact_database_url("sqlite:///data/bot.db") == "sqlite:///data/bot.db"
 
 
+def test_the_database_password_is_a_secret_for_the_log_filters(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from bot.config import load_settings
+
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for name in ("DISCORD_TOKEN", "MJ_PROVIDER", "PIAPI_API_KEY", "MJ_ACCOUNTS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DISCORD_TOKEN", "tok")
+    monkeypatch.setenv("MJ_PROVIDER", "piapi")
+    monkeypatch.setenv("PIAPI_API_KEY", "key")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://bot:p%40ss@db/mj?password=other")
+    assert sorted(load_settings().secrets()) == ["key", "other", "p%40ss", "p@ss", "tok"]
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///data/bot.db")
+    assert sorted(load_settings().secrets()) == ["key", "tok"]
+
+
 async def test_postgres_open_errors_name_the_server_but_not_the_password(
     pg_cluster: PgCluster,
 ) -> None:
