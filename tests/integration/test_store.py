@@ -474,6 +474,27 @@ async def test_postgres_connection_settings(pg_url: str) -> None:
         assert await conn.fetchval("SHOW transaction_isolation") == "read committed"
 
 
+async def test_postgres_jobs_carry_lease_columns_that_saves_leave_alone(pg_url: str) -> None:
+    # Not used yet (leases come with several processes); a save must never reset them.
+    async with await open_store(pg_url) as store:
+        job = minimal_job("lease0000001")
+        await store.jobs.insert(job)
+        query = "SELECT owner, lease_expires_at, lease_epoch FROM jobs WHERE id = $1"
+        async with store.db.pool.acquire() as conn:
+            assert tuple(await conn.fetchrow(query, job.id)) == (None, None, 0)
+            await conn.execute(
+                "UPDATE jobs SET owner = 'p1', lease_expires_at = now() + interval '30 s',"
+                " lease_epoch = 7 WHERE id = $1",
+                job.id,
+            )
+        job.status = JobStatus.RUNNING
+        await store.jobs.save(job)
+        async with store.db.pool.acquire() as conn:
+            owner, expires, epoch = await conn.fetchrow(query, job.id)
+        assert (owner, epoch) == ("p1", 7) and expires is not None
+        assert (await store.jobs.get(job.id)) == job
+
+
 def test_postgres_urls_choose_postgres_and_hide_their_password() -> None:
     for url in ("postgresql://u:pw@db/x", "postgres://u:pw@db/x", " POSTGRESQL://db/x"):
         assert is_postgres_url(url)
