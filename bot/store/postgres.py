@@ -411,8 +411,9 @@ class PostgresJobRepository:
                 raise JobExistsError(f"job {job.id} is already stored") from exc
             if _affected(status) == 1:
                 return job, True
-            # The key is taken (by a transaction that has committed: ON CONFLICT waited
-            # for it). This statement's fresh snapshot sees the holder.
+            # The key is taken by a committed job (ON CONFLICT waited for its transaction),
+            # and jobs are never deleted: this read's fresh snapshot sees the holder. A
+            # transaction around both would add nothing under READ COMMITTED but two trips.
             existing = await conn.fetchval(
                 "SELECT data FROM jobs WHERE idempotency_key = $1", row[1]
             )
@@ -420,7 +421,7 @@ class PostgresJobRepository:
                 raise RuntimeError("idempotency conflict without a holder")
             return _job(existing), False
 
-        return await self._db.write(work)
+        return await self._db.write_statement(work)
 
     async def save(self, job: Job) -> None:
         row = _row(job)
