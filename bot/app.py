@@ -242,7 +242,7 @@ class MidjourneyBot(commands.AutoShardedBot):
     async def _apply_account_concurrency(self) -> None:
         """Run no more jobs at once at each account than it allows, where it says (PiAPI
         reports it); the configured limit stays the upper bound."""
-        await self.engine.pool.read_accounts(timeout_s=5)
+        await self.engine.refresh_accounts(timeout_s=5)
 
     async def on_ready(self) -> None:
         assert self.user is not None

@@ -259,6 +259,9 @@ class Settings(BaseSettings):
         found = [v.get_secret_value() for v in values if _present(v)]  # type: ignore[union-attr]
         if self.push_mode and _present(self.webhook_secret):
             found.append(self.webhook_token(self.mj_provider.value))
+            # Each accounts-file provider's callback path token too.
+            kinds = sorted({account.provider.value for account in self._accounts})
+            found += [self.webhook_token(kind) for kind in kinds]
         return found + _url_passwords(self.database_url)
 
     def provider_base_urls(self) -> list[str]:

@@ -372,7 +372,7 @@ class Settings(
                     self.bot.engine.clock.time(),
                 )
                 notice = f"**{account.name}** is back in the pool.\n"
-        await pool.read_accounts(timeout_s=5)  # fresh balances where the provider tells
+        await self.bot.engine.refresh_accounts(timeout_s=5)  # fresh balances where told
         since = utc_day_start(self.bot.engine.clock.time())
         usage = self.bot.store.usage
         today = {a.name: await usage.account_summary(a.name, since=since) for a in pool.accounts}

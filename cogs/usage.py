@@ -14,15 +14,16 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import discord
-from bot.community import utc_day_start, utc_month_start
-from bot.usage_chart import render_daily_chart
 from discord import app_commands
 from discord.ext import commands
 
+from bot.community import utc_day_start, utc_month_start
 from bot.discord.buttons_layout import clip
 from bot.providers.base import ProviderError
+from bot.usage_chart import render_daily_chart
 
 if TYPE_CHECKING:
+    from bot.accounts.pool import Account
     from bot.app import MidjourneyBot
     from bot.store.base import UsageSummary
 
@@ -124,6 +125,12 @@ class Usage(commands.GroupCog, group_name="usage", group_description="What has b
         )
 
     async def _account_line(self) -> str:
+        pool = self.bot.engine.pool
+        if len(pool.accounts) > 1:
+            # Several accounts (MJ_ACCOUNTS_FILE): each one's credit, read now where told.
+            await self.bot.engine.refresh_accounts(timeout_s=10)
+            parts = [f"{a.name} {_balance_of(a)}" for a in pool.accounts]
+            return "Provider accounts: " + "; ".join(parts) + " (see /settings accounts)."
         try:
             account = await asyncio.wait_for(self.bot.provider.account(), timeout=10)
         except (ProviderError, TimeoutError) as exc:
@@ -133,6 +140,15 @@ class Usage(commands.GroupCog, group_name="usage", group_description="What has b
             return "Provider account: this image service does not report its balance."
         unit = UNIT_NAMES.get(account.credits_unit or "", account.credits_unit or "")
         return f"Provider account: **{account.credits.normalize():,f} {unit}** left."
+
+
+def _balance_of(account: Account) -> str:
+    info = account.balance
+    state = "" if account.available else " (set aside)"
+    if info is None or info.credits is None:
+        return "balance not reported" + state
+    unit = UNIT_NAMES.get(info.credits_unit or "", info.credits_unit or "")
+    return f"**{info.credits.normalize():,f} {unit}** left{state}"
 
 
 async def setup(bot: MidjourneyBot) -> None:

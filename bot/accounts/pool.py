@@ -261,6 +261,44 @@ class AccountPool:
         account._failures.clear()
         return account
 
+    async def read_accounts(self, *, timeout_s: float = 5.0, now: float | None = None) -> None:
+        """Read each account's own information: its balance where the provider tells, and
+        its concurrency, which lowers the configured limit when smaller. Best effort: an
+        account that does not answer keeps its settings. With `now`, an answer that says
+        the account cannot serve (a refused key, no credit) sets it aside."""
+
+        async def read(account: Account) -> None:
+            try:
+                info = await asyncio.wait_for(account.provider.account(), timeout=timeout_s)
+            except Exception as exc:
+                if now is not None and isinstance(exc, ProviderError):
+                    verdict = account_fault(account.kind, exc)
+                    if verdict is not None and account.aside is None and len(self.accounts) > 1:
+                        self.set_aside(account, verdict, now)
+                log.info(
+                    "account %s: information not read (%s); %d job(s) at once",
+                    account.name,
+                    type(exc).__name__,
+                    account.limit,
+                )
+                return
+            account.balance = info
+            aside = account.aside
+            if (
+                now is not None
+                and aside is not None
+                and aside.kind is AsideKind.BALANCE
+                and info.credits is not None
+                and info.credits > 0
+            ):
+                self.restore(account.name)  # topped up: the balance reads positive again
+            allowed = info.max_concurrent_jobs
+            if allowed is not None and 0 < allowed < account.limit:
+                account.limit = allowed
+                log.info("account %s runs %d job(s) at once", account.name, allowed)
+
+        await asyncio.gather(*(read(a) for a in self.accounts))
+
     # --- probing -------------------------------------------------------------------------
 
     def next_probe_at(self) -> float | None:

@@ -169,7 +169,8 @@ class Engine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
         self._requests = asyncio.Semaphore(self.settings.max_parallel_requests)
-        self._paused_until = 0.0
+        # A 429 on a poll pauses the polls of that account only (by account name).
+        self._paused_until: dict[str, float] = {}
         self._by_ref: dict[str, str] = {}  # provider ref -> id of the active job
         self._recent_refs: OrderedDict[str, None] = OrderedDict()
         self._polling: set[str] = set()  # jobs with a poll in flight
@@ -209,6 +210,7 @@ class Engine:
                     self._by_ref[job.provider_ref] = job.id
                 self._timers.schedule(job.id, now)
         log.info("engine started: %d job(s) resumed", len(self._active))
+        self._schedule_probe()  # accounts set aside before the start (refresh_accounts)
         self._runner = asyncio.create_task(
             self._timers.run(self._on_timer), name="engine-scheduler"
         )
@@ -244,6 +246,14 @@ class Engine:
     def set_max_concurrent_jobs(self, slots: int, *, account: str | None = None) -> None:
         """The limit of one account (by name), or of every account."""
         self.pool.set_limit(slots, account=account)
+        self._pump()
+
+    async def refresh_accounts(self, *, timeout_s: float = 5.0) -> None:
+        """Read every account's information (balance, concurrency) now; an account whose
+        answer says it cannot serve (a refused key, no credit) is set aside at once."""
+        await self.pool.read_accounts(timeout_s=timeout_s, now=self.clock.time())
+        self._schedule_probe()
+        await self._fail_stranded()
         self._pump()
 
     def restore_account(self, name: str) -> Account:
@@ -733,8 +743,9 @@ class Engine:
         if job_id in self._polling:
             return  # the poll in flight reschedules when it is done
         now = self.clock.time()
-        if now < self._paused_until:
-            self._timers.schedule(job_id, self._paused_until)
+        paused_until = self._paused_until.get(self.pool.account_for(job).name, 0.0)
+        if now < paused_until:
+            self._timers.schedule(job_id, paused_until)
             return
         self._polling.add(job_id)
         self._spawn(self._poll(job), f"poll-{job_id}")
@@ -784,8 +795,9 @@ class Engine:
             self._schedule_probe()
             await self._fail_stranded()
         if isinstance(exc, RateLimitedError):
-            self._paused_until = max(self._paused_until, now + (exc.retry_after or 5.0))
-            self._timers.schedule(job.id, self._paused_until)
+            until = max(self._paused_until.get(account.name, 0.0), now + (exc.retry_after or 5.0))
+            self._paused_until[account.name] = until
+            self._timers.schedule(job.id, until)
             return
         if isinstance(exc, NotFoundError):
             if now - (job.submitted_at or job.created_at) < self.settings.not_found_grace_s:

@@ -377,3 +377,84 @@ def fl_supports(world: PoolWorld, name: str, kind: OperationKind) -> bool:
     account = world.pool.get(name)
     assert account is not None
     return account.capabilities.supports(kind)
+
+
+# --- restarts, bans, metrics ----------------------------------------------------------------
+
+
+async def test_after_a_restart_each_job_is_watched_at_its_own_account(
+    make_two: TwoFactory, tmp_path: Path
+) -> None:
+    two = await make_two()
+    jobs = [await two.submit(imagine(f"r{i}"), member=f"m{i}") for i in range(2)]
+    assert [two.latest[j.id].account for j in jobs] == ["a", "b"]
+    await two.engine.stop()
+
+    # A new engine and new providers on the same store, as after a restart.
+    fa, fb = two.fakes["a"], two.fakes["b"]
+    pool = AccountPool(
+        [Account("a", legnext(fa, KEYS["a"]), limit=2), Account("b", legnext(fb, KEYS["b"]), 4)]
+    )
+    engine = Engine(pool, two.store.jobs, clock=two.clock, settings=ENGINE_SETTINGS)
+    engine.subscribe(two.track)
+    two.engine, old_pool, two.pool = engine, two.pool, pool
+    await old_pool.aclose()
+    await engine.start()
+    assert (pool.get("a").in_flight, pool.get("b").in_flight) == (1, 1)  # type: ignore[union-attr]
+    done = await two.finish(*jobs)
+    assert all(j.status is JobStatus.COMPLETED for j in done)
+    for name, job in zip("ab", done, strict=True):
+        polls = [r for r in two.fakes[name].requests if r.path == f"/v1/job/{job.provider_ref}"]
+        assert polls, f"job at {name} was not polled there"
+    assert two.creates("a") == 1 and two.creates("b") == 1  # nothing was sent again
+
+
+async def test_a_restricted_account_is_set_aside_and_probed_after_its_long_cool_down(
+    make_two: TwoFactory,
+) -> None:
+    two = await make_two(settings=PoolSettings(banned_cooldown_s=600.0))
+    fa = two.fakes["a"]
+    fa.restricted = True  # HTTP 403 "account restricted"
+    job = await two.submit(imagine())
+    a = two.pool.get("a")
+    assert a is not None and a.aside is not None and a.aside.kind is AsideKind.BANNED
+    assert two.latest[job.id].account == "b"
+    await two.finish(job)
+
+    await two.run_until(lambda: two.clock.time() - a.aside.since >= 300)  # type: ignore[union-attr]
+    assert a.aside is not None and not [r for r in fa.requests if r.path == "/account/balance"]
+    fa.restricted = False
+    await two.run_until(lambda: a.aside is None, max_seconds=400)
+    assert two.metrics.account_available.value(account="a") == 1
+
+
+async def test_requests_are_counted_per_account(two: PoolWorld) -> None:
+    jobs = [await two.submit(imagine(f"c{i}"), member=f"m{i}") for i in range(3)]
+    await two.finish(*jobs)
+    requests = two.metrics.account_requests
+    assert requests.value(account="a", method="submit", outcome="ok") == 1
+    assert requests.value(account="b", method="submit", outcome="ok") == 2
+    assert requests.value(account="a", method="fetch", outcome="ok") >= 1
+    text = two.metrics.render()
+    assert 'mjbot_account_in_flight{account="a"} 0' in text
+    assert 'mjbot_account_limit{account="b"} 4' in text
+
+
+async def test_a_key_refused_at_start_sets_the_account_aside_before_any_job(
+    make_two: TwoFactory,
+) -> None:
+    two = await make_two()
+    two.fakes["a"].api_key = "rotated-away"  # the service no longer knows a's key
+    await two.engine.refresh_accounts(timeout_s=1)
+    a = two.pool.get("a")
+    assert a is not None and a.aside is not None and a.aside.kind is AsideKind.AUTH
+    assert a.aside.until is None  # never probed: an admin puts it back
+    job = await two.submit(imagine())
+    assert two.latest[job.id].account == "b"
+    assert not [r for r in two.fakes["a"].requests if r.method == "POST"]
+    await two.finish(job)
+    assert two.engine.pool.next_probe_at() is None
+    two.fakes["a"].api_key = KEYS["a"]
+    two.engine.restore_account("a")
+    again = await two.submit(imagine("again"), member="m2")
+    assert two.latest[again.id].account == "a"
