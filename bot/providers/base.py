@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
 from bot.domain import ErrorCode, Job, JobError, Operation, OperationKind, ProviderSnapshot
+from bot.redaction import scrub
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +60,10 @@ class ProviderError(Exception):
         provider_text: str | None = None,
         http_status: int | None = None,
     ) -> None:
-        self.message = message or self.default_message
-        self.provider_text = provider_text
+        # Provider text may quote the request's key (some gateways do): scrubbed where it
+        # enters the bot, so no refusal, log or stored job can carry it (issue 13 item 1).
+        self.message = scrub(message) if message else self.default_message
+        self.provider_text = scrub(provider_text) if provider_text else provider_text
         self.http_status = http_status
         super().__init__(self.message)
 

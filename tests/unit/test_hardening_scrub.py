@@ -113,3 +113,15 @@ def test_a_link_carrying_a_secret_is_not_shown() -> None:
     assert with_original_link(rendered, f"https://cdn.example/a.png?key={KEY}") == rendered
     linked = with_original_link(rendered, "https://cdn.example/a.png")
     assert "https://cdn.example/a.png" in linked.content
+
+
+def test_provider_errors_are_scrubbed_where_they_enter_the_bot() -> None:
+    """Refusals at submit time quote `ProviderError.message` privately (cogs, follow-ups):
+    the key a gateway quotes never reaches them, nor the stored job."""
+    from bot.providers.base import ProviderError
+
+    redaction.SECRETS.add(KEY)
+    error = ProviderError(f"bad key {KEY}", provider_text=f'{{"key": "{KEY}"}}')
+    assert KEY not in error.message and REDACTED in error.message
+    assert error.provider_text is not None and KEY not in error.provider_text
+    assert ProviderError().message == ProviderError.default_message
