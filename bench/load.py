@@ -924,7 +924,7 @@ async def run_benchmark(config: BenchConfig, argv: list[str] | None = None) -> R
     return report
 
 
-def parse_args(argv: list[str]) -> BenchConfig:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench.load", description=__doc__.splitlines()[0]
     )
@@ -974,23 +974,16 @@ def parse_args(argv: list[str]) -> BenchConfig:
     parser.add_argument(
         "--cprofile", type=Path, metavar="DIR", help="run the bot under cProfile, profiles to DIR"
     )
-    args = parser.parse_args(argv)
-    bot_extra = {}
-    for item in args.bot_env:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            parser.error(f"--bot-env wants NAME=VALUE, got {item!r}")
-        bot_extra[name] = value
-    try:
-        models_for(args.limits)
-    except ValueError as error:
-        parser.error(str(error))
+    return parser
+
+
+def _base_config(args: argparse.Namespace) -> BenchConfig:
+    """The default run, --quick's or a --scenario's, before the other flags apply."""
     config = BenchConfig()
     if args.quick:
         config = dataclasses.replace(
             config, jobs=200, burst=50, ramp_s=4.0, profile=PROFILES["short"], grace_s=45.0
         )
-    mode = args.mode or ("poll" if args.scenario else "both")
     if args.scenario:
         sc = SCENARIOS[args.scenario]
         config = dataclasses.replace(
@@ -1003,6 +996,24 @@ def parse_args(argv: list[str]) -> BenchConfig:
             guilds=sc.guilds,
             profile=PROFILES[sc.profile],
         )
+    return config
+
+
+def parse_args(argv: list[str]) -> BenchConfig:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    bot_extra = {}
+    for item in args.bot_env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            parser.error(f"--bot-env wants NAME=VALUE, got {item!r}")
+        bot_extra[name] = value
+    try:
+        models_for(args.limits)
+    except ValueError as error:
+        parser.error(str(error))
+    config = _base_config(args)
+    mode = args.mode or ("poll" if args.scenario else "both")
     overrides: dict[str, Any] = {
         "modes": ("poll", "push") if mode == "both" else (mode,),
         "limits": args.limits,

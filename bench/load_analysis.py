@@ -258,6 +258,17 @@ def _refused_since(
     return {m.value: limits.refused[m] - (before or {}).get(m, 0) for m in LimitModel}
 
 
+def count_message_writes(discord: FakeDiscord, since_seq: int) -> tuple[int, int]:
+    """(message write requests after the mark, those answered 2xx)."""
+    writes = landed = 0
+    for record in discord.requests:
+        wrote = record.method in WRITE_METHODS and MESSAGE_WRITE_RE.match(record.path)
+        if record.seq > since_seq and wrote:
+            writes += 1
+            landed += 1 if 200 <= record.status < 300 else 0
+    return writes, landed
+
+
 def analyse(
     discord: FakeDiscord,
     piapi: FakePiAPI,
@@ -321,14 +332,10 @@ def analyse(
         if interaction.original_message_id:
             by_message[interaction.original_message_id] = job
 
-    writes = landed = 0
     for record in discord.requests:
         if record.seq <= since_seq:
             continue
         path = record.path
-        if record.method in WRITE_METHODS and MESSAGE_WRITE_RE.match(path):
-            writes += 1
-            landed += 1 if 200 <= record.status < 300 else 0
         if (callback := CALLBACK_PATH_RE.match(path)) is not None:
             job = by_token.get(callback.group(2))
             interaction = discord.interactions.get(int(callback.group(1)))
@@ -382,6 +389,7 @@ def analyse(
             first = next((at for at, index in shown if index >= i), None)
             if first is not None:
                 job.latencies.append(max(0.0, first - began))
+    writes, landed = count_message_writes(discord, since_seq)
     return RunFigures(
         jobs=jobs,
         discord_429=sum(1 for r in discord.requests if r.seq > since_seq and r.status == 429),
