@@ -120,6 +120,11 @@ class AccountPool:
         """Today's one-account set-up, as a pool of one."""
         return cls([Account(name=name, provider=provider, limit=max(1, limit))])
 
+    @property
+    def _shared(self) -> bool:
+        # A pool of one sets nothing aside: there is nowhere else to send its jobs.
+        return len(self.accounts) > 1
+
     # --- lookup --------------------------------------------------------------------------
 
     def get(self, name: str | None) -> Account | None:
@@ -219,7 +224,7 @@ class AccountPool:
         """Note a failed request; returns the verdict when it set the account aside.
         A pool of one never sets its account aside: there is nowhere else to go, and the
         job's own error (and today's retries) say it all."""
-        if len(self.accounts) == 1:
+        if not self._shared:
             return None
         verdict = account_fault(account.kind, exc)
         if verdict is None and is_storm_error(exc):
@@ -273,7 +278,7 @@ class AccountPool:
             except Exception as exc:
                 if now is not None and isinstance(exc, ProviderError):
                     verdict = account_fault(account.kind, exc)
-                    if verdict is not None and account.aside is None and len(self.accounts) > 1:
+                    if verdict is not None and account.aside is None and self._shared:
                         self.set_aside(account, verdict, now)
                 log.info(
                     "account %s: information not read (%s); %d job(s) at once",
@@ -283,21 +288,26 @@ class AccountPool:
                 )
                 return
             account.balance = info
-            aside = account.aside
-            if (
-                now is not None
-                and aside is not None
-                and aside.kind is AsideKind.BALANCE
-                and info.credits is not None
-                and info.credits > 0
-            ):
-                self.restore(account.name)  # topped up: the balance reads positive again
+            if now is not None:
+                self._judge_balance(account, info, now)
             allowed = info.max_concurrent_jobs
             if allowed is not None and 0 < allowed < account.limit:
                 account.limit = allowed
                 log.info("account %s runs %d job(s) at once", account.name, allowed)
 
         await asyncio.gather(*(read(a) for a in self.accounts))
+
+    def _judge_balance(self, account: Account, info: AccountInfo, now: float) -> None:
+        """A balance read outside a probe: topped up brings an account back; an empty one
+        sets it aside (Legnext only: its jobs draw on that balance, while a PiAPI-schema
+        host-your-account plan may run with no credits)."""
+        credits, aside = info.credits, account.aside
+        if credits is None:
+            return
+        if aside is not None and aside.kind is AsideKind.BALANCE and credits > 0:
+            self.restore(account.name)  # topped up: the balance reads positive again
+        elif aside is None and credits <= 0 and account.kind == "legnext" and self._shared:
+            self.set_aside(account, Verdict(AsideKind.BALANCE, "balance reads 0"), now)
 
     # --- probing -------------------------------------------------------------------------
 

@@ -458,3 +458,19 @@ async def test_a_key_refused_at_start_sets_the_account_aside_before_any_job(
     two.engine.restore_account("a")
     again = await two.submit(imagine("again"), member="m2")
     assert two.latest[again.id].account == "a"
+
+
+async def test_an_empty_legnext_balance_read_at_start_sets_the_account_aside(
+    make_two: TwoFactory,
+) -> None:
+    two = await make_two()
+    two.fakes["a"].balance_points = 0
+    await two.engine.refresh_accounts(timeout_s=1)
+    a = two.pool.get("a")
+    assert a is not None and a.aside is not None and a.aside.kind is AsideKind.BALANCE
+    job = await two.submit(imagine())
+    assert two.latest[job.id].account == "b"
+    assert not [r for r in two.fakes["a"].requests if r.method == "POST"]  # no 402 needed
+    two.fakes["a"].balance_points = 500
+    await two.engine.refresh_accounts(timeout_s=1)  # e.g. /settings accounts
+    assert a.aside is None
