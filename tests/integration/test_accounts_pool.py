@@ -30,6 +30,7 @@ from bot.store.base import Store
 from tests.fakes import images
 from tests.fakes.legnext import FakeLegnext
 from tests.fakes.mjproxy import FakeMJProxy
+from tests.fakes.piapi import Profile
 from tests.integration.conftest import ENGINE_SETTINGS
 
 KEYS = {"a": "lg-key-account-a", "b": "lg-key-account-b"}
@@ -129,6 +130,7 @@ async def make_two(tmp_path: Path) -> AsyncIterator[TwoFactory]:
         limits: tuple[int, int] = (2, 4),
         weights: tuple[int, int] = (1, 1),
         settings: PoolSettings | None = None,
+        modes: tuple[frozenset[SpeedMode] | None, ...] = (None, None),
     ) -> PoolWorld:
         clock = FakeClock()
         fakes = [FakeLegnext(api_key=KEYS[n], clock=clock, image_size=32) for n in "ab"]
@@ -142,6 +144,8 @@ async def make_two(tmp_path: Path) -> AsyncIterator[TwoFactory]:
             ],
             settings=settings,
         )
+        for account, served in zip(world.pool.accounts, modes, strict=True):
+            account.modes = served
         opened.append((world, fakes))
         return world
 
@@ -474,3 +478,31 @@ async def test_an_empty_legnext_balance_read_at_start_sets_the_account_aside(
     two.fakes["a"].balance_points = 500
     await two.engine.refresh_accounts(timeout_s=1)  # e.g. /settings accounts
     assert a.aside is None
+
+
+async def test_queue_positions_count_only_jobs_waiting_for_the_same_accounts(
+    make_two: TwoFactory,
+) -> None:
+    # a serves fast only, b relax only, one job at a time each.
+    fast, relax = frozenset({SpeedMode.FAST}), frozenset({SpeedMode.RELAX})
+    two = await make_two(limits=(1, 1), modes=(fast, relax))
+    slow = Operation(OperationKind.IMAGINE, prompt="slow", mode=SpeedMode.RELAX)
+    two.fakes["a"].profile_for_prompt["f0"] = Profile(pending_s=1.0, processing_s=200.0)
+    running = [await two.submit(imagine("f0"), "m1"), await two.submit(slow, "m2")]
+    assert [two.latest[j.id].account for j in running] == ["a", "b"]
+    waiting_fast = await two.submit(imagine("f1"), "m3")
+    waiting_relax = await two.submit(slow, "m4")
+    # Each is first in the line of its own account, whatever the members' turn order.
+    assert two.engine.queue_position(waiting_fast.id) == 1
+    assert two.engine.queue_position(waiting_relax.id) == 1
+    assert two.latest[waiting_relax.id].queue_position == 1
+
+    # b frees first: the relax job goes although the fast one is ahead in the round-robin.
+    await two.finish(running[1])
+    assert two.latest[running[0].id].status is JobStatus.RUNNING  # a is still busy
+    assert two.latest[waiting_relax.id].account == "b"
+    assert two.latest[waiting_fast.id].status is JobStatus.QUEUED
+    assert two.engine.queue_position(waiting_fast.id) == 1
+    assert two.creates("b") == 2 and two.creates("a") == 1
+    done = await two.finish(*running, waiting_fast, waiting_relax)
+    assert [j.account for j in done] == ["a", "b", "a", "b"]
