@@ -83,6 +83,7 @@ _UNREACHABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.AdminShutdownError,
 )
 
 
@@ -306,9 +307,23 @@ class PostgresDatabase:
         async with self.pool.acquire() as conn:
             if not transaction:
                 return await work(conn)
-            # asyncpg rolls back on any exception, CancelledError included.
-            async with conn.transaction():
-                return await work(conn)
+            # Not `async with conn.transaction()`: on a connection that died mid-work its
+            # exit raises "connection is closed" over the real error.
+            tx = conn.transaction()
+            await tx.start()
+            try:
+                result = await work(conn)
+            except BaseException:
+                # BaseException too: a cancelled task must not leave the transaction open.
+                try:
+                    await tx.rollback()
+                except asyncpg.InterfaceError:
+                    pass  # the connection died, and its transaction with it on the server
+                except Exception:  # the pool's release rolls back, or drops the connection
+                    log.warning("rollback failed", exc_info=True)
+                raise
+            await tx.commit()
+            return result
 
     async def close(self) -> None:
         if self._closed:

@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -56,7 +57,7 @@ from bot.store import (
     sqlite_path_from_url,
 )
 from bot.store.sqlite import split_sql
-from tests.pg import PgCluster, StoreBackend
+from tests.pg import PgCluster, StoreBackend, create_database, destroy, start_cluster
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -493,6 +494,72 @@ async def test_postgres_jobs_carry_lease_columns_that_saves_leave_alone(pg_url: 
             owner, expires, epoch = await conn.fetchrow(query, job.id)
         assert (owner, epoch) == ("p1", 7) and expires is not None
         assert (await store.jobs.get(job.id)) == job
+
+
+async def raw_pg(url: str, sql: str) -> list[tuple[Any, ...]]:
+    conn = await asyncpg.connect(url)
+    try:
+        return [tuple(r) for r in await conn.fetch(sql)]
+    finally:
+        await conn.close()
+
+
+async def test_postgres_restart_fails_writes_clearly_and_the_store_recovers(
+    pg_cluster: PgCluster,
+) -> None:
+    # A cluster of its own (the session's is shared): stopped and started under the store.
+    own = await asyncio.to_thread(start_cluster)
+    try:
+        url = await create_database(own)
+        async with await open_store(url, pool_size=3) as store:
+            await store.jobs.insert(minimal_job("before000001"))
+            await asyncio.to_thread(own.stop)
+            with pytest.raises(StoreError) as down:
+                await store.jobs.insert(minimal_job("during000001"))
+            assert f"127.0.0.1:{own.port}/" in str(down.value)
+            assert own.password not in str(down.value)
+            await asyncio.to_thread(own.start)
+            # The pool dropped the connection that died with the server and opens a new
+            # one: the bot carries on without a restart.
+            await store.jobs.insert(minimal_job("after0000001"))
+            assert [j.id for j in await store.jobs.list_active()] == [
+                "before000001",
+                "after0000001",
+            ]
+            # Every pooled connection in use, then a restart: the pool notices the closed
+            # connections and opens new ones, so no operation meets a dead one.
+            await asyncio.gather(*(store.jobs.get("before000001") for _ in range(6)))
+            opened = await raw_pg(
+                url,
+                "SELECT COUNT(*) FROM pg_stat_activity"
+                " WHERE application_name = 'mj-discord-bot' AND datname = current_database()",
+            )
+            assert opened == [(3,)]
+            await asyncio.to_thread(own.stop)
+            await asyncio.to_thread(own.start)
+            again = await asyncio.gather(*(store.jobs.get("after0000001") for _ in range(6)))
+            assert {j.id for j in again if j is not None} == {"after0000001"}
+    finally:
+        await asyncio.to_thread(destroy, own)
+
+
+async def test_postgres_connection_killed_mid_write_is_a_store_error(pg_url: str) -> None:
+    async with await open_store(pg_url) as store:
+
+        async def slow(conn: Any) -> None:
+            await conn.execute("SELECT pg_sleep(30)")
+
+        writing = asyncio.create_task(store.db.write(slow))
+        find = "SELECT pid FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)'"
+        for _ in range(500):  # bounded: until the server runs it
+            if await raw_pg(pg_url, find):
+                break
+            await asyncio.sleep(0.01)
+        await raw_pg(pg_url, f"SELECT pg_terminate_backend(pid) FROM ({find}) AS s")
+        with pytest.raises(StoreError, match="is unreachable"):
+            await asyncio.wait_for(writing, 10)
+        await store.jobs.insert(minimal_job("after0000001"))  # a new connection serves it
+        assert [j.id for j in await store.jobs.list_active()] == ["after0000001"]
 
 
 def test_postgres_urls_choose_postgres_and_hide_their_password() -> None:
