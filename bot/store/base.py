@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bot.community import GuildSettings
 from bot.domain import Job
@@ -24,6 +24,21 @@ class StoreBusyError(StoreError):
 
     Raised rather than dropping the write, so the caller can decide what to do.
     """
+
+
+class StoreUnavailableError(StoreError):
+    """The database cannot take writes now: the disk is full, the file cannot be written,
+    or it was deleted or replaced under the running bot. Nothing of the write was saved;
+    members are told that nothing was saved or charged."""
+
+
+@runtime_checkable
+class StorageHealth(Protocol):
+    """A repository that can tell whether its storage still works (for /healthz)."""
+
+    def storage_problem(self) -> str | None:
+        """Why writes are refused now (a short sentence, no secrets), or None."""
+        ...
 
 
 class SchemaVersionError(StoreError):

@@ -38,6 +38,7 @@ from bot.clock import Clock, SystemClock
 from bot.engine import Engine
 from bot.metrics import Metrics
 from bot.providers.base import PushProvider
+from bot.store.base import StorageHealth
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ BODY_TIMEOUT_S = 30.0
 REFUSAL_LOG_WINDOW_S = 60.0
 # After an answer sent before the body was read, how long the rest of it may still drain.
 LINGER_S = 2.0
+# Distinct senders told apart in one window's summary (beyond it: "at least").
+MAX_REMOTES_COUNTED = 1024
 
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
@@ -99,7 +102,8 @@ class RefusalLog:
             self._summary = asyncio.ensure_future(self._summarise_later())
             return
         self._counts[status] += 1
-        self._remotes.add(remote or "?")
+        if len(self._remotes) < MAX_REMOTES_COUNTED:  # a flood from many hosts stays small
+            self._remotes.add(remote or "?")
 
     async def _summarise_later(self) -> None:
         await self._clock.sleep(self._window_s)
@@ -111,12 +115,14 @@ class RefusalLog:
         total = sum(self._counts.values())
         if total:
             by_status = ", ".join(f"{n} × {code}" for code, n in sorted(self._counts.items()))
+            remotes = len(self._remotes)
             log.warning(
-                "%d more webhook post(s) refused in %.0f s (%s) from %d address(es)",
+                "%d more webhook post(s) refused in %.0f s (%s) from %s%d address(es)",
                 total,
                 self._window_s,
                 by_status,
-                len(self._remotes),
+                "at least " if remotes >= MAX_REMOTES_COUNTED else "",
+                remotes,
             )
         self._counts.clear()
         self._remotes.clear()
@@ -328,7 +334,11 @@ class WebServer:
         engine_running = self._engine.running
         gateway_connected = self._gateway.connected if self._gateway is not None else True
         gateway_down_s = self._gateway.down_for() if self._gateway is not None else 0.0
-        healthy = engine_running and gateway_down_s <= GATEWAY_GRACE_S
+        # A database that cannot take writes (file deleted or replaced, disk full) loses
+        # every job and setting from then on: unhealthy, whatever else still works.
+        jobs = self._engine.jobs
+        storage_problem = jobs.storage_problem() if isinstance(jobs, StorageHealth) else None
+        healthy = engine_running and gateway_down_s <= GATEWAY_GRACE_S and storage_problem is None
         return _json(
             200 if healthy else 503,
             {
@@ -336,6 +346,8 @@ class WebServer:
                 "gateway_connected": gateway_connected,
                 "gateway_down_s": round(gateway_down_s, 1),
                 "engine_running": engine_running,
+                "storage_ok": storage_problem is None,
+                "storage_problem": storage_problem,
                 "jobs_active": self._engine.active_count,
                 "queue_length": self._engine.queue_length,
             },
