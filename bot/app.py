@@ -20,7 +20,7 @@ from bot.discord.policy import Policy
 from bot.discord.publisher import Publisher
 from bot.discord.rate_limits import BucketLedger, ratelimit_trace
 from bot.discord.spoilers import spoilered
-from bot.discord.submit import bot_actions
+from bot.discord.submit import bot_actions, recover_deferred_replies
 from bot.discord.views import JobButton
 from bot.domain import Job
 from bot.engine import Engine, EngineSettings
@@ -174,8 +174,10 @@ class MidjourneyBot(commands.AutoShardedBot):
         # The publisher subscribed before the engine resumes, so no change is missed.
         await self.engine.start()
         await self._start_web()
+        # Replies left "thinking" by a kill after /imagine stored its job get it back first.
+        recovered = await recover_deferred_replies(self)
         resumed = await self.publisher.resume()
-        log.info("resumed delivering %d job message(s)", resumed)
+        log.info("resumed %d job message(s), recovered %d reply(ies)", resumed, recovered)
         for cog in cog_modules():
             await self.load_extension(cog)
         await self._sync_commands()

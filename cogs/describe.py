@@ -27,6 +27,8 @@ from bot.discord.attachments import (
 )
 from bot.discord.policy import Member
 from bot.discord.submit import (
+    answer_if_storage_error,
+    answer_storage_error,
     mark_clicked,
     prompt_limit,
     refuse,
@@ -38,6 +40,7 @@ from bot.domain import JobStatus, Operation, OperationKind
 from bot.engine import EngineError
 from bot.media import FetchPolicy
 from bot.speed import SpeedConflictError
+from bot.store.base import StoreError
 from cogs.imagine import OptionError, clean_prompt
 
 if TYPE_CHECKING:
@@ -58,6 +61,13 @@ class Describe(commands.Cog):
 
     async def cog_unload(self) -> None:
         await self._http.aclose()
+
+    async def cog_app_command_error(
+        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
+    ) -> None:
+        # The store could not save (disk full, file gone): a private answer, never silence
+        # or a reply left "thinking".
+        await answer_if_storage_error(interaction, error)
 
     @app_commands.command(name="describe", description="Get four prompts that fit an image")
     # Server rules (channels, roles, quotas, speeds) need a server: no DMs, no user installs.
@@ -163,6 +173,9 @@ class Describe(commands.Cog):
             _, attached = await start_job(self.bot, interaction, operation, idempotency_key=key)
         except EngineError as exc:
             await interaction.followup.send(exc.error.message, ephemeral=True)
+            return
+        except StoreError as exc:
+            await answer_storage_error(interaction, exc)
             return
         if not attached:
             await interaction.followup.send("You already started that one.", ephemeral=True)

@@ -14,9 +14,15 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.policy import Member
-from bot.discord.submit import optional_str, prompt_limit, refuse, refused_by_policy, start_job
+from bot.discord.submit import (
+    answer_if_storage_error,
+    optional_str,
+    prompt_limit,
+    refuse,
+    refused_by_policy,
+    start_public_job,
+)
 from bot.domain import Operation, OperationKind, SpeedMode
-from bot.engine import EngineError
 from bot.speed import SpeedConflictError
 
 if TYPE_CHECKING:
@@ -73,6 +79,13 @@ class Imagine(commands.Cog):
     def __init__(self, bot: MidjourneyBot) -> None:
         self.bot = bot
 
+    async def cog_app_command_error(
+        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
+    ) -> None:
+        # The store could not save (disk full, file gone): a private answer, never silence
+        # or a reply left "thinking".
+        await answer_if_storage_error(interaction, error)
+
     @app_commands.command(name="imagine", description="Create four images from a prompt")
     # Server rules (channels, roles, quotas, speeds) need a server: no DMs, no user installs.
     @app_commands.guild_only()
@@ -118,19 +131,9 @@ class Imagine(commands.Cog):
         )
         if await refused_by_policy(self.bot, interaction, operation):
             return
-        # Acknowledge first: the message appears at once, before the provider is asked.
-        response = await interaction.response.defer(thinking=True)
-        try:
-            await start_job(
-                self.bot,
-                interaction,
-                operation,
-                idempotency_key=f"interaction:{interaction.id}",
-                message_id=response.message_id if response else None,
-                use_token=True,
-            )
-        except EngineError as exc:
-            await interaction.edit_original_response(content=f"❌ {exc.error.message}")
+        # Stored first, then acknowledged publicly within the 3-second window, before the
+        # provider is asked (bot/discord/submit.py).
+        await start_public_job(self.bot, interaction, operation)
 
     @imagine.autocomplete("aspect_ratio")
     async def _ratio_choices(

@@ -16,6 +16,7 @@ from discord.ext import commands
 
 from bot.community import GuildSettings, Limits, describe_change
 from bot.discord.buttons_layout import clip
+from bot.discord.submit import answer_if_storage_error
 from bot.domain import SpeedMode
 
 if TYPE_CHECKING:
@@ -83,6 +84,13 @@ class Settings(
     def __init__(self, bot: MidjourneyBot) -> None:
         self.bot = bot
         super().__init__()
+
+    async def cog_app_command_error(
+        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
+    ) -> None:
+        # The store could not save (disk full, file gone): a private answer, never silence
+        # or a reply left "thinking".
+        await answer_if_storage_error(interaction, error)
 
     async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
         # default_permissions only hides the command; a server can override it per role,
@@ -336,7 +344,6 @@ class Settings(
         await interaction.response.send_message(
             clip(text, MAX_MESSAGE), ephemeral=True, allowed_mentions=_no_mentions()
         )
-
 
     # --- provider accounts (issue 16: several accounts, pooled) --------------------------
     # A separate block: the bot's own accounts (MJ_ACCOUNTS_FILE), not this server's rules.

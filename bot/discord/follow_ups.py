@@ -37,12 +37,19 @@ from bot.discord.modals import (
 )
 from bot.discord.policy import Member, Policy
 from bot.discord.publisher import Publisher
-from bot.discord.submit import follow_up_speed, mark_clicked, optional_str, refuse, start_job
+from bot.discord.submit import (
+    answer_storage_error,
+    follow_up_speed,
+    mark_clicked,
+    optional_str,
+    refuse,
+    start_job,
+)
 from bot.domain import Job, JobStatus, Operation, OperationKind
 from bot.engine import Engine, EngineError
 from bot.providers.base import Capabilities
 from bot.speed import SpeedConflictError
-from bot.store.base import MemberPrefsRepository
+from bot.store.base import MemberPrefsRepository, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +151,8 @@ class FollowUps:
         action, job_id = parsed
         try:
             await self._submit_form(interaction, action, job_id, submitted_values(data))
+        except StoreError as exc:
+            await answer_storage_error(interaction, exc)
         except Exception:
             log.exception("form %s on job %s failed", action, job_id)
             text = "Something went wrong with that form; nothing was started."
@@ -290,6 +299,9 @@ class FollowUps:
             )
         except EngineError as exc:
             await interaction.followup.send(exc.error.message, ephemeral=True)
+            return
+        except StoreError as exc:
+            await answer_storage_error(interaction, exc)
             return
         if not attached:
             await interaction.followup.send("You already started that one.", ephemeral=True)

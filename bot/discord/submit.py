@@ -6,21 +6,88 @@ keys the job for idempotency and binds it to a message the same way.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import logging
 from typing import TYPE_CHECKING, Any
 
 import discord
+from discord.webhook.async_ import async_context
 
 from bot.discord.buttons_layout import STYLE_SUCCESS
 from bot.discord.policy import Member, Policy
-from bot.discord.presenter import render
+from bot.discord.presenter import render, to_payload
+from bot.discord.publisher import DEFAULT_UPLOAD_LIMIT
 from bot.discord.views import actions_with_style, job_view, used_actions
 from bot.domain import Job, Operation, OperationKind
 from bot.engine import EngineError
 from bot.speed import decide_speed
+from bot.store.base import Delivery, StoreError
 
 if TYPE_CHECKING:
     from bot.app import MidjourneyBot
+
+log = logging.getLogger(__name__)
+
+# An interaction token lets its holder edit the reply for 15 minutes (DISCORD_PROTOCOL §7).
+REPLY_TOKEN_TTL_S = 15 * 60.0
+
+
+async def record_job(
+    bot: MidjourneyBot,
+    interaction: discord.Interaction[Any],
+    operation: Operation,
+    *,
+    idempotency_key: str,
+    message_id: int | None = None,
+    keep_reply: bool = False,
+) -> Job:
+    """Have the engine store (and queue) `operation` for the interaction's member.
+
+    The job's row carries where its message is (its delivery hint), so a kill before the
+    delivery record is written still lets the restarted bot show the job. `keep_reply`:
+    the job's message will be the interaction's own deferred reply, not known by id yet;
+    the hint then keeps the interaction's token (valid 15 minutes, useless after) so that
+    a restart can still end that reply instead of leaving it "thinking"
+    (`recover_deferred_replies`). Raises EngineError, or StoreError when nothing could
+    be saved."""
+    hint: dict[str, Any] = {
+        "channel_id": str(interaction.channel_id or 0),
+        "message_id": str(message_id) if message_id else None,
+        "guild_id": optional_str(interaction.guild_id),
+        "upload_limit": interaction.filesize_limit,
+    }
+    if keep_reply:
+        hint["application_id"] = str(interaction.application_id)
+        hint["reply_token"] = interaction.token
+    return await bot.engine.submit(
+        operation,
+        requester_id=str(interaction.user.id),
+        guild_id=optional_str(interaction.guild_id),
+        channel_id=optional_str(interaction.channel_id),
+        idempotency_key=idempotency_key,
+        delivery_hint=hint,
+    )
+
+
+async def attach_job(
+    bot: MidjourneyBot,
+    interaction: discord.Interaction[Any],
+    job: Job,
+    *,
+    message_id: int | None = None,
+    use_token: bool = False,
+) -> bool:
+    """Bind `job` to its message (None: the publisher posts one); False if already bound."""
+    return await bot.publisher.attach(
+        job,
+        channel_id=interaction.channel_id or 0,
+        message_id=message_id,
+        guild_id=interaction.guild_id,
+        interaction=interaction if use_token else None,
+        upload_limit=interaction.filesize_limit,
+    )
 
 
 async def start_job(
@@ -37,32 +104,130 @@ async def start_job(
     `message_id=None` lets the publisher post the job's own message in the channel;
     `use_token` edits through the interaction while its token lives (the command's own
     deferred reply). Returns the job and whether it is new to the publisher (False:
-    the same key already started it). Raises EngineError when the engine refuses.
+    the same key already started it). Raises EngineError when the engine refuses, and
+    StoreError when nothing could be saved.
     """
-    job = await bot.engine.submit(
-        operation,
-        requester_id=str(interaction.user.id),
-        guild_id=optional_str(interaction.guild_id),
-        channel_id=optional_str(interaction.channel_id),
-        idempotency_key=idempotency_key,
-        # The same facts as the delivery below, in the job's own row: a kill between the
-        # two writes still lets the restarted bot show the job (Publisher.resume).
-        delivery_hint={
-            "channel_id": str(interaction.channel_id or 0),
-            "message_id": str(message_id) if message_id else None,
-            "guild_id": optional_str(interaction.guild_id),
-            "upload_limit": interaction.filesize_limit,
-        },
+    job = await record_job(
+        bot, interaction, operation, idempotency_key=idempotency_key, message_id=message_id
     )
-    attached = await bot.publisher.attach(
-        job,
-        channel_id=interaction.channel_id or 0,
-        message_id=message_id,
-        guild_id=interaction.guild_id,
-        interaction=interaction if use_token else None,
-        upload_limit=interaction.filesize_limit,
-    )
+    attached = await attach_job(bot, interaction, job, message_id=message_id, use_token=use_token)
     return job, attached
+
+
+# How long /imagine waits for its job to be stored before acknowledging some other way:
+# Discord allows 3 seconds from the interaction, and the checks before took some of them.
+STORE_BEFORE_ACK_S = 2.0
+SLOW_STORE = (
+    "Saving your job is taking longer than usual; it will appear in this channel in its "
+    "own message once it is saved (and you will be told here if it cannot be)."
+)
+
+
+async def start_public_job(
+    bot: MidjourneyBot, interaction: discord.Interaction[Any], operation: Operation
+) -> None:
+    """/imagine's order: store the job, acknowledge with a public "thinking" reply, bind
+    the job to that reply. Stored first, so a kill after the acknowledgement finds the job
+    at the restart (and the reply's token in its row); never acknowledged before the store
+    answers, so a refused or failed store is told privately and nothing is left thinking."""
+    key = f"interaction:{interaction.id}"
+    recording = asyncio.ensure_future(
+        record_job(bot, interaction, operation, idempotency_key=key, keep_reply=True)
+    )
+    done, _ = await asyncio.wait({recording}, timeout=STORE_BEFORE_ACK_S)
+    if not done:
+        await _after_slow_store(bot, interaction, recording)
+        return
+    try:
+        job = recording.result()
+    except EngineError as exc:
+        await refuse(interaction, f"❌ {exc.error.message}")
+        return
+    except StoreError as exc:
+        await answer_storage_error(interaction, exc)
+        return
+    try:
+        response = await interaction.response.defer(thinking=True)
+    except discord.HTTPException as exc:  # the 3-second window closed meanwhile
+        log.warning("job %s: acknowledgement failed (%s); posting its own message", job.id, exc)
+        await attach_job(bot, interaction, job)
+        return
+    try:
+        await attach_job(
+            bot,
+            interaction,
+            job,
+            message_id=response.message_id if response else None,
+            use_token=True,
+        )
+    except StoreError as exc:
+        with contextlib.suppress(EngineError):
+            await bot.engine.cancel(job.id)  # unseen, it must not run (or be charged)
+        await answer_storage_error(interaction, exc)
+
+
+async def _after_slow_store(
+    bot: MidjourneyBot, interaction: discord.Interaction[Any], recording: asyncio.Future[Job]
+) -> None:
+    """The store did not answer within the window: a private word now (nothing public that
+    could be left thinking), then the job's own message once it is stored, or why not."""
+    await interaction.response.send_message(SLOW_STORE, ephemeral=True)
+    try:
+        job = await recording
+    except EngineError as exc:
+        await interaction.followup.send(f"❌ {exc.error.message}", ephemeral=True)
+        return
+    except StoreError as exc:
+        await answer_storage_error(interaction, exc)
+        return
+    await attach_job(bot, interaction, job)
+
+
+async def recover_deferred_replies(bot: MidjourneyBot) -> int:
+    """At start, before the publisher resumes: jobs stored before their command's public
+    "thinking" reply was bound to them (a kill in between) get that reply back, through
+    the interaction token their row kept while it lives; the reply then shows the job.
+    Returns how many; the publisher's resume delivers them."""
+    now = bot.engine.clock.time()
+    count = 0
+    for job_id in await bot.store.deliveries.jobs_without_delivery(now - REPLY_TOKEN_TTL_S):
+        job = await bot.engine.get(job_id)
+        hint = job.delivery_hint if job is not None else {}
+        token, app_id = hint.get("reply_token"), hint.get("application_id")
+        if job is None or not token or not app_id or hint.get("message_id"):
+            continue
+        rendered = render(job, now=now, extra_actions=bot_actions(bot, job))
+        webhook = discord.Webhook.partial(int(app_id), str(token), client=bot)
+        try:
+            # The first edit of a deferred reply is what makes it a message with an id.
+            data = await async_context.get().edit_original_interaction_response(
+                int(app_id),
+                str(token),
+                session=webhook.session,
+                proxy=bot.http.proxy,
+                proxy_auth=bot.http.proxy_auth,
+                payload=to_payload(rendered, job.id),
+            )
+        except discord.HTTPException as exc:
+            log.info("job %s: its reply could not be recovered (%s)", job.id, exc.status)
+            continue
+        # The delivery record only: Publisher.resume, next, delivers every undelivered
+        # record once (starting a delivery here too would race it to a second final).
+        claimed = await bot.store.deliveries.claim(
+            Delivery(
+                job_id=job.id,
+                channel_id=str(hint.get("channel_id") or job.channel_id or 0),
+                message_id=str(data["id"]),
+                guild_id=hint.get("guild_id"),
+                upload_limit=int(hint.get("upload_limit") or DEFAULT_UPLOAD_LIMIT),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        if claimed:
+            log.info("job %s: its command's reply recovered after a restart", job.id)
+            count += 1
+    return count
 
 
 async def start_after_private_ack(
@@ -76,6 +241,9 @@ async def start_after_private_ack(
         )
     except EngineError as exc:
         await interaction.edit_original_response(content=f"❌ {exc.error.message}")
+        return None
+    except StoreError as exc:
+        await answer_storage_error(interaction, exc)
         return None
     await interaction.edit_original_response(
         content=f"{what}; the result will appear in this channel (job `{job.id}`)."
@@ -151,6 +319,44 @@ async def mark_clicked(
         await interaction.edit_original_response(view=view)
     else:
         await interaction.response.edit_message(view=view)
+
+
+STORAGE_DOWN = (
+    "I can't save anything right now, so nothing was started and nothing was charged. "
+    "Please try again in a few minutes."
+)
+
+
+async def answer_storage_error(interaction: discord.Interaction[Any], exc: Exception) -> None:
+    """Tell the member, privately, that nothing was saved or charged: as the first answer,
+    or in place of a "thinking" reply (never left thinking), or as a private follow-up."""
+    log.warning("storage failed during an interaction: %s", exc)
+    if not interaction.response.is_done():
+        await interaction.response.send_message(STORAGE_DOWN, ephemeral=True)
+        return
+    try:
+        if interaction.response.type is discord.InteractionResponseType.deferred_channel_message:
+            # Our own "thinking" reply (public or private): it becomes the answer.
+            await interaction.edit_original_response(content=f"❌ {STORAGE_DOWN}")
+        else:
+            await interaction.followup.send(STORAGE_DOWN, ephemeral=True)
+    except discord.HTTPException as error:
+        log.warning("could not tell the member about the storage failure (%s)", error.status)
+
+
+async def answer_if_storage_error(
+    interaction: discord.Interaction[Any], error: BaseException
+) -> bool:
+    """For the cogs' `cog_app_command_error`: a command that failed because the store
+    could not save gets the private "nothing was saved or charged" answer."""
+    original = getattr(error, "original", error)  # app_commands.CommandInvokeError
+    if not isinstance(original, StoreError):
+        return False
+    try:
+        await answer_storage_error(interaction, original)
+    except discord.HTTPException as exc:
+        log.warning("could not tell the member about the storage failure (%s)", exc.status)
+    return True
 
 
 async def refuse(interaction: discord.Interaction[Any], text: str) -> None:

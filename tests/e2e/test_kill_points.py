@@ -316,12 +316,12 @@ async def test_kill_between_job_insert_and_delivery_claim_still_shows_the_end(
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="/imagine defers (a public 'thinking…' message) before the job is stored; a kill "
-    "in between leaves that message thinking forever, with no job and no reason shown",
-)
-async def test_kill_after_the_ack_before_the_job_is_stored_ends_visibly(tmp_path: Path) -> None:
+async def test_a_kill_while_imagine_stores_its_job_leaves_nothing_thinking(
+    tmp_path: Path,
+) -> None:
+    """/imagine stores its job before it acknowledges: a kill while the store waits leaves
+    no public "thinking" message behind (Discord tells the member the bot did not answer),
+    and a kill after the acknowledgement finds the job stored (the test above)."""
     async with open_world(tmp_path) as world:
         bot = await world.start_bot(**BOT_ENV)
         db = tmp_path / "bot.db"
@@ -330,9 +330,8 @@ async def test_kill_after_the_ack_before_the_job_is_stored_ends_visibly(tmp_path
         try:
             blocker.execute("BEGIN IMMEDIATE")
             interaction = await world.discord.slash("imagine", {"prompt": "never stored"})
-            await world.discord.wait_for(lambda: interaction.responded, timeout=10)
-            assert interaction.response_type == 5
-            await asyncio.sleep(0.3)  # the bot is now waiting for the write lock
+            await asyncio.sleep(0.5)  # the bot is now waiting for the write lock
+            assert not interaction.responded, interaction.response_data  # no ack before the store
             world.kill(bot)
         finally:
             blocker.execute("ROLLBACK")
@@ -340,8 +339,41 @@ async def test_kill_after_the_ack_before_the_job_is_stored_ends_visibly(tmp_path
         assert await _stored_job_id(db, "never stored") is None
         await world.start_bot(**BOT_ENV)
         world.clock.advance(10)
+        ok = await world.discord.slash("imagine", {"prompt": "stored after the restart"})
+        await world.discord.wait_for(lambda: ok.responded, timeout=10, what="the next ack")
+        assert ok.response_type == 5
+        assert interaction.original_message_id is None
+        assert not [
+            m
+            for m in world.discord.messages.values()
+            if m.loading and m.id != ok.original_message_id
+        ]
+        assert not create_requests_for(world, "never stored")
+
+
+async def test_a_slow_store_answers_privately_in_time_then_posts_the_job(
+    tmp_path: Path,
+) -> None:
+    """The store is held past the 3-second window: the member hears privately at once
+    (nothing public is left thinking), and the job gets its own message once stored."""
+    async with open_world(tmp_path) as world:
+        world.piapi.default_profile = QUICK
+        await world.start_bot(**BOT_ENV)
+        db = tmp_path / "bot.db"
+        blocker = sqlite3.connect(db, isolation_level=None, timeout=1)
+        try:
+            blocker.execute("BEGIN IMMEDIATE")
+            interaction = await world.discord.slash("imagine", {"prompt": "a slow save"})
+            await world.discord.wait_for(lambda: interaction.responded, timeout=10)
+            assert interaction.response_type == 4, interaction.response_data
+            data = interaction.response_data or {}
+            assert data.get("flags", 0) & 64 and "taking longer" in data.get("content", "")
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        await poll_until(lambda: creates_for(world, "a slow save"), what="the create", world=world)
+        world.clock.advance(10)
         await world.wait_message(
-            lambda m: m.id == interaction.original_message_id and not m.loading,
-            limit_s=8,
-            what="the thinking message to end with a result or a reason",
+            lambda m: "a slow save" in m.content and is_final_grid(m) and not m.ephemeral,
+            what="the job's own message with its grid",
         )
