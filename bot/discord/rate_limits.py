@@ -145,7 +145,7 @@ class BucketLedger:
         self._tokens: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
         self._channel_guild: dict[str, str] = {}
         self._waiters: list[asyncio.Future[None]] = []
-        self._subscribers: list[Callable[[], None]] = []
+        self._subscribers: list[Callable[[frozenset[Key]], None]] = []
         self.rate_limited = 0
         self.widened = 0
 
@@ -288,19 +288,20 @@ class BucketLedger:
                 state.inflight = max(0, state.inflight - 1)
         if ticket.probe:
             self._probing.discard((ticket.write.route, ticket.write.major))
-        self._notify()
+        self._notify(frozenset(ticket.keys))
 
-    def subscribe(self, listener: Callable[[], None]) -> None:
-        """Call `listener` after every answer (room may have come free)."""
+    def subscribe(self, listener: Callable[[frozenset[Key]], None]) -> None:
+        """Call `listener` with the keys an answer (or a release) touched: room may have
+        come free in them. An empty set: a route's first answer, anything may have."""
         self._subscribers.append(listener)
 
-    def _notify(self) -> None:
+    def _notify(self, keys: frozenset[Key]) -> None:
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
         for listener in self._subscribers:
-            listener()
+            listener(keys)
 
     # --- learning from answers ------------------------------------------------------------
 
@@ -312,13 +313,18 @@ class BucketLedger:
             if state is not None and state.inflight > 0:
                 state.inflight -= 1
         self._probing.discard((ticket.write.route, ticket.write.major))
+        learned: Key | None = None
         try:
             if status is not None:
-                self._learn(ticket, status, headers, now)
+                learned = self._learn(ticket, status, headers, now)
         finally:
-            self._notify()
+            touched = set(ticket.keys)
+            if learned is not None:
+                touched.add(learned)
+            self._notify(frozenset(touched) if ticket.keys else frozenset())
 
-    def _learn(self, ticket: Ticket, status: int, headers: Any, now: float) -> None:
+    def _learn(self, ticket: Ticket, status: int, headers: Any, now: float) -> Key | None:
+        """Learn from one answer; the key whose state it updated, if any."""
         if status == 429:
             self.rate_limited += 1
             scope = headers.get("X-RateLimit-Scope") or "unknown"
@@ -327,7 +333,7 @@ class BucketLedger:
             if headers.get("X-RateLimit-Global"):
                 retry = _float(headers.get("Retry-After"), 1.0)
                 self._global_until = max(self._global_until, now + retry)
-                return
+                return None
         bucket_id = headers.get("X-RateLimit-Bucket")
         remaining = _int(headers.get("X-RateLimit-Remaining"))
         limit = _int(headers.get("X-RateLimit-Limit"))
@@ -335,7 +341,7 @@ class BucketLedger:
         if not bucket_id or remaining is None or not limit or math.isnan(reset_after):
             if not ticket.keys:
                 self._unbucketed.add(ticket.write.route)  # no probing it one at a time
-            return
+            return None
         write = ticket.write
         bucket = self._learn_bucket(bucket_id, write, limit, reset_after, headers)
         key = (bucket_id, write.resource(bucket.level))
@@ -356,6 +362,7 @@ class BucketLedger:
         else:
             state.remaining = min(state.remaining, remaining - state.inflight)
             state.reset_at = reset_at
+        return key
 
     def _learn_bucket(
         self, bucket_id: str, write: Write, limit: int, reset_after: float, headers: Any

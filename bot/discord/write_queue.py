@@ -45,14 +45,23 @@ class _Turn:
 
 
 class WriteQueue:
+    """Turns per bucket. A turn that cannot go is parked under the first key that holds it
+    back and looked at again only when that key is touched by an answer or reaches its
+    reset time: with thousands of messages waiting in hundreds of buckets, an answer costs
+    a look at its own bucket's waiting writes, not at all of them."""
+
     def __init__(self, ledger: BucketLedger, clock: Callable[[], float]) -> None:
         self._ledger = ledger
         self._clock = clock
         self._turns: dict[object, _Turn] = {}
         self._last_turn: dict[object, float] = {}
+        self._fresh: list[_Turn] = []  # not looked at yet
+        self._parked: dict[Key, dict[object, _Turn]] = {}
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._dirty: set[Key] = set()
+        self._everything_dirty = False
         self._scheduled = False
-        self._timer: asyncio.TimerHandle | None = None
-        ledger.subscribe(self._kick)
+        ledger.subscribe(self._touched)
 
     def waiting(self) -> int:
         return len(self._turns)
@@ -72,13 +81,14 @@ class WriteQueue:
         priority: Callable[[], Priority],
     ) -> Ticket:
         """Wait for `owner`'s turn to write; the room is reserved in the returned Ticket.
-        `write` and `priority` are read again at every round, as the state moves on."""
+        `write` and `priority` are read again at every look, as the state moves on."""
         turn = _Turn(owner, write, priority, self._last_turn.get(owner, -math.inf))
         previous = self._turns.get(owner)
         if previous is not None and not previous.granted.done():
             previous.granted.cancel()
         self._turns[owner] = turn
-        self._kick()
+        self._fresh.append(turn)
+        self._schedule()
         try:
             ticket = await turn.granted
         except asyncio.CancelledError:
@@ -95,35 +105,67 @@ class WriteQueue:
         """`owner` will write no more (its final is out)."""
         self._last_turn.pop(owner, None)
 
-    def _kick(self) -> None:
-        if not self._scheduled and self._turns:
+    # --- looking again ----------------------------------------------------------------------
+
+    def _touched(self, keys: frozenset[Key]) -> None:
+        if keys:
+            self._dirty |= keys & self._parked.keys()
+        else:
+            self._everything_dirty = True
+        if self._dirty or self._everything_dirty:
+            self._schedule()
+
+    def _reset_due(self, key: Key) -> None:
+        self._timers.pop(key, None)
+        self._dirty.add(key)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._grant)
 
+    def _candidates(self) -> list[_Turn]:
+        keys = list(self._parked) if self._everything_dirty else list(self._dirty)
+        self._dirty.clear()
+        self._everything_dirty = False
+        found, self._fresh = self._fresh, []
+        for key in keys:
+            found.extend(self._parked.pop(key, {}).values())
+        live = [t for t in found if not t.granted.done() and self._turns.get(t.owner) is t]
+        return sorted(live, key=lambda t: (t.priority(), t.last_turn_at))
+
     def _grant(self) -> None:
         self._scheduled = False
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         held: set[Key] = set()
-        next_wake = math.inf
-        ranked = sorted(
-            (t for t in self._turns.values() if not t.granted.done()),
-            key=lambda t: (t.priority(), t.last_turn_at),
-        )
-        for turn in ranked:
+        for turn in self._candidates():
             write = turn.write()
             keys = self._ledger.keys(write)
-            if held.intersection(keys) or (write.bot_token and ("global", "*") in held):
-                continue
-            wait, blocking = self._ledger.wait_for(write)
-            if wait == 0:
-                turn.granted.set_result(self._ledger.reserve(write))
-                continue
-            held.update(keys)
-            held.update(blocking)
-            if wait is not None:
-                next_wake = min(next_wake, wait)
-        if next_wake < math.inf:
+            blocked_by = [k for k in keys if k in held]
+            if write.bot_token and GLOBAL_KEY in held:
+                blocked_by.append(GLOBAL_KEY)
+            # Held back by a higher write in this look: its answer touches the key; a
+            # second's timer is the safety net should none come.
+            wait: float | None = 1.0
+            if not blocked_by:
+                wait, blocking = self._ledger.wait_for(write)
+                if wait == 0:
+                    turn.granted.set_result(self._ledger.reserve(write))
+                    continue
+                blocked_by = list(blocking) or [PROBE_KEY]
+                held.update(keys)
+                held.update(blocking)
+            self._park(turn, blocked_by[0], wait)
+
+    def _park(self, turn: _Turn, key: Key, wait: float | None) -> None:
+        """Look at `turn` again when `key` is touched or, after `wait` s, resets."""
+        self._parked.setdefault(key, {})[turn.owner] = turn
+        if wait and key not in self._timers:
             loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(max(next_wake, 0.001), self._kick)
+            self._timers[key] = loop.call_later(max(wait, 0.001), self._reset_due, key)
+
+
+# Pseudo keys: the global limit, and a route waiting for its first answer (any answer
+# may be it: looked at again after every one).
+GLOBAL_KEY: Key = ("global", "*")
+PROBE_KEY: Key = ("probe", "*")

@@ -167,7 +167,7 @@ async def test_turns_go_finals_first_then_round_robin_within_a_class() -> None:
     await asyncio.sleep(0)
     assert order == [] and queue.waiting() == 4
     clock.now += 5.0
-    ledger._notify()  # the bucket's reset time came: the queue looks again
+    ledger._notify(frozenset())  # the bucket's reset time came: the queue looks again
     await asyncio.wait_for(asyncio.gather(*tasks), timeout=2)
     assert order == ["final", "old", "recent", "cosmetic"]
 
@@ -186,6 +186,6 @@ async def test_a_new_turn_of_one_owner_replaces_its_waiting_one() -> None:
     assert first.cancelled()
     assert queue.waiting() == 1
     clock.now += 5.0
-    ledger._notify()
+    ledger._notify(frozenset())
     ticket = await asyncio.wait_for(second, timeout=2)
     assert ticket.keys == (("chan", "c11"),)
