@@ -151,7 +151,7 @@ def init_cluster() -> PgCluster:
     cluster = PgCluster(bin_dir, root, _free_port(), password, run_as)
     done = cluster.run(
         "initdb", "-D", str(cluster.data_dir), "-U", SUPERUSER, f"--pwfile={pwfile}",
-        "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync",
+        "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C", "--no-sync",
     )  # fmt: skip
     pwfile.unlink()
     if done.returncode != 0:
