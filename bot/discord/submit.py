@@ -213,21 +213,31 @@ async def recover_deferred_replies(bot: MidjourneyBot) -> int:
             continue
         # The delivery record only: Publisher.resume, next, delivers every undelivered
         # record once (starting a delivery here too would race it to a second final).
-        claimed = await bot.store.deliveries.claim(
-            Delivery(
-                job_id=job.id,
-                channel_id=str(hint.get("channel_id") or job.channel_id or 0),
-                message_id=str(data["id"]),
-                guild_id=hint.get("guild_id"),
-                upload_limit=int(hint.get("upload_limit") or DEFAULT_UPLOAD_LIMIT),
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        try:
+            claimed = await _claim_reply(bot, job, hint, int(data["id"]), now)
+        except StoreError as exc:  # the job stays stored; its reply is not recovered
+            log.warning("job %s: its reply could not be recorded (%s)", job.id, exc)
+            continue
         if claimed:
             log.info("job %s: its command's reply recovered after a restart", job.id)
             count += 1
     return count
+
+
+async def _claim_reply(
+    bot: MidjourneyBot, job: Job, hint: dict[str, Any], message_id: int, now: float
+) -> bool:
+    return await bot.store.deliveries.claim(
+        Delivery(
+            job_id=job.id,
+            channel_id=str(hint.get("channel_id") or job.channel_id or 0),
+            message_id=str(message_id),
+            guild_id=hint.get("guild_id"),
+            upload_limit=int(hint.get("upload_limit") or DEFAULT_UPLOAD_LIMIT),
+            created_at=now,
+            updated_at=now,
+        )
+    )
 
 
 async def start_after_private_ack(

@@ -19,8 +19,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import BotProcess, World
+from tests.e2e.conftest import BotProcess, World, button_ids
 from tests.e2e.test_community import private_text, slash
+from tests.e2e.test_imagine import imagine_to_grid
 
 CANT_SAVE = "can't save anything right now"
 CHARGED = "nothing was charged"
@@ -63,7 +64,14 @@ def creates(world: World) -> int:
 async def test_a_full_disk_is_told_privately_and_leaves_nothing_thinking(world: World) -> None:
     port = free_port()
     bot = await world.start_bot(METRICS_LISTEN=f"127.0.0.1:{port}")
+    grid = await imagine_to_grid(world, "a grid before the disk filled")
     with full_disk(bot):
+        # A button: the click is acknowledged (the button turns blue), then the member is
+        # told privately that nothing was started.
+        click = await world.discord.click(grid.id, button_ids(grid)["U1"])
+        await world.discord.wait_for(lambda: bool(click.followup_ids), timeout=10)
+        [followup] = [world.discord.messages[i] for i in click.followup_ids]
+        assert followup.ephemeral and CANT_SAVE in followup.content, followup.content
         refused = await slash(world, "imagine", {"prompt": "a cat on a full disk"})
         assert refused.response_type == 4  # answered at once: no "thinking" reply at all
         text = private_text(refused)
@@ -76,12 +84,12 @@ async def test_a_full_disk_is_told_privately_and_leaves_nothing_thinking(world: 
         assert CANT_SAVE in remix, remix
         status, body = await health(port)
         assert status == 503 and body["storage_ok"] is False, body
-    assert creates(world) == 0  # nothing reached the provider
+    assert creates(world) == 1  # the grid's: nothing more reached the provider
     assert not [m for m in world.discord.messages.values() if m.loading]
     # The disk has room again: the next command works, and /healthz recovers with it.
     ok = await slash(world, "imagine", {"prompt": "a cat after the disk was freed"})
     assert ok.response_type == 5, ok.response_data
-    await world.discord.wait_for(lambda: creates(world) == 1, timeout=10, what="the create")
+    await world.discord.wait_for(lambda: creates(world) == 2, timeout=10, what="the create")
     status, body = await health(port)
     assert status == 200 and body["storage_ok"] is True, body
 
