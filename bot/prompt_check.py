@@ -25,13 +25,19 @@ from importlib import resources
 from urllib.parse import urlsplit
 
 __all__ = [
+    "CURRENT_VERSIONS",
+    "DEFAULT_VERSION",
     "PROBLEM_CODES",
     "BannedWords",
+    "ModelVersion",
     "PromptProblem",
+    "Versions",
     "check_image_link",
     "check_midjourney_parameters",
     "check_prompt",
     "load_default_banned_words",
+    "parse_version",
+    "prompt_version",
 ]
 
 PROBLEM_CODES = frozenset(
@@ -533,7 +539,10 @@ def _switch(canonical: str) -> _Param:
     return _Param(canonical, "nothing", lambda tokens: None, takes_value=False)
 
 
-_VERSIONS = ("1", "2", "3", "4", "5", "5.1", "5.2", "6", "6.1", "7")
+# Every --v and --niji value Midjourney has had: a value outside these is a typo. Which of
+# them the bot's image service takes today is `Versions` (below).
+_VERSIONS = ("1", "2", "3", "4", "5", "5.1", "5.2", "6", "6.1", "7", "8", "8.1")
+_NIJI_VERSIONS = ("4", "5", "6", "7")
 
 _PARAMS: dict[str, _Param] = {}
 for _names, _param in (
@@ -541,7 +550,7 @@ for _names, _param in (
     (("v", "version"), _flag("v", "a version", _numeric_choice(*_VERSIONS))),
     (
         ("niji",),
-        _flag("niji", "a niji version", _numeric_choice("4", "5", "6"), value_optional=True),
+        _flag("niji", "a niji version", _numeric_choice(*_NIJI_VERSIONS), value_optional=True),
     ),
     (("style",), _flag("style", "a style name", _style)),
     (("stylize", "s"), _flag("stylize", "a number", _int_range(0, 1000))),
@@ -575,6 +584,7 @@ for _names, _param in (
     (("turbo",), _switch("turbo")),
     (("draft",), _switch("draft")),
     (("raw",), _switch("raw")),
+    (("hd",), _switch("hd")),
     (("video",), _switch("video")),
     (("loop",), _switch("loop")),
     (("stealth",), _switch("stealth")),
@@ -679,14 +689,17 @@ def _trailing_text(flag: str, tokens: list[str]) -> PromptProblem:
     )
 
 
-def check_midjourney_parameters(prompt: str) -> PromptProblem | None:
+def check_midjourney_parameters(
+    prompt: str, *, versions: Versions | None = None
+) -> PromptProblem | None:
     """The first problem with the prompt's Midjourney parameters, or None.
 
     Parameters start with `--` (or an em dash, which phones make of `--`) after a space.
     Unknown names are `unknown_parameter`; a missing or malformed value, or text after a
     parameter that takes none, is `bad_parameter`; the same parameter twice (aliases
     included: --s and --stylize), two speeds, or --v with --niji is
-    `conflicting_parameters`. Never raises.
+    `conflicting_parameters`, and so is a parameter the chosen model version refuses
+    (--oref off V7, --cref on V7: see `Versions`). Never raises.
     """
     flags, problem = _split_flags(prompt)
     if problem is not None:
@@ -716,7 +729,180 @@ def check_midjourney_parameters(prompt: str) -> PromptProblem | None:
             "conflicting_parameters",
             f"--{seen['v']} and --niji cannot be used together; --niji is its own model version.",
         )
+    return (versions or CURRENT_VERSIONS).problem(flags)
+
+
+# --- model versions and the parameters each one takes (PROVIDERS.md §9) ---------------
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One Midjourney model: `family` "v" or "niji", `number` as written ("6.1")."""
+
+    family: str
+    number: str
+
+    @property
+    def label(self) -> str:
+        return f"V{self.number}" if self.family == "v" else f"niji {self.number}"
+
+    @property
+    def flag(self) -> str:
+        return f"--{self.family} {self.number}"
+
+    @property
+    def major(self) -> Decimal:
+        return Decimal(self.number)
+
+    def is_v(self, low: str, high: str | None = None) -> bool:
+        """A --v version from `low` up to `high` (both included; no upper bound: None)."""
+        if self.family != "v":
+            return False
+        return Decimal(low) <= self.major and (high is None or self.major <= Decimal(high))
+
+
+DEFAULT_VERSION = ModelVersion("v", "7")  # Midjourney's default since 2025-06-17
+V7 = ModelVersion("v", "7")
+
+
+def parse_version(text: str) -> ModelVersion | None:
+    """A version as a member writes it ("7", "V6.1", "--niji 7"), or None."""
+    words = text.strip().lower().replace("--", " ").split()
+    joined = "".join(words)
+    for family, choices in (("niji", _NIJI_VERSIONS), ("v", _VERSIONS)):
+        if joined.startswith(family) or (family == "v" and joined[:1].isdigit()):
+            number = joined.removeprefix(family) or ("6" if family == "niji" else "")
+            try:
+                match = next(c for c in choices if Decimal(c) == Decimal(number))
+            except (InvalidOperation, StopIteration):
+                return None
+            return ModelVersion(family, match)
     return None
+
+
+def version_of(flags: Sequence[_Flag], default: ModelVersion = DEFAULT_VERSION) -> ModelVersion:
+    for flag in flags:
+        if flag.param is not None and flag.param.canonical in ("v", "niji"):
+            family = flag.param.canonical
+            number = flag.values[0] if flag.values else "6"  # a bare --niji is niji 6
+            return parse_version(f"{family} {number}") or default
+    return default
+
+
+def prompt_version(prompt: str, default: ModelVersion = DEFAULT_VERSION) -> ModelVersion:
+    """The model a prompt runs on: its --v or --niji, else `default`."""
+    flags, _ = _split_flags(prompt)
+    return version_of(flags, default)
+
+
+# What each parameter is for, in the member's words.
+_WHAT = {
+    "oref": "--oref (omni-reference)",
+    "ow": "--ow (omni-reference weight)",
+    "cref": "--cref (character reference)",
+    "cw": "--cw (character weight)",
+    "draft": "--draft (draft mode)",
+    "exp": "--exp (experimental aesthetics)",
+    "hd": "--hd",
+    "raw": "--raw",
+}
+
+
+def _refusal(canonical: str, values: list[str], version: ModelVersion) -> str | None:
+    """Why `version` refuses the parameter, or None. Only where a refusal is documented
+    (PROVIDERS.md §9); an unknown combination passes, the provider has the last word."""
+    v6_only = version.is_v("6", "6.1") or version == ModelVersion("niji", "6")
+    if canonical in ("oref", "ow") and (version.family == "v" and version != V7):
+        hint = " On V6, --cref is the character reference." if version.is_v("6", "6.1") else ""
+        return f"works only with Midjourney V7.{hint}"
+    if canonical in ("oref", "ow") and version == ModelVersion("niji", "6"):
+        return "works only with Midjourney V7."
+    if canonical in ("cref", "cw") and version.family == "v" and not version.is_v("6", "6.1"):
+        hint = " On V7, use --oref (omni-reference) instead." if version.is_v("7") else ""
+        return f"works only with Midjourney V6 and niji 6.{hint}"
+    if canonical == "draft" and ((version.family == "v" and version != V7) or v6_only):
+        return "works only with Midjourney V7."
+    if canonical == "exp" and (v6_only or version.is_v("1", "6.1")):
+        return "works only with Midjourney V7 and later."
+    if canonical == "hd" and (v6_only or version.is_v("1", "7")):
+        return "is not available before Midjourney V8."
+    if canonical == "raw" and version.family == "niji":
+        return "is written --style raw on niji."
+    old_quality = version.is_v("1", "6.1") or version == ModelVersion("niji", "6")
+    if canonical == "quality" and values and _is_number(values[0], "4") and old_quality:
+        return "4 needs Midjourney V7 or later (V6 takes .25, .5 or 1)."
+    return None
+
+
+def _is_number(text: str, target: str) -> bool:
+    try:
+        return Decimal(text) == Decimal(target)
+    except InvalidOperation:
+        return False
+
+
+@dataclass(frozen=True)
+class Versions:
+    """The model versions the bot's image service takes, and the default one.
+
+    Midjourney keeps old versions for a while and adds new ones (V8 is reported, not yet
+    served by this bot's providers): `v` and `niji` list what is accepted today.
+    """
+
+    v: tuple[str, ...] = ("1", "2", "3", "4", "5", "5.1", "5.2", "6", "6.1", "7")
+    niji: tuple[str, ...] = ("4", "5", "6", "7")
+    default: ModelVersion = DEFAULT_VERSION
+
+    def choices(self) -> list[ModelVersion]:
+        """The versions a member picks from in /prefs: the current ones, newest first."""
+        current = [ModelVersion("v", n) for n in self.v if Decimal(n) >= 6]
+        current += [ModelVersion("niji", n) for n in self.niji if Decimal(n) >= 6]
+        return sorted(current, key=lambda m: (m.family != "v", -m.major))
+
+    def accepts(self, version: ModelVersion) -> bool:
+        listed = self.v if version.family == "v" else self.niji
+        return any(Decimal(n) == version.major for n in listed)
+
+    def problem(self, flags: Sequence[_Flag]) -> PromptProblem | None:
+        """A parameter the prompt's model version refuses, or a version not served."""
+        version = version_of(flags, self.default)
+        if not self.accepts(version):
+            served = ", ".join(m.label for m in self.choices())
+            return PromptProblem(
+                "bad_parameter",
+                f"{version.flag} (Midjourney {version.label}) is not available through this "
+                f"bot's image service; choose one of {served}.",
+            )
+        named = {f.param.canonical: f for f in flags if f.param is not None}
+        for canonical, flag in named.items():
+            reason = _refusal(canonical, flag.values, version)
+            if reason is not None:
+                return _version_refusal(flag, version, reason, explicit="v" in named)
+        if version == V7 and "oref" in named and "quality" in named:
+            quality = named["quality"]
+            if quality.values and _is_number(quality.values[0], "4"):
+                return PromptProblem(
+                    "conflicting_parameters",
+                    f"--{quality.name} 4 cannot be used with --oref on V7; use --q 1 or 2.",
+                )
+        return None
+
+
+def _version_refusal(
+    flag: _Flag, version: ModelVersion, reason: str, *, explicit: bool
+) -> PromptProblem:
+    what = _WHAT.get(flag.param.canonical if flag.param else "", f"--{flag.name}")
+    if flag.param is not None and flag.param.canonical == "quality":
+        what = f"--{flag.name}"
+    chosen = (
+        f"this prompt uses {version.label} ({version.flag})"
+        if explicit or version != DEFAULT_VERSION
+        else f"this prompt uses {version.label}, the default"
+    )
+    return PromptProblem("conflicting_parameters", f"{what} {reason} Here, {chosen}.")
+
+
+CURRENT_VERSIONS = Versions()
 
 
 # --- links and the whole prompt ---------------------------------------------------------
@@ -746,7 +932,12 @@ def check_image_link(url: str) -> PromptProblem | None:
 
 
 def check_prompt(
-    prompt: str, *, banned: BannedWords, max_length: int, allow_empty: bool = False
+    prompt: str,
+    *,
+    banned: BannedWords,
+    max_length: int,
+    allow_empty: bool = False,
+    versions: Versions | None = None,
 ) -> PromptProblem | None:
     """The first reason to refuse `prompt`, or None: empty, too long, banned word, then
     Midjourney parameters.
@@ -773,7 +964,7 @@ def check_prompt(
             "banned_word",
             f'The prompt contains "{_shown(fragment)}", which this server does not allow.',
         )
-    if (problem := check_midjourney_parameters(text)) is not None:
+    if (problem := check_midjourney_parameters(text, versions=versions)) is not None:
         return problem
     if not allow_empty and _description_is_empty(text):
         return PromptProblem(

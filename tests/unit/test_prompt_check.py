@@ -345,7 +345,7 @@ def test_find_never_raises_and_returns_text_from_the_input(text: str) -> None:
         "a lighthouse --no people cars, boats --zoom 1.5",
         "a lighthouse --sref 123456 https://cdn.example/a.png::2 --sw 300 --sv 4",
         "a lighthouse --sref random",
-        "a lighthouse --cref https://cdn.example/a.png https://cdn.example/b.png --cw 50",
+        "a lighthouse --cref https://cdn.example/a.png https://cdn.example/b.png --cw 50 --v 6.1",
         "a lighthouse --oref https://cdn.example/a.png --ow 200",
         "a lighthouse --repeat 40 --fast",
         "a lighthouse --r 1 --turbo --raw",
