@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.e2e.conftest import BACKEND_KEYS, World, open_world
+from tests.e2e.conftest import BACKEND_KEYS, World, button_ids, open_world
 from tests.e2e.test_community import slash
 from tests.fakes.discord import DEFAULT_GUILD_ID
 from tests.fakes.legnext import FakeLegnext
@@ -119,6 +119,16 @@ async def test_a_pool_of_accounts_from_a_file(tmp_path: Path) -> None:
             assert "0/2 in flight" in line_b and "today 2 job(s)" in line_b
             assert "**available**" in line_b
             assert "**mp** (mjproxy)" in view
+
+            # 🔄 on the first grid (made at a): answered privately, naming why; nothing sent.
+            grid = world.discord.messages[first]
+            click = await world.discord.click(first, button_ids(grid)["🔄"], user="tester")
+            await world.discord.wait_for(lambda: click.responded, timeout=5, what="🔄")
+            refusal = await world.wait_message(
+                lambda m: m.ephemeral and "Follow-ups must go" in m.content, what="the refusal"
+            )
+            assert "(a) is set aside: it is out of credit" in refusal.content, refusal.content
+            assert (len(fa.created()), len(fb.created())) == (1, 2)
 
             fa.balance_points = 10_000
             back = await accounts_view(world, {"restore": "a"})
