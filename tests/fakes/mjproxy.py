@@ -301,6 +301,9 @@ class FakeMJProxy:
         self.max_running = max_running
         self.queue_size = queue_size
         self.upscale_version = upscale_version
+        # False: every Midjourney account behind the proxy is disabled (credits exhausted,
+        # banned, …): submits answer code 3 "无可用的账号实例" (PROVIDERS.md §10).
+        self.accounts_available = True
         self.default_profile = Profile()
         self.profile_for_prompt: dict[str, Profile] = {}
         self.tasks: dict[str, FakeTask] = {}
@@ -555,6 +558,8 @@ class FakeMJProxy:
         if not isinstance(body, dict):
             raise _Reply(4, "请求体必须是 JSON 对象 (expected a JSON object)")
         op = request.path.rsplit("/", 1)[-1]
+        if not self.accounts_available:
+            raise _Reply(3, "无可用的账号实例")
         mode = self._mode(request.path, body)
         state = body.get("state")
         if state is not None and (not isinstance(state, str) or len(state) > STATE_LIMIT):

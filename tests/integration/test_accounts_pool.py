@@ -506,3 +506,41 @@ async def test_queue_positions_count_only_jobs_waiting_for_the_same_accounts(
     assert two.creates("b") == 2 and two.creates("a") == 1
     done = await two.finish(*running, waiting_fast, waiting_relax)
     assert [j.account for j in done] == ["a", "b", "a", "b"]
+
+
+async def test_a_proxy_with_no_midjourney_account_left_is_cooled_down(tmp_path: Path) -> None:
+    clock = FakeClock()
+    async with (
+        FakeMJProxy(api_secret="mp-secret", clock=clock, image_size=32) as fm,
+        FakeLegnext(api_key=KEYS["a"], clock=clock, image_size=32) as fl,
+    ):
+        http = ProviderHTTP(
+            fm.base_url,
+            headers=MJProxyProvider.auth_headers("mp-secret", "mj-api-secret"),
+            timeout=1.0,
+            attempts=1,
+            classify=mjproxy_classify,
+            sleep=_no_sleep,
+        )
+        proxy = MJProxyProvider(base_url=fm.base_url, api_secret="mp-secret", http=http)
+        world = await open_pool(
+            tmp_path,
+            [("mp", fm, proxy, 3, 1), ("lg", fl, legnext(fl, KEYS["a"]), 3, 1)],
+            settings=PoolSettings(cooldown_s=45),
+        )
+        try:
+            fm.accounts_available = False  # code 3 "无可用的账号实例"
+            job = await world.submit(imagine())
+            mp = world.pool.get("mp")
+            assert mp is not None and mp.aside is not None and mp.aside.kind is AsideKind.BUSY
+            assert world.latest[job.id].account == "lg"  # mp was first in the file
+            (done,) = await world.finish(job)
+            assert done.status is JobStatus.COMPLETED
+            assert (len(fm.created()), len(fl.created())) == (0, 1)
+
+            fm.accounts_available = True
+            await world.run_until(lambda: mp.aside is None, max_seconds=60)
+            again = await world.submit(imagine("again"), member="m2")
+            assert world.latest[again.id].account == "mp"
+        finally:
+            await close_pool(world)
