@@ -10,6 +10,9 @@ Neutral names (PROVIDERS.md §6.3) are what the store, the buttons and the cogs 
     remix / edit / enhance                       seed (🌱, offered by the bot itself)
     edit:N            ✏️ N on a grid: edit tile N (backends that address single images)
     provider:<raw>    an action the bot has no name for; replayed as the provider spells it
+    animate_low:N / animate_high:N   Animate (Low|High motion) on image N (1 on a single)
+    extend_low:V / extend_high:V     Extend (Low|High motion) video V of a video job
+    video_hd:V                       HD: upscale video V to 720p
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ _VARY_GRID = re.compile(r"^vary_grid:([1-4])$")
 _UPSCALE = re.compile(r"^(redo_)?upscale_(subtle|creative|2x|4x)$")
 _PAN = re.compile(r"^pan_(left|right|up|down)$")
 _EDIT_TILE = re.compile(r"^edit:([1-4])$")
+_ANIMATE = re.compile(r"^animate_(low|high):([1-4])$")
+_EXTEND = re.compile(r"^extend_(low|high):([1-4])$")
+_VIDEO_HD = re.compile(r"^video_hd:([1-4])$")
 
 
 class ActionInputError(ValueError):
@@ -80,6 +86,12 @@ def kind_of(action: str) -> OperationKind | None:
         return OperationKind.OUTPAINT
     if action.startswith("provider:"):
         return OperationKind.PROVIDER_ACTION
+    if _ANIMATE.match(action):
+        return OperationKind.VIDEO
+    if _EXTEND.match(action):
+        return OperationKind.VIDEO_EXTEND
+    if _VIDEO_HD.match(action):
+        return OperationKind.VIDEO_UPSCALE
     simple = {
         "reroll": OperationKind.REROLL,
         "vary_region": OperationKind.INPAINT,
@@ -153,6 +165,42 @@ def operation_for(action: str, parent: Job, given: ActionInput | None = None) ->
         return follow(OperationKind.ENHANCE)
     if action == "seed":
         return Operation(OperationKind.SEED, parent_job_id=parent.id)
+    if video := _video_operation(action, parent, prompt):
+        return video
     if action.startswith("provider:"):
         return follow(OperationKind.PROVIDER_ACTION, raw_action=action.removeprefix("provider:"))
     raise ActionInputError(f"Unknown action {action!r}.")
+
+
+def _video_operation(action: str, parent: Job, prompt: str | None) -> Operation | None:
+    """Animate, Extend and HD: the video follow-ups (None when `action` is none of them).
+    The words carry on; image-only flags do not (a video has no --ar or --stylize)."""
+    words = video_words(prompt)
+    kind, index, motion = OperationKind.VIDEO, 1, None
+    if m := _ANIMATE.match(action):
+        index, motion = int(m[2]), m[1]
+    elif m := _EXTEND.match(action):
+        kind, index, motion = OperationKind.VIDEO_EXTEND, int(m[2]), m[1]
+    elif m := _VIDEO_HD.match(action):
+        kind, index = OperationKind.VIDEO_UPSCALE, int(m[1])
+    else:
+        return None
+    return Operation(
+        kind,
+        prompt=words,
+        mode=parent.operation.mode,
+        parent_job_id=parent.id,
+        index=index,
+        motion=motion,
+    )
+
+
+_FLAGS = re.compile(r"(?<!\S)--\w.*$", re.DOTALL)
+
+
+def video_words(prompt: str | None) -> str | None:
+    """The prompt's words without its trailing --flags (None when nothing is left)."""
+    if not prompt:
+        return None
+    words = _FLAGS.sub("", prompt).strip()
+    return words or None

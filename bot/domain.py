@@ -67,12 +67,39 @@ class OperationKind(StrEnum):
     EDIT = "edit"
     REMIX = "remix"
     ENHANCE = "enhance"
+    # Video (Midjourney V1 Video): animate an image of a job, animate an outside image,
+    # extend one video of a video job by ~4 s, upscale one video to HD.
+    VIDEO = "video"
+    VIDEO_FROM_IMAGE = "video_from_image"
+    VIDEO_EXTEND = "video_extend"
+    VIDEO_UPSCALE = "video_upscale"
     # A follow-up the bot has no name for: the provider's raw action is replayed as is.
     PROVIDER_ACTION = "provider_action"
 
     @property
     def needs_parent(self) -> bool:
-        return self not in (OperationKind.IMAGINE, OperationKind.DESCRIBE, OperationKind.BLEND)
+        return self not in (
+            OperationKind.IMAGINE,
+            OperationKind.DESCRIBE,
+            OperationKind.BLEND,
+            OperationKind.VIDEO_FROM_IMAGE,
+        )
+
+    @property
+    def is_video(self) -> bool:
+        return self in VIDEO_KINDS
+
+
+VIDEO_KINDS = frozenset(
+    {
+        OperationKind.VIDEO,
+        OperationKind.VIDEO_FROM_IMAGE,
+        OperationKind.VIDEO_EXTEND,
+        OperationKind.VIDEO_UPSCALE,
+    }
+)
+VIDEO_MOTIONS = ("low", "high")
+VIDEO_BATCH_SIZES = (1, 2, 4)
 
 
 class PanDirection(StrEnum):
@@ -111,6 +138,11 @@ class Operation:
     `index` is the tile (1-4) a grid follow-up applies to. `variant` qualifies the kind:
     upscale subtle|creative|2x|4x, variation subtle|strong. `parent_job_id` names the
     bot's own job this follows up; the engine resolves it to the provider reference.
+
+    Video: `index` is the image (animate) or the video (extend, HD) it applies to, 1-4;
+    `motion` low|high; `video_loop` ends on the start frame, `end_image_url` on another;
+    `batch_size` 1|2|4 videos; `hd` 720p instead of 480p; `raw_style` is --raw.
+    Unset options stay None so older stored operations read back unchanged.
     """
 
     kind: OperationKind
@@ -128,6 +160,12 @@ class Operation:
     canvas: Size | None = None
     placement: Placement | None = None
     raw_action: str | None = None
+    motion: str | None = None
+    video_loop: bool | None = None
+    end_image_url: str | None = None
+    batch_size: int | None = None
+    hd: bool | None = None
+    raw_style: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {}
@@ -192,6 +230,38 @@ class Action:
             raw=data.get("raw", data["name"]),
             images=tuple(images) if images is not None else None,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class VideoClip:
+    """One video of a finished video job: the MP4's URL and a still to show for it."""
+
+    url: str
+    cover: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"url": self.url, "cover": self.cover}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> VideoClip | None:
+        if not isinstance(data, dict) or not isinstance(data.get("url"), str) or not data["url"]:
+            return None
+        cover = data.get("cover")
+        return cls(url=data["url"], cover=cover if isinstance(cover, str) and cover else None)
+
+
+def videos_of(provider_data: dict[str, Any]) -> list[VideoClip]:
+    """The videos a provider reported, kept in `provider_data["videos"]` (a list of
+    {url, cover}): stored with the job as it is, so restarts and /job show keep them."""
+    raw = provider_data.get("videos")
+    if not isinstance(raw, list):
+        return []
+    clips = [clip for item in raw if (clip := VideoClip.from_dict(item)) is not None]
+    # No cover reported (Legnext documents none): the start image stands in for it.
+    source = provider_data.get("video_source")
+    if isinstance(source, str) and source:
+        clips = [c if c.cover else VideoClip(c.url, source) for c in clips]
+    return clips
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +402,15 @@ class Job:
     @property
     def parent_job_id(self) -> str | None:
         return self.operation.parent_job_id
+
+    @property
+    def videos(self) -> list[VideoClip]:
+        """The finished videos of a video job (empty for image jobs)."""
+        return videos_of(self.provider_data)
+
+    @property
+    def is_video(self) -> bool:
+        return self.operation.kind.is_video
 
     def visible_state(self) -> tuple[Any, ...]:
         """What a user can see of the job; an edit is worth sending only when this changes."""

@@ -21,6 +21,7 @@ from bot.domain import (
     Operation,
     OperationKind,
     ProviderSnapshot,
+    VideoClip,
 )
 from bot.providers.base import (
     AccountInfo,
@@ -44,6 +45,7 @@ from bot.providers.legnext_family import (
     split_prompts,
     synthesize_actions,
 )
+from bot.video import video_actions
 
 LABEL = "Legnext"
 
@@ -73,6 +75,10 @@ CAPABILITIES = Capabilities(
             OperationKind.REMIX,
             OperationKind.EDIT,
             OperationKind.ENHANCE,
+            OperationKind.VIDEO,
+            OperationKind.VIDEO_FROM_IMAGE,
+            OperationKind.VIDEO_EXTEND,
+            OperationKind.VIDEO_UPSCALE,
         }
     ),
     can_cancel=False,
@@ -198,6 +204,10 @@ def parse_job(
 
     if status is JobStatus.FAILED:
         snap.error = _error(obj.get("error"))
+    elif status is JobStatus.COMPLETED and (
+        (op is not None and op.kind.is_video) or output.get("video_urls")
+    ):
+        _parse_videos(snap, output, op=op, data=data)
     elif status is JobStatus.COMPLETED:
         listed = output.get("image_urls")
         urls = [u for u in listed if isinstance(u, str) and u] if isinstance(listed, list) else []
@@ -222,6 +232,32 @@ def parse_job(
         data["image_count"] = count
     snap.data = data
     return snap
+
+
+def _parse_videos(
+    snap: ProviderSnapshot, output: dict[str, Any], *, op: Operation | None, data: dict[str, Any]
+) -> None:
+    """A finished video job: `output.video_urls` (one per video, index = videoNo) and its
+    covers where given (`image_urls` per video, else `image_url`). The first cover is the
+    job's result image, so every layer that shows a still has one."""
+    listed = output.get("video_urls")
+    urls = [u for u in listed if isinstance(u, str) and u] if isinstance(listed, list) else []
+    if not urls:
+        snap.status = JobStatus.FAILED
+        snap.error = JobError(ErrorCode.MALFORMED_REPLY, f"{LABEL} finished the video without one.")
+        return
+    listed_covers = output.get("image_urls")
+    covers: list[Any] = listed_covers if isinstance(listed_covers, list) else []
+    single = output.get("image_url") if isinstance(output.get("image_url"), str) else None
+    videos = []
+    for i, url in enumerate(urls):
+        cover = covers[i] if i < len(covers) and isinstance(covers[i], str) else None
+        videos.append(VideoClip(url, cover or single or None).to_dict())
+    data["videos"] = videos
+    data["video_count"] = len(videos)
+    snap.result_url = videos[0]["cover"]
+    upscaled = op is not None and op.kind is OperationKind.VIDEO_UPSCALE
+    snap.actions = video_actions(len(videos), hd=not upscaled)
 
 
 def _looks_like_describe(output: dict[str, Any]) -> bool:

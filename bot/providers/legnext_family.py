@@ -56,6 +56,7 @@ from bot.providers.base import (
     UnsupportedOperationError,
 )
 from bot.providers.http import ProviderHTTP
+from bot.video import animate_actions, video_problem, video_prompt
 
 log = logging.getLogger(__name__)
 
@@ -329,6 +330,8 @@ def build_request(
         if not op.image_urls:
             raise InvalidRequestError("Describe needs an image.")
         return UpstreamRequest("describe", {"imgUrl": op.image_urls[0]})
+    if kind.is_video:
+        return video_request(op, parent, ref_is_upstream=ref_is_upstream, label=label)
     if kind not in (
         OperationKind.UPSCALE,
         OperationKind.VARIATION,
@@ -404,6 +407,59 @@ def build_request(
         return UpstreamRequest("edit", params)
     assert kind is OperationKind.ENHANCE
     return UpstreamRequest("enhance", params)
+
+
+def video_request(
+    op: Operation, parent: Job | None, *, ref_is_upstream: bool, label: str
+) -> UpstreamRequest:
+    """Legnext's video endpoints (PROVIDERS.md §8.2): /v1/video-diffusion from a job's image
+    (jobId + imageNo) or from an outside image (its URL first in the prompt),
+    /v1/extend-video and /v1/video-upscale on a video job (jobId + videoNo)."""
+    if problem := video_problem(op):
+        raise InvalidRequestError(problem)
+    video_type = 1 if op.hd else 0
+    if op.kind is OperationKind.VIDEO_FROM_IMAGE:
+        prompt = check_prompt(video_prompt(op, start_image=op.image_urls[0]), "Video")
+        return UpstreamRequest("video-diffusion", {"prompt": prompt, "videoType": video_type})
+    if parent is None:
+        raise InvalidRequestError("That follow-up needs a finished job to start from.")
+    if op.kind is OperationKind.VIDEO:
+        if parent.is_video:
+            raise InvalidRequestError("That is already a video: use Extend on it instead.")
+        addr = address_for(op, parent, ref_is_upstream=ref_is_upstream, label=label)
+        params: dict[str, Any] = {"jobId": addr.job_id, "imageNo": addr.image_no}
+        params["prompt"] = check_prompt(video_prompt(op), "Animate")
+        params["videoType"] = video_type
+        return UpstreamRequest("video-diffusion", params)
+    # Extend and HD take the *video* job's id and the video's number (0-3).
+    count = len(parent.videos)
+    if not parent.is_video or count == 0:
+        raise InvalidRequestError("Extend and HD need a finished video job.")
+    number = op.index or 1
+    if not 1 <= number <= count:
+        raise InvalidRequestError(f"Video {number} does not exist: pick 1 to {count}.")
+    job_id = _require_upstream(parent, ref_is_upstream=ref_is_upstream, label=label)
+    params = {"jobId": job_id, "videoNo": number - 1}
+    if op.kind is OperationKind.VIDEO_EXTEND:
+        params["prompt"] = check_prompt(video_prompt(op), "Extend")
+        return UpstreamRequest("extend-video", params)
+    return UpstreamRequest("video-upscale", params)
+
+
+def video_source(op: Operation, parent: Job | None) -> str | None:
+    """The image a video starts from, kept as its cover when the backend reports none."""
+    if op.kind is OperationKind.VIDEO_FROM_IMAGE:
+        return op.image_urls[0] if op.image_urls else None
+    if parent is None:
+        return None
+    if parent.is_video:
+        videos = parent.videos
+        n = (op.index or 1) - 1
+        return videos[n].cover if 0 <= n < len(videos) else None
+    n = op.index or 1
+    if parent.tiles and not is_single(parent) and len(parent.tiles) >= n:
+        return parent.tiles[n - 1]
+    return parent.result_url
 
 
 def _put(params: dict[str, Any], key: str, value: Any) -> None:
@@ -590,6 +646,8 @@ def synthesize_actions(
         prompt = op.prompt if op is not None else None
         if OperationKind.ENHANCE in caps and prompt and _DRAFT_FLAG.search(prompt):
             single.append("enhance")
+        if OperationKind.VIDEO in caps:
+            single += [a.name for a in animate_actions()]
         names += [(name, image_no) for name in single]
     return [Action(name, raw=name, images=None) for name, n in names if _allowed(allow, name, n)]
 
@@ -776,7 +834,10 @@ class LegnextFamilyProvider:
         request = self.build_request(operation, parent=parent)
         if self.callback:
             request = UpstreamRequest(request.op, {**request.params, "callback": self.callback})
-        return await self._create(request, operation)
+        snap = await self._create(request, operation)
+        if operation.kind.is_video and (source := video_source(operation, parent)):
+            snap.data["video_source"] = source
+        return snap
 
     def build_request(self, operation: Operation, *, parent: Job | None) -> UpstreamRequest:
         if not self.capabilities.supports(operation.kind):

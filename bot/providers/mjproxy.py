@@ -35,6 +35,7 @@ from bot.domain import (
     Operation,
     OperationKind,
     ProviderSnapshot,
+    VideoClip,
 )
 from bot.providers.base import (
     AccountInfo,
@@ -51,6 +52,7 @@ from bot.providers.base import (
     UnsupportedOperationError,
 )
 from bot.providers.http import ProviderHTTP
+from bot.video import video_actions, video_problem
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +99,13 @@ _BASE_OPERATIONS = frozenset(
         OperationKind.PAN,
         OperationKind.REMIX,
         OperationKind.PROVIDER_ACTION,
+        OperationKind.VIDEO,
+        OperationKind.VIDEO_FROM_IMAGE,
+        OperationKind.VIDEO_EXTEND,
     }
 )
+# PROVIDERS.md §8.4: videoType at creation is the HD choice; there is no HD follow-up.
+VIDEO_TYPES = {False: "vid_1.1_i2v_480", True: "vid_1.1_i2v_720"}
 
 # --- customId -> neutral action name (PROVIDERS.md §6.3) ------------------------------------
 
@@ -112,7 +119,10 @@ _INPAINT = re.compile(r"^MJ::Inpaint::")
 _OUTPAINT = re.compile(r"^MJ::Outpaint::(\d+)::")
 _CUSTOM_ZOOM = re.compile(r"^MJ::CustomZoom::")
 _PAN = re.compile(r"^MJ::JOB::pan_(left|right|up|down)::")
-_ANIMATE = re.compile(r"^MJ::JOB::animate", re.IGNORECASE)
+_ANIMATE = re.compile(r"^MJ::JOB::animate_(low|high)::([1-4])::", re.IGNORECASE)
+_ANIMATE_EXTEND = re.compile(r"^MJ::JOB::animate_(low|high)_extend::([1-4])::", re.IGNORECASE)
+_VIDEO_PICK = re.compile(r"^MJ::JOB::video_virtual_upscale::", re.IGNORECASE)
+_ANIMATE_OTHER = re.compile(r"^MJ::(?:JOB::animate|AnimateModal)", re.IGNORECASE)
 _PIC_READER = re.compile(r"^MJ::Job::PicReader::([1-9])$", re.IGNORECASE)
 _PIC_READER_ALL = re.compile(r"^MJ::Job::PicReader::all", re.IGNORECASE)
 _PIC_READ_RETRY = re.compile(r"^MJ::Picread::Retry", re.IGNORECASE)
@@ -162,8 +172,15 @@ def neutral_action(custom_id: str, label: str | None = None) -> str | None:
         return "zoom_custom"
     if m := _PAN.match(cid):
         return f"pan_{m[1]}"
-    if _ANIMATE.match(cid):
-        _log_dropped(cid, "animation is out of scope")
+    if m := _ANIMATE_EXTEND.match(cid):
+        return f"extend_{m[1].lower()}:1"
+    if m := _ANIMATE.match(cid):
+        return f"animate_{m[1].lower()}:1"
+    if _VIDEO_PICK.match(cid):
+        _log_dropped(cid, "a video is addressed by its number; Extend picks it")
+        return None
+    if _ANIMATE_OTHER.match(cid):
+        _log_dropped(cid, "the manual animate form is not offered")
         return None
     if _BOOKMARK.search(cid):
         _log_dropped(cid, "bookmarks (❤️) are not offered")
@@ -333,6 +350,13 @@ def parse_task(task: dict[str, Any]) -> ProviderSnapshot:
         data["action"] = action
 
     completed = status is JobStatus.COMPLETED
+    videos = _videos(task) if completed else []
+    if videos:
+        data["videos"] = [v.to_dict() for v in videos]
+        data["video_count"] = len(videos)
+        image_url = videos[0].cover
+        tiles = None
+        actions = _video_actions(len(videos), actions)
     return ProviderSnapshot(
         ref=str(task_id),
         status=status,
@@ -348,6 +372,34 @@ def parse_task(task: dict[str, Any]) -> ProviderSnapshot:
         data=data,
         raw_status=raw_status or None,
     )
+
+
+def _videos(task: dict[str, Any]) -> list[VideoClip]:
+    """A video task's MP4s (PROVIDERS.md §8.4): `videoUrls[{url, thumbnail}]`, else the one
+    `videoUrl`; the cover is each one's thumbnail, else `thumbnailUrl`."""
+    thumb = _get(task, "thumbnailUrl")
+    fallback = thumb if isinstance(thumb, str) and thumb else None
+    found: list[VideoClip] = []
+    listed = _get(task, "videoUrls")
+    for item in listed if isinstance(listed, list) else []:
+        url = _get(item, "url") if isinstance(item, dict) else None
+        if isinstance(url, str) and url:
+            cover = _get(item, "thumbnail")
+            found.append(VideoClip(url, cover if isinstance(cover, str) and cover else fallback))
+    single = _get(task, "videoUrl")
+    if not found and isinstance(single, str) and single:
+        found.append(VideoClip(single, fallback))
+    return found
+
+
+def _video_actions(count: int, buttons: list[Action]) -> list[Action]:
+    """Extend per video. A single video's own `animate_*_extend` button is pressed as is;
+    in a batch the proxy's extend call names the video (raw stays the neutral name)."""
+    own = {a.name: a.raw for a in buttons if a.name.startswith("extend_")}
+    return [
+        Action(a.name, raw=own.get(a.name, a.raw) if count == 1 else a.raw)
+        for a in video_actions(count, hd=False)
+    ]
 
 
 # --- reply envelopes and errors -------------------------------------------------------------
@@ -536,6 +588,16 @@ class MJProxyProvider:
             return await self._create("/mj/submit/describe", self.describe_body(op, state=state))
         if op.kind is OperationKind.BLEND:
             return await self._create("/mj/submit/blend", await self.blend_body(op, state=state))
+        if op.kind is OperationKind.VIDEO_FROM_IMAGE:
+            return await self._create("/mj/submit/video", self.video_body(op, state=state))
+        if op.kind is OperationKind.VIDEO_EXTEND:
+            return await self._extend(op, parent, state)
+        if op.kind is OperationKind.VIDEO_UPSCALE:
+            raise UnsupportedOperationError(
+                "midjourney-proxy makes HD videos only when they are created (/animate hd)."
+            )
+        if op.kind is OperationKind.VIDEO and (problem := video_problem(op)):
+            raise InvalidRequestError(problem)
         if op.kind in (OperationKind.EDIT, OperationKind.ENHANCE):
             raise UnsupportedOperationError(
                 f"midjourney-proxy cannot do {op.kind.value} (its /mj/submit/edits differs)."
@@ -620,11 +682,66 @@ class MJProxyProvider:
         dimension = _BLEND_DIMENSIONS[op.dimension or BlendDimension.SQUARE]
         return self._common({"base64Array": urls, "dimensions": dimension}, state)
 
+    def video_body(self, op: Operation, *, state: str) -> dict[str, Any]:
+        """POST /mj/submit/video from an outside image (PROVIDERS.md §8.4)."""
+        if problem := video_problem(op):
+            raise InvalidRequestError(problem)
+        # `prompt` is required; without words it names the motion the body also gives.
+        motion = op.motion or "low"
+        body: dict[str, Any] = {
+            "prompt": (op.prompt or "").strip() or f"--motion {motion}",
+            "image": op.image_urls[0],
+            "motion": motion,
+            "loop": bool(op.video_loop),
+            "videoType": VIDEO_TYPES[bool(op.hd)],
+            "batchSize": op.batch_size or 4,
+        }
+        if op.end_image_url:
+            body["endImage"] = op.end_image_url
+        return self._common(body, state)
+
+    def extend_body(self, op: Operation, parent: Job, *, state: str) -> dict[str, Any]:
+        """POST /mj/submit/video {action: "extend", taskId, index} for video N of a batch."""
+        if problem := video_problem(op):
+            raise InvalidRequestError(problem)
+        count = len(parent.videos)
+        number = op.index or 1
+        if count == 0:
+            raise InvalidRequestError("Extend needs a finished video job.")
+        if not 1 <= number <= count:
+            raise InvalidRequestError(f"Video {number} does not exist: pick 1 to {count}.")
+        prompt = (op.prompt or parent.operation.prompt or "").strip() or "extend"
+        body: dict[str, Any] = {
+            "action": "extend",
+            "taskId": _parent_ref(parent),
+            "index": number - 1,
+            "prompt": prompt,
+            "motion": op.motion or "low",
+        }
+        return self._common(body, state)
+
+    async def _extend(self, op: Operation, parent: Job | None, state: str) -> ProviderSnapshot:
+        if parent is None or not parent.provider_ref:
+            raise InvalidRequestError("That follow-up needs a finished job to start from.")
+        name = f"extend_{op.motion or 'low'}:{op.index or 1}"
+        raw = next((a.raw for a in parent.actions if a.name == name), "")
+        if raw.startswith("MJ::"):
+            # A single video carries its own Extend button: pressed like any button.
+            body = {"taskId": _parent_ref(parent), "customId": raw}
+            reply = await self.http.request(
+                "POST", "/mj/submit/action", json_body=self._common(body, state), creates=True
+            )
+            code, task_id, _ = _accepted(reply)
+            return _submitted(task_id, code, reply, custom_id=raw)
+        return await self._create("/mj/submit/video", self.extend_body(op, parent, state=state))
+
     def action_body(self, op: Operation, parent: Job, *, state: str) -> dict[str, Any]:
         custom_id = self.custom_id_for(op, parent)
         body: dict[str, Any] = {"taskId": _parent_ref(parent), "customId": custom_id}
+        # Animate carries the words only (no image flags): that is no remix.
+        changed = op.kind is not OperationKind.VIDEO and op.prompt is not None
         if op.kind is OperationKind.REMIX or (
-            op.prompt is not None and op.prompt.strip() != (parent.operation.prompt or "").strip()
+            changed and (op.prompt or "").strip() != (parent.operation.prompt or "").strip()
         ):
             body["enableRemix"] = True
         return self._common(body, state)
@@ -669,6 +786,8 @@ class MJProxyProvider:
             raise InvalidRequestError("Variation needs a tile or subtle/strong.")
         if kind is OperationKind.REROLL:
             return ["reroll"]
+        if kind is OperationKind.VIDEO:
+            return [f"animate_{op.motion or 'low'}:{op.index or 1}"]
         if kind is OperationKind.INPAINT:
             return ["vary_region"]
         if kind is OperationKind.OUTPAINT:

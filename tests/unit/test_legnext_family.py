@@ -183,6 +183,10 @@ def test_capabilities() -> None:
         k.REMIX,
         k.EDIT,
         k.ENHANCE,
+        k.VIDEO,
+        k.VIDEO_FROM_IMAGE,
+        k.VIDEO_EXTEND,
+        k.VIDEO_UPSCALE,
     }
     assert vtrix == {
         k.IMAGINE,
@@ -570,6 +574,7 @@ SINGLE_ACTIONS = [
     "pan_down",
     "edit",
 ]
+ANIMATE = ["animate_low:1", "animate_high:1"]  # Legnext only: Vtrix has no video
 
 
 async def test_local_pick_sends_nothing(provider: Any) -> None:
@@ -582,7 +587,7 @@ async def test_local_pick_sends_nothing(provider: Any) -> None:
     assert snap.result_url == TILES[2]
     assert snap.cost is None
     assert snap.data == {"job_id": UP, "image_no": 2, "image_count": 1, "picked_from": "grid1"}
-    assert names(snap.actions) == SINGLE_ACTIONS
+    assert names(snap.actions) == SINGLE_ACTIONS + (ANIMATE if provider.name == "legnext" else [])
     assert all(a.raw == a.name and a.images is None for a in snap.actions or [])
     # Read again (e.g. after a restart) it stays what it was, still without a request.
     job = grid(provider.name, job_id="new")
@@ -656,11 +661,12 @@ def test_single_actions_upscale_result_and_enhance() -> None:
     caps = LegnextProvider(api_key="k", http=_http()).capabilities
     up = Operation(OperationKind.UPSCALE, variant="subtle", prompt="a cat")
     assert names(fam.synthesize_actions(op=up, image_count=1, capabilities=caps)) == [
-        n for n in SINGLE_ACTIONS if not n.startswith("upscale_")
+        *(n for n in SINGLE_ACTIONS if not n.startswith("upscale_")),
+        *ANIMATE,
     ]
     draft = Operation(OperationKind.UPSCALE, index=1, prompt="a cat --v 7 --draft")
     got = names(fam.synthesize_actions(op=draft, image_count=1, capabilities=caps, picked=True))
-    assert got == [*SINGLE_ACTIONS, "enhance"]
+    assert got == [*SINGLE_ACTIONS, "enhance", *ANIMATE]
     describe = Operation(OperationKind.DESCRIBE, image_urls=("https://a/b.png",))
     assert fam.synthesize_actions(op=describe, image_count=4, capabilities=caps) == []
 

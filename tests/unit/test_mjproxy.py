@@ -84,8 +84,7 @@ def test_known_custom_ids(custom_id: str, expected: str) -> None:
 @pytest.mark.parametrize(
     "custom_id",
     [
-        f"MJ::JOB::animate_high::1::{H}::SOLO",
-        f"MJ::JOB::animate_low::1::{H}::SOLO",
+        f"MJ::JOB::video_virtual_upscale::2::{H}",
         f"MJ::BOOKMARK::{H}",
         "MJ::Job::PicReader::all",
         f"MJ::Picread::Retry::{H}",
@@ -179,6 +178,7 @@ def test_completed_grid() -> None:
         "vary_grid:2",
         "vary_grid:3",
         "vary_grid:4",
+        "animate_high:1",  # issue 18: pressed as is (test_video_providers.py)
         "provider:MJ::Brand::new::1",
     ]
     assert snap.actions[0].raw == f"MJ::JOB::upsample::1::{H}"
