@@ -850,7 +850,13 @@ def scenario_verdicts(report: Report) -> list[str]:
     if config.scenario is None:
         return []
     views = {
-        r.name: RunView(r.name, r.figures, _per_job(r, r.cpu.cpu if r.cpu else 0.0))
+        r.name: RunView(
+            r.name,
+            r.figures,
+            _per_job(r, r.cpu.cpu if r.cpu else 0.0),
+            wall_s=r.wall_s,
+            channels=config.channels,
+        )
         for r in report.runs
         if r.figures is not None
     }

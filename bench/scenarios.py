@@ -115,6 +115,23 @@ class RunView:
     name: str
     figures: RunFigures
     cpu_per_job: float | None
+    wall_s: float = 0.0
+    channels: int = 0  # the load's channels, for the budget it had
+
+
+def budget_line(run: RunView) -> str | None:
+    """How much of (a)'s budget the run's writes used: a bot that loses jobs with few 429s
+    and a small share of the budget is holding its writes back, not being refused."""
+    if not run.wall_s or not run.channels:
+        return None
+    spec = DEFAULT_SPECS[LimitModel.CHANNEL_WRITES]
+    budget = run.channels * spec.limit / spec.per
+    rate = run.figures.landed_writes / run.wall_s
+    return (
+        f"  landed message writes: {run.figures.landed_writes} in {run.wall_s:.0f} s "
+        f"({rate:.1f}/s); (a) allows up to {budget:g}/s over {run.channels} channels "
+        f"({rate / budget:.0%} used)"
+    )
 
 
 def _check(
@@ -205,6 +222,8 @@ def verdicts(
     for run in ours:
         lines.append(f"{run.name}:")
         lines += judge(run, naive, floor)
+        if (budget := budget_line(run)) is not None:
+            lines.append(budget)
     if not ours:
         lines.append("  no run of the bot to judge - MISS")
     return lines
