@@ -51,6 +51,7 @@ from bot.store.base import (
     SchemaVersionError,
     StoreBusyError,
     StoreError,
+    StoreUnavailableError,
     UsageSummary,
 )
 from bot.store.serialize import job_from_dict, job_to_dict
@@ -76,7 +77,8 @@ _BUSY_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.exceptions.DeadlockDetectedError,
     asyncpg.exceptions.SerializationError,
 )
-# The server is gone or cannot be reached: said as a StoreError, without the URL's secret.
+# The server is gone or cannot be reached: said as StoreUnavailableError, without the URL's
+# secret.
 _UNREACHABLE: tuple[type[BaseException], ...] = (
     OSError,
     asyncpg.exceptions.PostgresConnectionError,
@@ -84,6 +86,13 @@ _UNREACHABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.InternalClientError,  # see PostgresDatabase._attempt
+)
+# The server answers but cannot take the write: disk full, out of memory, or a read-only
+# server (a standby after a failover, default_transaction_read_only).
+_CANNOT_WRITE: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
 )
 
 
@@ -260,10 +269,17 @@ class PostgresDatabase:
         self._closed = False
         # How often a lock made us try again; for tests and diagnostics.
         self.busy_retries = 0
+        # Why the last operation failed (server unreachable, disk full, read-only), until
+        # one succeeds again: what /healthz reports.
+        self._problem: str | None = None
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def storage_problem(self) -> str | None:
+        """Why the database failed the last operation, or None while it works."""
+        return self._problem
 
     async def write(self, work: Work[T]) -> T:
         """Run `work` in one transaction, rolled back on error; `work` may run more than once."""
@@ -283,47 +299,69 @@ class PostgresDatabase:
         attempt = 0
         while True:
             try:
-                return await self._attempt(work, transaction=transaction)
+                result = await self._attempt(work, transaction=transaction)
             except _BUSY_ERRORS as exc:
                 if attempt >= self._lock_retries:
                     raise StoreBusyError(
                         f"database stayed locked after {attempt + 1} attempts: {exc}"
                     ) from exc
-                delay = min(_MAX_BACKOFF, self._retry_backoff * 2**attempt)
+                await self._back_off(exc, attempt)
                 attempt += 1
-                self.busy_retries += 1
-                log.warning(
-                    "database is locked (%s); retry %d/%d in %.2fs",
-                    exc,
-                    attempt,
-                    self._lock_retries,
-                    delay,
-                )
-                await asyncio.sleep(delay)
+                continue
             except _UNREACHABLE as exc:
-                raise StoreError(f"PostgreSQL at {self.where} is unreachable: {exc}") from exc
+                # A connection lost during COMMIT leaves its outcome unknown; every other
+                # case (refused, lost before or during the statement) saved nothing.
+                why = _CLOSED if isinstance(exc, asyncpg.InternalClientError) else str(exc)
+                self._problem = f"PostgreSQL at {self.where} is unreachable ({why})"
+                raise StoreUnavailableError(self._problem) from exc
+            except _CANNOT_WRITE as exc:
+                self._problem = f"PostgreSQL at {self.where} cannot take writes ({exc})"
+                raise StoreUnavailableError(f"nothing was saved: {self._problem}") from exc
+            self._problem = None
+            return result
+
+    async def _back_off(self, exc: Exception, attempt: int) -> None:
+        delay = min(_MAX_BACKOFF, self._retry_backoff * 2**attempt)
+        self.busy_retries += 1
+        log.warning(
+            "database is locked (%s); retry %d/%d in %.2fs",
+            exc,
+            attempt + 1,
+            self._lock_retries,
+            delay,
+        )
+        await asyncio.sleep(delay)
 
     async def _attempt(self, work: Work[T], *, transaction: bool) -> T:
         async with self.pool.acquire() as conn:
-            if not transaction:
-                return await work(conn)
-            # Not `async with conn.transaction()`: on a connection that died mid-work its
-            # exit raises "connection is closed" over the real error.
-            tx = conn.transaction()
-            await tx.start()
             try:
-                result = await work(conn)
-            except BaseException:
-                # BaseException too: a cancelled task must not leave the transaction open.
-                try:
-                    await tx.rollback()
-                except asyncpg.InterfaceError:
-                    pass  # the connection died, and its transaction with it on the server
-                except Exception:  # the pool's release rolls back, or drops the connection
-                    log.warning("rollback failed", exc_info=True)
+                return await self._on(conn, work, transaction=transaction)
+            except asyncpg.exceptions.InternalClientError:
+                # The server closed the connection as we used it (pg_terminate_backend, a
+                # failover): asyncpg's state is broken; the pool opens a new one next time.
+                conn.terminate()
                 raise
-            await tx.commit()
-            return result
+
+    async def _on(self, conn: asyncpg.Connection, work: Work[T], *, transaction: bool) -> T:
+        if not transaction:
+            return await work(conn)
+        # Not `async with conn.transaction()`: on a connection that died mid-work its
+        # exit raises "connection is closed" over the real error.
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            result = await work(conn)
+        except BaseException:
+            # BaseException too: a cancelled task must not leave the transaction open.
+            try:
+                await tx.rollback()
+            except asyncpg.InterfaceError:
+                pass  # the connection died, and its transaction with it on the server
+            except Exception:  # the pool's release rolls back, or drops the connection
+                log.warning("rollback failed", exc_info=True)
+            raise
+        await tx.commit()
+        return result
 
     async def close(self) -> None:
         if self._closed:
@@ -334,6 +372,9 @@ class PostgresDatabase:
         except TimeoutError:
             log.warning("PostgreSQL pool did not close within 10 s; terminating it")
             self.pool.terminate()
+
+
+_CLOSED = "the server closed the connection"
 
 
 def _t(value: object) -> str | None:
@@ -411,10 +452,13 @@ def _job(data: str) -> Job:
 
 
 class PostgresJobRepository:
-    """`JobRepository` on PostgreSQL."""
+    """`JobRepository` on PostgreSQL (and `StorageHealth`, for /healthz)."""
 
     def __init__(self, db: PostgresDatabase) -> None:
         self._db = db
+
+    def storage_problem(self) -> str | None:
+        return self._db.storage_problem()
 
     async def insert(self, job: Job) -> tuple[Job, bool]:
         row = _row(job)
@@ -1001,6 +1045,10 @@ async def open_postgres_store(
             await apply_pg_migrations(
                 conn, load_pg_migrations() if migrations is None else migrations
             )
+    except (asyncpg.PostgresError, *_UNREACHABLE) as exc:
+        # e.g. a read-only server (a standby), or one that went away as we started.
+        await db.close()
+        raise StoreError(f"cannot open the PostgreSQL database at {where}: {exc}") from exc
     except BaseException:
         await db.close()
         raise
