@@ -29,6 +29,7 @@ from bot.media import FetchPolicy, origin_of
 from bot.metrics import Metrics
 from bot.providers.base import Provider
 from bot.providers.factory import build_pool
+from bot.references import FreshReferences, discord_keeper
 from bot.store import open_store
 from bot.store.base import Store
 from bot.web import GatewayWatch, WebhookAuth, WebServer, register_engine_gauges, servers_for
@@ -52,6 +53,7 @@ def engine_settings(settings: Settings) -> EngineSettings:
         poll_max_s=max(settings.mj_poll_max_interval_s, poll),
         stall_timeout_s=settings.job_stall_timeout_s,
         max_duration_s=settings.job_max_duration_s,
+        submit_retry_window_s=settings.mj_submit_retry_window_s,
         push_mode=settings.push_mode,
         push_safety_poll_s=settings.push_safety_poll_s,
     )
@@ -120,6 +122,11 @@ class MidjourneyBot(commands.AutoShardedBot):
         # MJ_ACCOUNTS_FILE's accounts (or the one of MJ_PROVIDER), pooled; requests to it
         # go to each job's own account.
         self.provider = build_pool(self.settings)
+        # Reference images live in messages of the bot's own; a prompt resent days later
+        # gets their URLs re-signed first (bot/references.py).
+        self.references = discord_keeper(self)
+        for account in self.provider.accounts:
+            account.provider = FreshReferences(account.provider, self.references)
         clock = SystemClock()
         self.engine = Engine(
             self.provider,

@@ -6,13 +6,19 @@ gets a public message that the publisher keeps up to date.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import logging
 import re
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import media
+from bot.discord.attachments import AttachmentError, check_metadata, format_size
 from bot.discord.policy import Member
 from bot.discord.submit import (
     answer_if_storage_error,
@@ -20,13 +26,19 @@ from bot.discord.submit import (
     prompt_limit,
     refuse,
     refused_by_policy,
+    start_job,
     start_public_job,
 )
 from bot.domain import Operation, OperationKind, SpeedMode
+from bot.engine import EngineError
+from bot.references import References, compose_prompt
 from bot.speed import SpeedConflictError
+from bot.store.base import StoreError
 
 if TYPE_CHECKING:
     from bot.app import MidjourneyBot
+
+log = logging.getLogger(__name__)
 
 COMMON_RATIOS = (
     "1:1",
@@ -75,6 +87,59 @@ def clean_prompt(prompt: str, *, max_length: int) -> str:
     return text
 
 
+_HAS_DRAFT = re.compile(r"(?:--|—)draft\b", re.IGNORECASE)
+REFERENCE_MAX_BYTES = 10 * 1024 * 1024  # what Legnext takes for an image (PROVIDERS §8.2)
+
+# Option name -> (References field, what it is, in the member's words).
+REFERENCE_OPTIONS = {
+    "image_prompt": ("image", "the image prompt"),
+    "omni_reference": ("omni", "the omni-reference"),
+    "style_reference": ("style", "the style reference"),
+    "character_reference": ("character", "the character reference"),
+}
+WEIGHT_OF = {
+    "image_weight": "image_prompt",
+    "omni_weight": "omni_reference",
+    "style_weight": "style_reference",
+    "character_weight": "character_reference",
+}
+
+
+def with_draft(text: str, draft: bool | None) -> str:
+    """--draft appended when asked for (the option, or the member's default)."""
+    if draft and not _HAS_DRAFT.search(text):
+        return f"{text} --draft"
+    return text
+
+
+def reference_options(
+    attachments: dict[str, discord.Attachment | None], weights: dict[str, Any]
+) -> References:
+    """The references given, with their weights; OptionError for a weight alone or a file
+    that is not an image."""
+    for weight, option in WEIGHT_OF.items():
+        if weights.get(weight) is not None and attachments.get(option) is None:
+            raise OptionError(f"`{weight}` weighs `{option}`: attach that image too.")
+    urls: dict[str, str] = {}
+    for option, attachment in attachments.items():
+        if attachment is None:
+            continue
+        field, what = REFERENCE_OPTIONS[option]
+        try:
+            check_metadata(attachment, max_bytes=REFERENCE_MAX_BYTES)
+        except AttachmentError as exc:
+            raise OptionError(f"{what.capitalize()}: {exc}") from None
+        urls[field] = attachment.url
+    iw = weights.get("image_weight")
+    return References(
+        **urls,
+        image_weight=Decimal(str(iw)) if iw is not None else None,
+        omni_weight=weights.get("omni_weight"),
+        style_weight=weights.get("style_weight"),
+        character_weight=weights.get("character_weight"),
+    )
+
+
 class Imagine(commands.Cog):
     def __init__(self, bot: MidjourneyBot) -> None:
         self.bot = bot
@@ -94,6 +159,15 @@ class Imagine(commands.Cog):
         prompt="What to draw; Midjourney parameters like --ar 16:9 may follow",
         aspect_ratio="Width:height of the images, e.g. 16:9",
         mode="Speed: relax, fast or turbo",
+        draft="Draft mode (V7): about ten times faster at half the cost; Enhance the best",
+        image_prompt="An image to start from (sent first in the prompt)",
+        image_weight="How much the image prompt counts (--iw 0-3, default 1)",
+        omni_reference="An omni-reference: a person or thing to put in the images (V7)",
+        omni_weight="How closely to follow the omni-reference (--ow 1-1000, default 100)",
+        style_reference="A style reference image (--sref)",
+        style_weight="How strongly to apply the style (--sw 0-1000, default 100)",
+        character_reference="A character reference (--cref, V6 and niji 6)",
+        character_weight="How much of the character to keep (--cw 0-100, default 100)",
     )
     @app_commands.choices(
         mode=[app_commands.Choice(name=m.value, value=m.value) for m in SpeedMode],
@@ -104,6 +178,39 @@ class Imagine(commands.Cog):
         prompt: str,
         aspect_ratio: str | None = None,
         mode: app_commands.Choice[str] | None = None,
+        draft: bool | None = None,
+        image_prompt: discord.Attachment | None = None,
+        image_weight: app_commands.Range[float, 0, 3] | None = None,
+        omni_reference: discord.Attachment | None = None,
+        omni_weight: app_commands.Range[int, 1, 1000] | None = None,
+        style_reference: discord.Attachment | None = None,
+        style_weight: app_commands.Range[int, 0, 1000] | None = None,
+        character_reference: discord.Attachment | None = None,
+        character_weight: app_commands.Range[int, 0, 100] | None = None,
+    ) -> None:
+        attachments = {
+            "image_prompt": image_prompt,
+            "omni_reference": omni_reference,
+            "style_reference": style_reference,
+            "character_reference": character_reference,
+        }
+        weights = {
+            "image_weight": image_weight,
+            "omni_weight": omni_weight,
+            "style_weight": style_weight,
+            "character_weight": character_weight,
+        }
+        await self._imagine(interaction, prompt, aspect_ratio, mode, draft, attachments, weights)
+
+    async def _imagine(
+        self,
+        interaction: discord.Interaction[Any],
+        prompt: str,
+        aspect_ratio: str | None,
+        mode: app_commands.Choice[str] | None,
+        draft: bool | None,
+        attachments: dict[str, discord.Attachment | None],
+        weights: dict[str, Any],
     ) -> None:
         prefs = await self.bot.store.prefs.get(
             optional_str(interaction.guild_id), str(interaction.user.id)
@@ -121,19 +228,96 @@ class Imagine(commands.Cog):
             )
             text = clean_prompt(speed.prompt or "", max_length=prompt_limit(self.bot))
             ratio = parse_aspect_ratio(aspect_ratio)
+            refs = reference_options(attachments, weights)
         except (OptionError, SpeedConflictError) as exc:
             await refuse(interaction, str(exc))
             return
         if ratio is None and not _HAS_AR.search(text):
             ratio = prefs.default_aspect_ratio
+        text = with_draft(text, draft)
+        # The prompt check (versions included: --oref only on V7) judges the prompt as it
+        # will be sent, with the attachments' URLs in it, before anything is posted.
         operation = Operation(
-            OperationKind.IMAGINE, prompt=text, aspect_ratio=ratio, mode=speed.mode
+            OperationKind.IMAGINE,
+            prompt=compose_prompt(text, refs),
+            aspect_ratio=ratio,
+            mode=speed.mode,
         )
         if await refused_by_policy(self.bot, interaction, operation):
+            return
+        if refs.urls():
+            await self._start_with_references(interaction, text, refs, attachments, operation)
             return
         # Stored first, then acknowledged publicly within the 3-second window, before the
         # provider is asked (bot/discord/submit.py).
         await start_public_job(self.bot, interaction, operation)
+
+    async def _start_with_references(
+        self,
+        interaction: discord.Interaction[Any],
+        text: str,
+        refs: References,
+        attachments: dict[str, discord.Attachment | None],
+        operation: Operation,
+    ) -> None:
+        """Acknowledge first (copying the images takes a few requests), keep the images in
+        a message of the bot's own, then start the job with that message's URLs: the
+        member's upload is theirs and its URL dies in a day (bot/references.py)."""
+        response = await interaction.response.defer(thinking=True)
+        given = [(opt, a) for opt, a in attachments.items() if a is not None]
+        try:
+            files = [(a.filename, await self._image_bytes(opt, a)) for opt, a in given]
+            kept = await self.bot.references.keep(
+                interaction.channel_id or 0,
+                f"📎 Reference images for a /imagine by <@{interaction.user.id}>",
+                files,
+            )
+        except OptionError as exc:
+            await interaction.edit_original_response(content=f"❌ {exc}")
+            return
+        except discord.HTTPException as exc:
+            log.warning("could not keep the reference images (%s)", exc.status)
+            await interaction.edit_original_response(
+                content="❌ I could not keep your reference images in this channel (can I "
+                "attach files here?). Nothing was started."
+            )
+            return
+        fresh = {a.url: url for (_, a), url in zip(given, kept, strict=True)}
+        operation = dataclasses.replace(
+            operation, prompt=compose_prompt(text, refs.with_urls(fresh))
+        )
+        try:
+            await start_job(
+                self.bot,
+                interaction,
+                operation,
+                idempotency_key=f"interaction:{interaction.id}",
+                message_id=response.message_id if response else None,
+                use_token=True,
+            )
+        except EngineError as exc:
+            await interaction.edit_original_response(content=f"❌ {exc.error.message}")
+        except StoreError:
+            await interaction.edit_original_response(
+                content="❌ I can't save anything right now, so nothing was started and "
+                "nothing was charged. Please try again in a few minutes."
+            )
+
+    async def _image_bytes(self, option: str, attachment: discord.Attachment) -> bytes:
+        what = REFERENCE_OPTIONS[option][1]
+        try:
+            data = await attachment.read()
+        except discord.HTTPException:
+            raise OptionError(f"Could not download {what} from Discord; try again.") from None
+        if len(data) > REFERENCE_MAX_BYTES:
+            raise OptionError(
+                f"{what.capitalize()} is {format_size(len(data))}; the limit is 10 MB."
+            )
+        try:
+            await asyncio.to_thread(media.inspect_image, data)
+        except media.MediaError as exc:
+            raise OptionError(f"{what.capitalize()}: {exc.message}") from None
+        return data
 
     @imagine.autocomplete("aspect_ratio")
     async def _ratio_choices(

@@ -96,6 +96,7 @@ class MessageService:
                 created_at=fake.now(),
                 ephemeral=ephemeral,
                 description=entry.get("description"),
+                clock=fake.now,
             )
 
         if listed is None:

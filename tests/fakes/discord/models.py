@@ -383,26 +383,35 @@ class AttachmentRecord:
     created_at: float
     ephemeral: bool = False
     description: str | None = None
+    # The fake's clock: Discord signs attachment URLs afresh in every payload it sends
+    # (DISCORD_PROTOCOL §11), so each payload's URL is issued "now". None: at creation.
+    clock: Any = None
 
     @property
     def size(self) -> int:
         return len(self.data)
 
     @property
-    def expires_at(self) -> float:
-        return self.created_at + 24 * 3600  # CDN links are signed for a day
+    def issued_at(self) -> float:
+        return float(self.clock()) if self.clock is not None else self.created_at
 
-    def signature(self) -> str:
-        raw = f"{self.id}:{int(self.expires_at)}".encode()
+    @property
+    def expires_at(self) -> float:
+        return self.issued_at + 24 * 3600  # CDN links are signed for a day
+
+    def signature(self, expires: int | None = None) -> str:
+        """The `hm` of a URL expiring at `expires` (default: one issued now)."""
+        raw = f"{self.id}:{int(self.expires_at) if expires is None else expires}".encode()
         return hashlib.sha256(raw).hexdigest()[:32]
 
     def url(self, base_url: str) -> str:
-        ex = format(int(self.expires_at), "x")
-        iss = format(int(self.created_at), "x")
+        issued = self.issued_at
+        ex = format(int(issued + 24 * 3600), "x")
+        iss = format(int(issued), "x")
         name = quote(self.filename, safe="")
         return (
             f"{base_url}/attachments/{self.channel_id}/{self.id}/{name}"
-            f"?ex={ex}&is={iss}&hm={self.signature()}&"
+            f"?ex={ex}&is={iss}&hm={self.signature(int(issued + 24 * 3600))}&"
         )
 
     def payload(self, base_url: str) -> JSON:

@@ -297,8 +297,13 @@ class RestApi:
             attachment is not None
             and str(attachment.channel_id) == request.match_info["channel_id"]
         ):
-            expired = ex is not None and int(ex, 16) < fake.now()
-            forged = "hm" in request.query and request.query["hm"] != attachment.signature()
+            try:
+                expired = ex is not None and int(ex, 16) < fake.now()
+                forged = "hm" in request.query and request.query["hm"] != attachment.signature(
+                    int(ex, 16) if ex is not None else None
+                )
+            except ValueError:
+                expired = forged = True
             if not expired and not forged:
                 status = 200
         fake.downloads.append((request.path, status))

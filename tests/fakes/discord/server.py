@@ -454,6 +454,7 @@ class FakeDiscord:
             created_at=self.now(),
             ephemeral=ephemeral,
             description=upload.description,
+            clock=self.now,
         )
         self.attachments[record.id] = record
         return record
