@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import io
 import ipaddress
 import re
@@ -32,11 +33,14 @@ __all__ = [
     "ImageLoader",
     "MediaError",
     "Resolver",
+    "TooLargeError",
     "compose_grid",
     "crop_tile",
     "fetch_image",
+    "fetch_video",
     "fit_to_limit",
     "inspect_image",
+    "is_mp4",
     "mask_from_preset",
     "normalise_mask",
     "origin_of",
@@ -222,16 +226,67 @@ async def fetch_image(
     resolve: Resolver | None = None,
 ) -> bytes:
     """Download `url` within `policy`; returns the raw body (validate it with inspect_image)."""
+    return await _fetch(url, client=client, policy=policy, resolve=resolve)
+
+
+async def fetch_video(
+    url: str,
+    *,
+    client: httpx.AsyncClient,
+    policy: FetchPolicy,
+    max_bytes: int,
+    resolve: Resolver | None = None,
+) -> bytes:
+    """Download a provider's MP4 under the same guard as images (public hosts, pinned
+    addresses, checked redirects, timeout) and at most `max_bytes` (the upload room, so a
+    video that cannot be uploaded is never downloaded whole). Raises TooLargeError when it
+    is bigger, MediaError when it is no MP4."""
+    data = await _fetch(
+        url,
+        client=client,
+        policy=dataclasses.replace(policy, max_bytes=max_bytes),
+        resolve=resolve,
+        accept=_VIDEO_ACCEPT,
+        noun="video",
+    )
+    if not is_mp4(data):
+        raise MediaError("The video service sent something that is not an MP4 video.")
+    return data
+
+
+def is_mp4(data: bytes) -> bool:
+    """An ISO BMFF file (MP4): its first box is `ftyp`."""
+    return len(data) >= 12 and data[4:8] == b"ftyp"
+
+
+class TooLargeError(MediaError):
+    """The download is bigger than it may be (the caller may link it instead)."""
+
+
+_IMAGE_ACCEPT = "image/png, image/jpeg, image/webp, image/gif, image/*;q=0.8"
+_VIDEO_ACCEPT = "video/mp4, video/*;q=0.8"
+
+
+async def _fetch(
+    url: str,
+    *,
+    client: httpx.AsyncClient,
+    policy: FetchPolicy,
+    resolve: Resolver | None,
+    accept: str = _IMAGE_ACCEPT,
+    noun: str = "image",
+) -> bytes:
     try:
         current = httpx.URL(url.strip())
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
-        raise MediaError("That link is not a valid image address.") from exc
+        raise MediaError(f"That link is not a valid {noun} address.") from exc
     resolver = resolve or resolve_host
-    host = current.host or "the image host"
+    host = current.host or f"the {noun} host"
     try:
         async with asyncio.timeout(policy.timeout_s):
             for _hop in range(policy.max_redirects + 1):
                 target = await _check_target(current, policy, resolver)
+                target.headers["Accept"] = accept
                 host = target.host
                 async with client.stream(
                     "GET",
@@ -247,22 +302,24 @@ async def fetch_image(
                             raise MediaError(f"{host} sent a redirect without a destination.")
                         current = target.url.join(location)
                         continue
-                    return await _read_body(response, host, policy.max_bytes)
-            raise MediaError(f"The image link at {host} redirected too many times.")
+                    return await _read_body(response, host, policy.max_bytes, noun)
+            raise MediaError(f"The {noun} link at {host} redirected too many times.")
     except TimeoutError as exc:
-        raise MediaError(f"{host} took too long to send the image.") from exc
+        raise MediaError(f"{host} took too long to send the {noun}.") from exc
     except httpx.TimeoutException as exc:
-        raise MediaError(f"{host} took too long to send the image.") from exc
+        raise MediaError(f"{host} took too long to send the {noun}.") from exc
     except httpx.InvalidURL as exc:
-        raise MediaError("That link is not a valid image address.") from exc
+        raise MediaError(f"That link is not a valid {noun} address.") from exc
     except httpx.HTTPError as exc:
-        raise MediaError(f"Could not download the image from {host}.") from exc
+        raise MediaError(f"Could not download the {noun} from {host}.") from exc
 
 
-async def _read_body(response: httpx.Response, host: str, max_bytes: int) -> bytes:
+async def _read_body(
+    response: httpx.Response, host: str, max_bytes: int, noun: str = "image"
+) -> bytes:
     if not 200 <= response.status_code < 300:
-        raise MediaError(f"{host} answered HTTP {response.status_code} for that image.")
-    too_big = MediaError(f"That image is larger than the {_format_mib(max_bytes)} limit.")
+        raise MediaError(f"{host} answered HTTP {response.status_code} for that {noun}.")
+    too_big = TooLargeError(f"That {noun} is larger than the {_format_mib(max_bytes)} limit.")
     declared = response.headers.get("content-length")
     if declared is not None and declared.strip().isdigit() and int(declared) > max_bytes:
         raise too_big  # refuse before reading a single body byte

@@ -6,6 +6,7 @@ front ends speak each backend's wire format over it:
 
     FakeLegnext   POST /v1/{diffusion,upscale,variation,remix,reroll,outpaint,pan,inpaint,
                             edit,enhance,describe}
+                  POST /v1/{video-diffusion,extend-video,video-upscale}   (PROVIDERS.md §8.2)
                   GET  /v1/job/{job_id}
     FakeVtrix     POST /model/v1/generation  {"model": "midjourney_<op>", "input": [{"params"}]}
                   GET  /model/v1/generation/task/{id}
@@ -44,7 +45,7 @@ from urllib.parse import urlparse
 from aiohttp import web
 
 from bot.clock import Clock, FakeClock, SystemClock
-from tests.fakes import images
+from tests.fakes import images, videos
 from tests.fakes.piapi import Fault, Profile
 from tests.fakes.push import WebhookSender
 
@@ -89,6 +90,20 @@ VTRIX_OPS = (
     "enhance",
 )
 FOLLOW_UP_OPS = frozenset(LEGNEXT_OPS) - {"diffusion", "describe"}
+# Video (PROVIDERS.md §8.2): 4 videos per job (`--bs` in the prompt may ask for 1 or 2),
+# minutes of work, each extend adds ~4 s, at most 4 extends (~21 s).
+LEGNEXT_VIDEO_OPS = ("video-diffusion", "extend-video", "video-upscale")
+VIDEO_PROFILES = {
+    "video-diffusion": Profile(pending_s=20.0, processing_s=240.0, progress_step_s=30.0),
+    "extend-video": Profile(pending_s=20.0, processing_s=240.0, progress_step_s=30.0),
+    "video-upscale": Profile(pending_s=20.0, processing_s=300.0, progress_step_s=30.0),
+}
+MAX_EXTENDS = 4
+NO_START_FRAME = "no start frame provided"  # the set-up failure of issue 18 (#657)
+VIDEO_DISABLED = "video generation is not enabled for this account"
+_START_URL_RE = re.compile(r"^\s*(https?://\S+)")
+_BS_RE = re.compile(r"(?<!\S)--bs\s+(\d+)")
+_MOTION_RE = re.compile(r"(?<!\S)--motion\s+(\S+)")
 FAULTS = (
     "401",
     "404",
@@ -154,6 +169,9 @@ LEGNEXT_POINTS = {
     "edit": 30,
     "enhance": 80,
     "describe": 20,
+    "video-diffusion": 160,  # ~8 image jobs, as Midjourney bills a video
+    "extend-video": 160,
+    "video-upscale": 480,  # the docs' example
 }
 VTRIX_USD = {
     "diffusion": Decimal("0.04"),
@@ -174,6 +192,7 @@ _DRAFT_RE = re.compile(r"(?<!\S)--draft\b", re.IGNORECASE)
 _AR_RE = re.compile(r"--(?:ar|aspect)\s+(\d+)\s*:\s*(\d+)", re.IGNORECASE)
 _RATIO_RE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
 _IMAGE_RE = re.compile(r"^(?P<id>[0-9a-f-]{36})(?:_(?P<no>[0-3]))?\.png$")
+_VIDEO_RE = re.compile(r"^(?P<id>[0-9a-f-]{36})_(?P<no>[0-3])\.mp4$")
 _AUTH_HEADERS = ("x-api-key", "authorization")
 _REDACTED = "<redacted>"
 
@@ -243,6 +262,9 @@ class SimJob:
     fail_text: str | None = None
     task_id: str | None = None  # Vtrix's own task id, when created through FakeVtrix
     callback: str | None = None
+    video_count: int = 0  # a video job: how many MP4s it makes
+    extends: int = 0  # how many extends led to this video
+    cover_url: str | None = None  # an outside start image (video from a URL)
 
     def status(self, now: float) -> str:
         elapsed = now - self.created_at
@@ -299,6 +321,11 @@ class MidjourneySim:
         # Legnext's allow-list: entries here replace the computed ones on every job.
         self.available_actions_override: dict[str, list[int]] = {}
         self._images: dict[str, bytes] = {}
+        # Video knobs: an account without video refuses every video create; each MP4 is
+        # `video_bytes` long (tests ask for more than the upload limit).
+        self.video_enabled = True
+        self.video_bytes = videos.DEFAULT_SIZE
+        self.profile_for_op.update({op: dataclasses.replace(p) for op, p in VIDEO_PROFILES.items()})
 
     @property
     def now(self) -> float:
@@ -508,7 +535,100 @@ class MidjourneySim:
 
     # --- jobs ---
 
+    def validate_video(
+        self, op: str, params: dict[str, Any]
+    ) -> tuple[int, tuple[str, int] | None, str | None, int]:
+        """Check a video create; (videos, parent address, outside start image, extends)."""
+        if not self.video_enabled:
+            raise SimError(E_INVALID_PARAMETER, VIDEO_DISABLED)
+        self._check_callback(params)
+        prompt = self._prompt(params, "prompt", required=False)
+        if op == "video-diffusion":
+            if "videoType" in params:
+                self._ranged_int(params, "videoType", (0, 1))
+            motion = _MOTION_RE.search(prompt)
+            if motion and motion.group(1) not in ("low", "high"):
+                raise SimError(E_INVALID_PARAMETER, "--motion must be low or high")
+            bs = _BS_RE.search(prompt)
+            count = int(bs.group(1)) if bs else 4
+            if count not in (1, 2, 4):
+                raise SimError(E_INVALID_PARAMETER, "--bs must be 1, 2 or 4")
+            if params.get("jobId") in (None, ""):
+                start = _START_URL_RE.match(prompt)
+                if start is None:
+                    raise SimError(E_INVALID_PARAMETER, NO_START_FRAME)
+                return count, None, start.group(1), 0
+            image_no = params.get("imageNo")
+            if not _is_int(image_no) or not 0 <= image_no <= 3:
+                raise SimError(E_IMAGE_NO_INVALID, f"imageNo must be 0-3, got {image_no!r}")
+            parent = self._completed_parent(str(params["jobId"]))
+            if image_no >= parent.image_count:
+                raise SimError(E_IMAGE_NO_INVALID, f"imageNo {image_no} is out of range")
+            return count, (parent.job_id, image_no), None, 0
+        job_id = params.get("jobId")
+        if not isinstance(job_id, str) or not job_id:
+            raise SimError(E_TASK_ID_MISSING, "jobId is required")
+        video_no = params.get("videoNo")
+        if not _is_int(video_no) or not 0 <= video_no <= 3:
+            raise SimError(E_IMAGE_NO_INVALID, f"videoNo must be 0-3, got {video_no!r}")
+        parent = self.jobs.get(job_id)
+        if parent is None or parent.video_count == 0:
+            raise SimError(E_INVALID_PARAMETER, f"job {job_id} is not a video job")
+        if parent.status(self.now) != "completed":
+            raise SimError(E_INVALID_PARAMETER, f"job {job_id} is not completed")
+        if video_no >= parent.video_count:
+            raise SimError(E_IMAGE_NO_INVALID, f"videoNo {video_no} is out of range")
+        extends = parent.extends + (1 if op == "extend-video" else 0)
+        if extends > MAX_EXTENDS:
+            raise SimError(E_INVALID_PARAMETER, "a video can be extended at most 4 times")
+        return 1, (job_id, video_no), None, extends
+
+    def _create_video(self, op: str, params: dict[str, Any]) -> SimJob:
+        count, parent_addr, start, extends = self.validate_video(op, params)
+        prompt = str(params.get("prompt") or "")
+        parent = self.jobs[parent_addr[0]] if parent_addr else None
+        job = SimJob(
+            job_id=str(uuid.uuid4()),
+            op=op,
+            params=params,
+            prompt=prompt,
+            source_prompt=prompt if parent is None else parent.source_prompt,
+            aspect_ratio=parent.aspect_ratio if parent else "1:1",
+            image_count=0,
+            created_at=self.now,
+            profile=dataclasses.replace(self.profile_for(op, prompt)),
+            parent=parent_addr,
+            points=LEGNEXT_POINTS[op],
+            callback=params.get("callback") or None,
+            video_count=count,
+            extends=extends,
+            cover_url=start,
+        )
+        self.jobs[job.job_id] = job
+        return job
+
+    def video(self, name: str) -> bytes | None:
+        """MP4 bytes for `/cdn/<jobId>_<i>.mp4` of a finished video job."""
+        match = _VIDEO_RE.match(name)
+        job = self.jobs.get(match.group("id")) if match else None
+        if match is None or job is None or int(match.group("no")) >= job.video_count:
+            return None
+        return videos.mp4(name, size=self.video_bytes, duration_s=5.0 + 4 * job.extends)
+
+    def cover_name(self, job: SimJob) -> str | None:
+        """The still a video job starts from: the parent's image (or the parent video's)."""
+        if job.parent is None:
+            return None
+        parent = self.jobs.get(job.parent[0])
+        if parent is None:
+            return None
+        if parent.video_count:
+            return self.cover_name(parent)
+        return f"{parent.job_id}_{job.parent[1]}" if parent.is_grid else parent.job_id
+
     def create(self, op: str, params: dict[str, Any]) -> SimJob:
+        if op in LEGNEXT_VIDEO_OPS:
+            return self._create_video(op, params)
         count, ratio, parent_addr = self.validate(op, params)
         prompt = str(params.get("text") or params.get("remixPrompt") or "")
         parent = self.jobs[parent_addr[0]] if parent_addr else None
@@ -917,7 +1037,13 @@ class _FakeFront:
         raise AssertionError(f"unhandled fault {kind}")
 
     async def _image(self, request: web.Request) -> web.Response:
-        png = self.sim.image(request.match_info["name"])
+        name = request.match_info["name"]
+        if name.endswith(".mp4"):
+            clip = self.sim.video(name)
+            if clip is None:
+                return web.Response(status=404, text="not found")
+            return web.Response(body=clip, headers={"Content-Type": "video/mp4"})
+        png = self.sim.image(name)
         if png is None:
             return web.Response(status=404, text="not found")
         return web.Response(body=png, headers={"Content-Type": "image/png"})
@@ -1064,7 +1190,7 @@ class FakeLegnext(_FakeFront):
 
     async def _create(self, request: web.Request) -> web.Response:
         op = request.match_info["op"]
-        if op not in LEGNEXT_OPS:
+        if op not in LEGNEXT_OPS and op not in LEGNEXT_VIDEO_OPS:
             raise _HttpError(404, f"unknown endpoint /v1/{op}")
         self._record_op(request, op)
         if self.restricted:
@@ -1106,11 +1232,23 @@ class FakeLegnext(_FakeFront):
     def _url(self, name: str) -> str:
         return f"{self.base_url}/cdn/{name}.png"
 
+    def _video_output(self, job: SimJob, status: str) -> dict[str, Any]:
+        """`video_urls` (null until done) and, as the fake's cover, `image_url`: the start
+        image (Legnext documents no cover field [?], PROVIDERS.md §8.2)."""
+        cover_name = self.sim.cover_name(job)
+        cover = self._url(cover_name) if cover_name else (job.cover_url or "")
+        urls = None
+        if status == "completed":
+            urls = [f"{self.base_url}/cdn/{job.job_id}_{i}.mp4" for i in range(job.video_count)]
+        return {"image_url": cover, "video_urls": urls}
+
     def _job_json(self, job: SimJob) -> dict[str, Any]:
         now = self.now
         status = job.status(now)
         output: dict[str, Any] = {"image_url": "", "image_urls": [], "seed": ""}
-        if status == "completed":
+        if job.video_count:
+            output.update(self._video_output(job, status))
+        elif status == "completed":
             if job.image_count:
                 output["image_url"] = self._url(job.job_id)
                 output["image_urls"] = [

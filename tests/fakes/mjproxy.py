@@ -38,7 +38,7 @@ from urllib.parse import urlparse
 from aiohttp import web
 
 from bot.clock import Clock, FakeClock, SystemClock
-from tests.fakes import images
+from tests.fakes import images, videos
 from tests.fakes.piapi import Profile
 from tests.fakes.push import WebhookSender
 
@@ -66,6 +66,15 @@ _ZOOM_FLAG_RE = re.compile(r"--zoom\s+(\S+)", re.IGNORECASE)
 _DATA_URL_RE = re.compile(r"^data:(image/[a-z0-9.+-]+);base64,(.+)$", re.IGNORECASE | re.DOTALL)
 _IMAGE_NAME_RE = re.compile(r"^(?P<id>\d+)(?:_(?P<tile>[1-4])|_p(?P<preview>\d+))?\.png$")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Video (PROVIDERS.md §8.4): minutes of work; MP4s at /attachments/<id>_<i>.mp4 with a still
+# at /attachments/<id>_c<i>.png; at most 4 extends (~21 s).
+VIDEO_PROFILE = Profile(pending_s=20.0, processing_s=240.0, progress_step_s=30.0)
+VIDEO_TYPES = ("vid_1.1_i2v_480", "vid_1.1_i2v_720")
+VIDEO_DISABLED = "视频功能未启用"  # EnableVideo off (trueai #90)
+NO_START_FRAME = "no start frame provided"  # Dooy/chatgpt-web-midjourney-proxy #657
+MAX_EXTENDS = 4
+_VIDEO_NAME_RE = re.compile(r"^(?P<id>\d+)_(?P<kind>c?)(?P<no>[0-3])\.(?P<ext>mp4|png)$")
+_ANIMATE_RE = re.compile(r"^MJ::JOB::animate_(low|high)(_extend)?::")
 _REDACTED = "<redacted>"
 
 
@@ -95,6 +104,9 @@ class FakeTask:
     seed: str | None = None  # known once /image-seed has been asked
     mask: bool = False
     link: str | None = None  # describe's image
+    videos: int = 0  # a video task: how many MP4s (batchSize)
+    extends: int = 0  # how many extends led to this video
+    video_type: str = VIDEO_TYPES[0]
 
     @property
     def start(self) -> float | None:
@@ -304,6 +316,11 @@ class FakeMJProxy:
         # False: every Midjourney account behind the proxy is disabled (credits exhausted,
         # banned, …): submits answer code 3 "无可用的账号实例" (PROVIDERS.md §10).
         self.accounts_available = True
+        # EnableVideo: the server setting without which there are no Animate buttons and
+        # /mj/submit/video answers "视频功能未启用". Each MP4 is `video_bytes` long.
+        self.enable_video = True
+        self.video_bytes = videos.DEFAULT_SIZE
+        self.video_profile = VIDEO_PROFILE
         self.default_profile = Profile()
         self.profile_for_prompt: dict[str, Profile] = {}
         self.tasks: dict[str, FakeTask] = {}
@@ -324,7 +341,7 @@ class FakeMJProxy:
         self.webhooks.start()
         app = web.Application(middlewares=[self._middleware])
         for prefix in MODE_PREFIXES:
-            for op in ("imagine", "action", "modal", "blend", "describe"):
+            for op in ("imagine", "action", "modal", "blend", "describe", "video"):
                 app.router.add_post(f"{prefix}/mj/submit/{op}", self._submit)
             app.router.add_get(f"{prefix}/mj/task/{{task_id}}/fetch", self._fetch)
             app.router.add_get(f"{prefix}/mj/task/{{task_id}}/image-seed", self._image_seed)
@@ -574,6 +591,8 @@ class FakeMJProxy:
                 task = self._blend(body, mode)
             elif op == "describe":
                 task = self._describe(body, mode)
+            elif op == "video":
+                task = self._video(body, mode)
             else:
                 task = self._action(body, mode)
             response = self._accept(request, task)
@@ -688,6 +707,72 @@ class FakeMJProxy:
             link=link if isinstance(link, str) else None,
         )
 
+    def _video(self, body: dict[str, Any], mode: str) -> FakeTask:
+        """POST /mj/submit/video: from a start image, or {action: "extend", taskId, index}."""
+        if not self.enable_video:
+            raise _Reply(4, VIDEO_DISABLED)
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise _Reply(4, "prompt不能为空 (prompt must not be empty)")
+        self._check_prompt(prompt)
+        motion = body.get("motion", "low")
+        if motion not in ("low", "high"):
+            raise _Reply(4, "motion must be low or high")
+        if body.get("action") == "extend":
+            return self._extend(body, prompt, mode)
+        if body.get("action") not in (None, ""):
+            raise _Reply(4, "任务类型错误")
+        if body.get("taskId"):
+            raise _Reply(4, "任务类型错误")  # taskId belongs to an extend only
+        image = body.get("image")
+        if not isinstance(image, str) or not image.strip():
+            raise _Reply(4, NO_START_FRAME)
+        if not (_is_http_url(image) or _decode_data_url(image) is not None):
+            raise _Reply(4, "image must be a URL or a data-URL")
+        end = body.get("endImage")
+        if end not in (None, "") and not _is_http_url(end):
+            raise _Reply(4, "endImage must be a URL")
+        video_type = body.get("videoType", VIDEO_TYPES[0])
+        if video_type not in VIDEO_TYPES:
+            raise _Reply(4, f"videoType must be one of {', '.join(VIDEO_TYPES)}")
+        batch = body.get("batchSize", 4)
+        if batch not in (1, 2, 4):
+            raise _Reply(4, "batchSize must be 1, 2 or 4")
+        if not isinstance(body.get("loop", False), bool):
+            raise _Reply(4, "loop must be true or false")
+        return self._video_task(prompt.strip(), body, mode, batch, video_type)
+
+    def _extend(self, body: dict[str, Any], prompt: str, mode: str) -> FakeTask:
+        parent = self.tasks.get(str(body.get("taskId") or ""))
+        if parent is None or parent.vanished:
+            raise _Reply(3, "关联任务不存在或已失效", status=404)
+        if parent.result != "video" or parent.status(self.now) != "SUCCESS":
+            raise _Reply(4, "任务类型错误")
+        index = body.get("index")
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < parent.videos:
+            raise _Reply(4, f"index must be 0 to {parent.videos - 1}")
+        if parent.extends >= MAX_EXTENDS:
+            raise _Reply(4, "a video can be extended at most 4 times")
+        task = self._video_task(prompt.strip(), body, parent.mode, 1, parent.video_type)
+        task.parent_id, task.extends, task.tile = parent.id, parent.extends + 1, index + 1
+        return task
+
+    def _video_task(
+        self, prompt: str, body: dict[str, Any], mode: str, batch: int, video_type: str
+    ) -> FakeTask:
+        task = self._new_task(
+            action="VIDEO",
+            prompt=prompt,
+            state=body.get("state"),
+            result="video",
+            ratio=(1, 1),
+            mode=mode,
+        )
+        task.videos, task.video_type = batch, video_type
+        if not any(n in prompt for n in self.profile_for_prompt):
+            task.profile = dataclasses.replace(self.video_profile)
+        return task
+
     def _action(self, body: dict[str, Any], mode: str) -> FakeTask:
         task_id, custom_id = body.get("taskId"), body.get("customId")
         if not isinstance(task_id, str) or not task_id or not isinstance(custom_id, str):
@@ -728,6 +813,15 @@ class FakeMJProxy:
             upscaled=upscaled,
             modal=modal,
         )
+        if result == "video":
+            # Animate: four videos of that image; a single video's Extend: one longer video.
+            extend = "_extend::" in custom_id
+            task.videos = 1 if extend else 4
+            task.extends = parent.extends + 1 if extend else 0
+            if task.extends > MAX_EXTENDS:
+                raise _Reply(4, "a video can be extended at most 4 times")
+            if not any(n in prompt for n in self.profile_for_prompt):
+                task.profile = dataclasses.replace(self.video_profile)
         return task
 
     @staticmethod
@@ -752,6 +846,8 @@ class FakeMJProxy:
             return "OUTPAINT", "grid", None, False
         if custom_id.startswith("MJ::Job::PicReader::"):
             return "IMAGINE", "picread", None, False
+        if _ANIMATE_RE.match(custom_id):
+            return "VIDEO", "video", None, False
         if custom_id.startswith("MJ::Picread::Retry"):
             return "DESCRIBE", "describe", None, False
         return "ACTION", "grid", None, False
@@ -893,11 +989,31 @@ class FakeMJProxy:
             task.cancelled_at = self.now
         return web.Response(status=200)  # trueai answers an empty 200 either way
 
+    def _video_file(self, name: str) -> web.Response | None:
+        """`<id>_<i>.mp4` (a finished video) and `<id>_c<i>.png` (its still)."""
+        match = _VIDEO_NAME_RE.match(name)
+        task = self.tasks.get(match.group("id")) if match else None
+        if match is None or task is None or task.result != "video":
+            return None
+        no = int(match.group("no"))
+        if no >= task.videos or task.status(self.now) != "SUCCESS":
+            return None
+        if match.group("ext") == "mp4":
+            duration = 5.0 + 4 * task.extends
+            data = videos.mp4(name, size=self.video_bytes, duration_s=duration)
+            return web.Response(body=data, headers={"Content-Type": "video/mp4"})
+        if name not in self._images:
+            self._images[name] = images.single_png(name, _size(self.image_size, task.ratio))
+        return web.Response(body=self._images[name], headers={"Content-Type": "image/png"})
+
     async def _image(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
+        if (clip := self._video_file(name)) is not None:
+            return clip
         match = _IMAGE_NAME_RE.match(name)
         task = self.tasks.get(match.group("id")) if match else None
-        if match is None or task is None or task.result not in ("grid", "single"):
+        allowed = ("grid", "single", "video") if match and match.group("preview") else ()
+        if match is None or task is None or task.result not in ("grid", "single", *allowed):
             return web.Response(status=404, text="not found")
         if match.group("tile") and task.result != "grid":
             return web.Response(status=404, text="not found")
@@ -965,11 +1081,26 @@ class FakeMJProxy:
                 _button(f"MJ::JOB::pan_right::1::{h}::SOLO", emoji="➡️"),
                 _button(f"MJ::JOB::pan_up::1::{h}::SOLO", emoji="⬆️"),
                 _button(f"MJ::JOB::pan_down::1::{h}::SOLO", emoji="⬇️"),
-                _button(f"MJ::JOB::animate_high::1::{h}::SOLO", "Animate (High motion)", "🎞️"),
-                _button(f"MJ::JOB::animate_low::1::{h}::SOLO", "Animate (Low motion)", "🎞️"),
-                _button(f"MJ::BOOKMARK::{h}", emoji="❤️"),
             ]
+            if self.enable_video:
+                buttons += [
+                    _button(f"MJ::JOB::animate_high::1::{h}::SOLO", "Animate (High motion)", "🎞️"),
+                    _button(f"MJ::JOB::animate_low::1::{h}::SOLO", "Animate (Low motion)", "🎞️"),
+                ]
+            buttons.append(_button(f"MJ::BOOKMARK::{h}", emoji="❤️"))
             return buttons
+        if task.result == "video":
+            # A batch: U1..U<n> picks a video; one video: its own Extend buttons.
+            picks = [
+                _button(f"MJ::JOB::video_virtual_upscale::{n}::{h}", f"U{n}")
+                for n in range(1, task.videos + 1)
+            ]
+            if task.videos > 1:
+                return picks
+            return [
+                _button(f"MJ::JOB::animate_high_extend::1::{h}", "Extend (High motion)", "🎞️"),
+                _button(f"MJ::JOB::animate_low_extend::1::{h}", "Extend (Low motion)", "🎞️"),
+            ]
         if task.result == "describe":
             return [
                 *(_button(f"MJ::Job::PicReader::{n}", str(n)) for n in range(1, 5)),
@@ -1013,6 +1144,11 @@ class FakeMJProxy:
                 )
                 prompt = final_prompt
                 image_url = task.link
+        video: dict[str, Any] = {}
+        if task.result == "video" and status == "SUCCESS":
+            video, image_url = self._video_fields(task), None
+            image_url = video["videoUrl"]
+            image_urls = video["videoUrls"]
         if status == "MODAL":
             description = MODAL_DESCRIPTION
         fail_reason = None
@@ -1053,7 +1189,31 @@ class FakeMJProxy:
             "botType": "MID_JOURNEY",
             "width": width if status == "SUCCESS" else None,
             "height": height if status == "SUCCESS" else None,
+            **video,
         }
+
+    def _video_fields(self, task: FakeTask) -> dict[str, Any]:
+        """TaskInfo's video fields (PROVIDERS.md §8.4): `videoUrl` (= imageUrl), `videoUrls`
+        with thumbnails, `thumbnailUrl`, `videoType`, `videoDuration`, `contentType`."""
+        base = self.base_url
+        clips = [
+            {
+                "url": f"{base}/attachments/{task.id}_{i}.mp4",
+                "thumbnail": self._url(f"{task.id}_c{i}"),
+            }
+            for i in range(task.videos)
+        ]
+        fields: dict[str, Any] = {
+            "videoUrl": clips[0]["url"],
+            "videoUrls": clips,
+            "thumbnailUrl": clips[0]["thumbnail"],
+            "videoType": task.video_type,
+            "videoDuration": 5 + 4 * task.extends,
+            "frameCount": (5 + 4 * task.extends) * 24,
+        }
+        if task.videos == 1:
+            fields["contentType"] = "video/mp4"
+        return fields
 
     # --- control API ---
 

@@ -213,6 +213,8 @@ async def test_imagine_upscale_custom_zoom_and_vary_region(flow: Flow) -> None:
         "pan_right",
         "pan_up",
         "pan_down",
+        "animate_low:1",  # issue 18 (tests/integration/test_video_http.py)
+        "animate_high:1",
     }
     [u1] = flow.posts("/mj/submit/action")
     assert u1.body is not None and u1.body["customId"].startswith("MJ::JOB::upsample::1::")
