@@ -70,6 +70,8 @@ async def test_a_fast_flag_counts_in_the_fast_quota(world: World) -> None:
     assert ok.response_type == 5, ok.response_data
     await world.discord.wait_for(lambda: len(world.piapi.created()) == 2, timeout=10)
     assert world.piapi.created()[1].json["input"]["process_mode"] == "relax"
+    usage = private_text(await slash(world, "usage me"))
+    assert "Today: 2 job(s), 0 completed, 1 fast/turbo" in usage, usage
 
 
 async def test_a_remix_form_and_the_suffix_obey_the_speed_rules(world: World) -> None:
