@@ -10,9 +10,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from tests.e2e.conftest import World, button_ids, open_world
+from tests.e2e.conftest import World, button_ids, buttons_of, open_world
+from tests.e2e.test_commands import DESCRIBE_ROWS, advance_until, png
 from tests.e2e.test_community import admin, private_text, slash
 from tests.e2e.test_imagine import imagine_to_grid
+from tests.fakes.discord.models import MessageRecord
 
 TURBO_OFF = "is not allowed on this server"
 
@@ -121,3 +123,32 @@ async def test_legnext_gets_no_forbidden_flag_in_its_text(tmp_path: Path) -> Non
         await world.discord.wait_for(lambda: len(world.fake.created()) == 1, timeout=10)
         [create] = world.fake.created()
         assert create.body["text"] == "a cat --relax", create.body
+
+
+async def test_describe_its_picks_and_blend_run_at_the_decided_speed(world: World) -> None:
+    """Jobs without a typed prompt carry the decided speed too: on a relax-only server,
+    /describe, a describe pick and /blend ask the provider for relax (before, they sent
+    no speed at all and ran at the account's default, uncounted)."""
+    await world.start_bot()
+    await relax_server(world, fast=False)
+    described = await world.discord.slash("describe", attachments={"image": png("speedy")})
+    await world.discord.wait_for(lambda: world.piapi.created("describe"), timeout=10)
+    assert world.piapi.created("describe")[0].json["input"]["process_mode"] == "relax"
+
+    def finished() -> MessageRecord | None:
+        return next((m for m in world.channel_messages() if buttons_of(m) == DESCRIBE_ROWS), None)
+
+    await advance_until(world, lambda: finished() is not None, what="the describe result")
+    message = finished()
+    assert message is not None and described.responded
+    click = await world.discord.click(message.id, button_ids(message)["1"])
+    await world.discord.wait_for(lambda: click.responded, timeout=10)
+    await world.discord.wait_for(lambda: world.piapi.created("imagine"), timeout=10)
+    assert world.piapi.created("imagine")[0].json["input"]["process_mode"] == "relax"
+
+    blend = await world.discord.slash(
+        "blend", attachments={"image1": png("left"), "image2": png("right")}
+    )
+    await world.discord.wait_for(lambda: world.piapi.created("blend"), timeout=10)
+    assert blend.responded
+    assert world.piapi.created("blend")[0].json["input"]["process_mode"] == "relax"
