@@ -145,7 +145,7 @@ def _check(
     if value <= limit:
         return f"  {label}: {show(value)} (target <= {show(limit)}) PASS"
     over = value - limit
-    share = f", {over / limit:.0%} over" if limit else ""
+    share = f", {over / limit:.1%} over" if limit else ""
     return f"  {label}: {show(value)} (target <= {show(limit)}) MISS by {show(over)}{share}"
 
 

@@ -142,8 +142,8 @@ def test_verdicts_say_pass_or_by_how_much_a_target_is_missed() -> None:
     good = verdicts("many-servers", [run("poll", 1.0, 3)], None, floor)
     assert [line.endswith("PASS") for line in good[2:]] == [True] * 4 + [False], good
     bad = verdicts("many-servers", [run("poll", 8.0, 40)], None, floor)
-    assert "  Discord 429s in the run: 40 (target <= 10) MISS by 30, 300% over" in bad
-    assert "  completion-to-final p99: 8.00 s (target <= 5.00 s) MISS by 3.00 s, 60% over" in bad
-    assert "  state-to-edit p50: 8.00 s (target <= 2.00 s) MISS by 6.00 s, 300% over" in bad
+    assert "  Discord 429s in the run: 40 (target <= 10) MISS by 30, 300.0% over" in bad
+    assert "  completion-to-final p99: 8.00 s (target <= 5.00 s) MISS by 3.00 s, 60.0% over" in bad
+    assert "  state-to-edit p50: 8.00 s (target <= 2.00 s) MISS by 6.00 s, 300.0% over" in bad
     budget = "  landed message writes: 30 in 60 s (0.5/s); (a) allows up to 4/s over 4 channels"
     assert budget + " (12% used)" in bad
