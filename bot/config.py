@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     job_stall_timeout_s: float = Field(default=600.0, gt=0)
     # No job runs longer than this, progress or not.
     job_max_duration_s: float = Field(default=3600.0, gt=0)
+    # A submission the service keeps refusing (unreachable, 5xx, 429) is given up after this.
+    mj_submit_retry_window_s: float = Field(default=120.0, gt=0, le=3600)
     # The provider refuses follow-ups on jobs older than this (PiAPI: about 3 hours).
     follow_up_window_s: float = Field(default=3 * 3600.0, gt=0)
     provider_timeout_s: float = Field(default=20.0, gt=0)

@@ -2,13 +2,19 @@
 
 The wording follows Midjourney's own bot so members recognise it:
 
-    **a lighthouse --ar 16:9** - <@1> (Waiting to start)
-    **a lighthouse --ar 16:9** - <@1> (Queued, position 3)
-    **a lighthouse --ar 16:9** - <@1> (37%) (fast)          + ▰▰▰▱▱▱▱▱▱▱ 37% · 1m 10s
+    **a lighthouse --ar 16:9** - <@1> (Waiting to start)     + ⌛ 10s elapsed
+    **a lighthouse --ar 16:9** - <@1> Queued (position 3)
+    **a lighthouse --ar 16:9** - <@1> (Retrying)             + ⚠️ The image service isn't …
+    **a lighthouse --ar 16:9** - <@1> (37%) (fast)           + ▰▰▰▱▱▱▱▱▱▱ 1m 10s elapsed
     **a lighthouse --ar 16:9** - <@1> (fast)                 + the grid as an attachment
     **a lighthouse --ar 16:9** - Image #2 <@1>
     **a lighthouse --ar 16:9** - Variations (Strong) by <@1> (fast)
-    **a lighthouse --ar 16:9** - <@1>                        + ❌ Failed: … / > provider text
+    **a lighthouse --ar 16:9** - <@1>                        + ❌ Failed: a sentence
+
+The aspect ratio the job runs at is shown as `--ar` when it came from an option or /prefs
+rather than the prompt. The provider's own words are quoted only where they are a sentence
+a member can act on (a moderation or generation refusal); an exception name or raw JSON
+goes to the log and the admins' log channel, never to the channel (issue 15 item 2).
 
 Elapsed time is coarse on purpose (10 s steps in the first minute, 30 s up to ten
 minutes, whole minutes after): the text stays honest about a job that is still alive,
@@ -21,7 +27,9 @@ neutralised; the publisher should still send `allowed_mentions` for `mention_use
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import posixpath
 import re
 from collections.abc import Callable
@@ -60,6 +68,9 @@ _KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7
 _ASPECT = re.compile(r"--(?:ar|aspect)\s+(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)")
 _RAW_DESCRIBE = re.compile(r"^provider:describe\d+$")
 _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+# Codes whose provider text speaks to the member (what was refused and why).
+_QUOTABLE = frozenset({ErrorCode.MODERATED, ErrorCode.GENERATION_FAILED, ErrorCode.INVALID_REQUEST})
+_IDENTIFIER = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Timeout)\b")
 
 # Plain words for an error without a message of its own.
 _REASONS: dict[ErrorCode, str] = {
@@ -389,7 +400,10 @@ def _clip_escaped(text: str, limit: int) -> str:
 def _subject(job: Job) -> str:
     op = job.operation
     if op.prompt and op.prompt.strip():
-        return " ".join(op.prompt.split())  # one line, as Midjourney shows it
+        prompt = " ".join(op.prompt.split())  # one line, as Midjourney shows it
+        if op.aspect_ratio and not _ASPECT.search(prompt):
+            prompt += f" --ar {op.aspect_ratio}"  # the ratio it runs at, from option or /prefs
+        return prompt
     if op.image_urls:
         return " ".join(op.image_urls)
     if op.kind is OperationKind.PROVIDER_ACTION:
@@ -453,14 +467,16 @@ def _status_text(job: Job, *, with_mode: bool) -> str:
     mode = _MODE_TEXT.get(job.operation.mode) if job.operation.mode else None
     mode_part = f" ({mode})" if mode and with_mode else ""
     status = job.status
+    if status is JobStatus.QUEUED and job.error is not None:
+        return "(Retrying)"  # the submission was refused; the tail line says why
     if status in (JobStatus.QUEUED, JobStatus.SUBMITTED):
         if job.queue_position is not None:
             return f"Queued (position {job.queue_position})"
-        return "Waiting to start"
+        return "(Waiting to start)"
     if status is JobStatus.RUNNING:
         if job.progress is not None:
-            return f"{_clamp(job.progress)}%{mode_part}"
-        return f"Running{mode_part}"
+            return f"({_clamp(job.progress)}%){mode_part}"
+        return f"(Running){mode_part}"
     if status is JobStatus.COMPLETED:
         return mode_part.strip()
     return ""  # terminal failures say why on their own line
@@ -470,11 +486,16 @@ def _tail_lines(job: Job, now: float) -> list[str]:
     status = job.status
     if status.is_active:
         # A job without a creation time (0.0) would claim decades: show no time then.
-        elapsed = format_elapsed(now - job.created_at) if job.created_at > 0 else None
+        elapsed = f"{format_elapsed(now - job.created_at)} elapsed" if job.created_at > 0 else ""
+        lines = []
+        if job.error is not None and job.error.message:  # a refused submission, retried
+            lines.append(f"⚠️ {_clip_escaped(_safe(job.error.message), REASON_LIMIT)}")
         if status is JobStatus.RUNNING and job.progress is not None:
-            bar = progress_bar(job.progress)
-            return [f"{bar} · {elapsed}" if elapsed else bar]
-        return [f"⌛ {elapsed}"] if elapsed else []
+            bar = progress_cells(job.progress)  # the percentage is on the first line
+            lines.append(f"{bar} {elapsed}".rstrip())
+        elif elapsed:
+            lines.append(f"⌛ {elapsed}")
+        return lines
     if status is JobStatus.COMPLETED:
         if job.seed:
             return [f"🌱 Seed: `{_clip_escaped(_safe(job.seed), 100)}`"]
@@ -483,7 +504,7 @@ def _tail_lines(job: Job, now: float) -> list[str]:
     reason = error.message.strip() if error and error.message else ""
     if status is JobStatus.CANCELLED:
         line = "🚫 Cancelled"
-        if reason:
+        if reason and reason.rstrip(".").lower() != "cancelled":
             line += f": {_clip_escaped(_safe(reason), REASON_LIMIT)}"
         lines = [line]
     else:
@@ -494,8 +515,22 @@ def _tail_lines(job: Job, now: float) -> list[str]:
         lines = [f"{head}: {_clip_escaped(_safe(words), REASON_LIMIT)}"]
     if error and error.provider_text and error.provider_text.strip() != reason:
         quoted = " ".join(error.provider_text.split())
-        lines.append(f"> {_clip_escaped(_safe(quoted), PROVIDER_TEXT_LIMIT)}")
+        if error.code in _QUOTABLE and is_sentence(quoted):
+            lines.append(f"> {_clip_escaped(_safe(quoted), PROVIDER_TEXT_LIMIT)}")
     return lines
+
+
+def is_sentence(text: str) -> bool:
+    """Whether a provider's text reads as words for a member: not JSON, not an exception
+    or class name, not a bare code (those are details for the log)."""
+    text = text.strip()
+    if not text or text[0] in "{<" or _IDENTIFIER.match(text):
+        return False
+    if text[0] == "[" and text.endswith("]"):
+        with contextlib.suppress(ValueError):
+            json.loads(text)
+            return False  # a JSON list
+    return " " in text and any(c.isalpha() for c in text)
 
 
 def _clamp(progress: int) -> int:
@@ -504,9 +539,13 @@ def _clamp(progress: int) -> int:
 
 def progress_bar(progress: int) -> str:
     """`▰▰▰▱▱▱▱▱▱▱ 37%`: filled cells round down, so 100 % shows only when it is."""
-    pct = _clamp(progress)
-    filled = pct * BAR_CELLS // 100
-    return "▰" * filled + "▱" * (BAR_CELLS - filled) + f" {pct}%"
+    return f"{progress_cells(progress)} {_clamp(progress)}%"
+
+
+def progress_cells(progress: int) -> str:
+    """`▰▰▰▱▱▱▱▱▱▱`: the bar alone, for a message whose first line gives the number."""
+    filled = _clamp(progress) * BAR_CELLS // 100
+    return "▰" * filled + "▱" * (BAR_CELLS - filled)
 
 
 def format_elapsed(seconds: float) -> str:

@@ -111,9 +111,12 @@ class EngineSettings:
     max_duration_s: float = 3600.0
     # A provider that loses a task just after creating it is given this long to find it.
     not_found_grace_s: float = 60.0
-    # Submissions refused for transient reasons (429, 5xx) are retried for this long.
-    submit_retry_window_s: float = 300.0
-    submit_retry_base_s: float = 2.0
+    # Submissions refused for transient reasons (429, 5xx, no connection) are retried for
+    # this long: 5, 10, 20, 30, 30 s... then given up, so an outage ends a job in about two
+    # minutes instead of reading as a long queue (issue 15 item 1).
+    submit_retry_window_s: float = 120.0
+    submit_retry_base_s: float = 5.0
+    submit_retry_max_s: float = 30.0
     max_parallel_requests: int = 8
     # Push mode: providers report changes themselves; each job is still polled this often.
     push_mode: bool = False
@@ -596,6 +599,7 @@ class Engine:
         self._by_ref[snapshot.ref] = job.id
         job.submitted_at = self.clock.time()
         self._retry_at.pop(job.id, None)
+        job.error = None  # a "retrying" note of an earlier refusal
         self._apply(job, snapshot)
         if job.status is JobStatus.QUEUED:
             job.status = JobStatus.SUBMITTED
@@ -703,24 +707,30 @@ class Engine:
         self, job: Job, exc: ProviderError, retry_after: float | None
     ) -> None:
         now = self.clock.time()
-        if now - job.created_at > self.settings.submit_retry_window_s:
-            await self._finish(job, JobStatus.FAILED, exc.to_job_error())
+        left = self.settings.submit_retry_window_s - (now - job.created_at)
+        if left <= 0:
+            await self._finish(job, JobStatus.FAILED, _gave_up(exc, now - job.created_at))
             return
         attempt = self._submit_attempts[job.id] = self._submit_attempts.get(job.id, 0) + 1
-        delay = (
-            retry_after
-            if retry_after is not None
-            else self.settings.submit_retry_base_s * 2 ** min(attempt, 6)
+        backoff = min(
+            self.settings.submit_retry_base_s * 2 ** min(attempt - 1, 10),
+            self.settings.submit_retry_max_s,
         )
+        # The last try lands at the window's end, so giving up is never later than it.
+        delay = min(retry_after if retry_after is not None else backoff, max(left, 0.5))
         # Nothing was created at the provider: clear the mark so a restart may send it.
         job.submit_started_at = None
         self.pool.release(job.id)
         if job.operation.parent_job_id is None:
             job.account = None  # any account may take it next time
+        # The member sees at once that the service is the problem, not a long queue.
+        job.error = _retrying(exc)
+        previous = job.status
         await self._save(job)
         self._retry_at[job.id] = now + delay
         self._enqueue(job, front=True)
         self._timers.schedule(job.id, now + delay)
+        self._emit("changed", job, previous)
         log.warning(
             "job %s: submission refused (%s); retrying in %.1fs", job.id, exc.code.value, delay
         )
@@ -948,6 +958,9 @@ class Engine:
         self._retry_at.pop(job.id, None)
         self._submit_attempts.pop(job.id, None)
         reason = f" ({job.error.code.value}: {job.error.message})" if job.error else ""
+        if job.error and job.error.provider_text:
+            # The detail members are spared (issue 15 item 2) is logged here, once.
+            reason += f" [provider: {job.error.provider_text[:300]}]"
         log.info("job %s: %s%s", job.id, status.value, reason)
         self._emit("changed", job, previous)
         self._pump()
@@ -1017,3 +1030,20 @@ def register_account_gauges(metrics: Metrics, pool: AccountPool) -> None:
     metrics.account_in_flight.source = per_account(lambda a: float(a.in_flight))
     metrics.account_limit.source = per_account(lambda a: float(a.limit))
     metrics.account_available.source = per_account(lambda a: 1.0 if a.available else 0.0)
+
+
+def _retrying(exc: ProviderError) -> JobError:
+    """The note an active job carries while its submission waits for another try."""
+    if exc.code is ErrorCode.RATE_LIMITED:
+        words = "The image service is busy; retrying."
+    else:
+        words = "The image service isn't answering; retrying."
+    return JobError(exc.code, words, provider_text=exc.provider_text)
+
+
+def _gave_up(exc: ProviderError, waited_s: float) -> JobError:
+    minutes = max(1, round(waited_s / 60))
+    unit = "minute" if minutes == 1 else "minutes"
+    busy = "was too busy" if exc.code is ErrorCode.RATE_LIMITED else "did not answer"
+    words = f"The image service {busy} for {minutes} {unit}; nothing was charged. Try again later."
+    return JobError(exc.code, words, provider_text=exc.provider_text)

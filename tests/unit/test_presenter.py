@@ -66,35 +66,35 @@ def actions(*names: str) -> list[Action]:
 
 def test_waiting_to_start() -> None:
     r = render(make_job(status=JobStatus.QUEUED), now=1003.0)
-    assert r.content == "**a lighthouse at dusk** - <@111> Waiting to start\n⌛ <10s"
+    assert r.content == "**a lighthouse at dusk** - <@111> (Waiting to start)\n⌛ <10s elapsed"
     assert r.buttons == [] and r.image is None and r.embed is None
 
 
 def test_queued_with_position() -> None:
     r = render(make_job(status=JobStatus.SUBMITTED, queue_position=3), now=1025.0)
-    assert r.content == "**a lighthouse at dusk** - <@111> Queued (position 3)\n⌛ 20s"
+    assert r.content == "**a lighthouse at dusk** - <@111> Queued (position 3)\n⌛ 20s elapsed"
 
 
 def test_running_with_progress_shows_bar_mode_and_elapsed() -> None:
     r = render(make_job(status=JobStatus.RUNNING, progress=37), now=1072.0)
-    assert r.content == "**a lighthouse at dusk** - <@111> 37% (fast)\n▰▰▰▱▱▱▱▱▱▱ 37% · 1m"
+    assert r.content == "**a lighthouse at dusk** - <@111> (37%) (fast)\n▰▰▰▱▱▱▱▱▱▱ 1m elapsed"
 
 
 def test_no_creation_time_means_no_elapsed_text() -> None:
     job = make_job(status=JobStatus.RUNNING, progress=37)
     job.created_at = 0.0
-    assert render(job, now=1e9).content.splitlines()[1] == "▰▰▰▱▱▱▱▱▱▱ 37%"
+    assert render(job, now=1e9).content.splitlines()[1] == "▰▰▰▱▱▱▱▱▱▱"
     job.progress = None
     assert "\n" not in render(job, now=1e9).content
 
 
 def test_running_without_progress_and_other_modes() -> None:
     r = render(make_job(status=JobStatus.RUNNING), now=1000.0)
-    assert r.content.splitlines()[0] == "**a lighthouse at dusk** - <@111> Running (fast)"
+    assert r.content.splitlines()[0] == "**a lighthouse at dusk** - <@111> (Running) (fast)"
     relax = render(make_job(status=JobStatus.RUNNING, progress=5, mode=SpeedMode.RELAX), now=1000)
-    assert relax.content.splitlines()[0].endswith("5% (relaxed)")
+    assert relax.content.splitlines()[0].endswith("(5%) (relaxed)")
     no_mode = render(make_job(status=JobStatus.RUNNING, progress=5, mode=None), now=1000)
-    assert no_mode.content.splitlines()[0] == "**a lighthouse at dusk** - <@111> 5%"
+    assert no_mode.content.splitlines()[0] == "**a lighthouse at dusk** - <@111> (5%)"
 
 
 def test_running_with_preview_shows_it_in_the_embed() -> None:
@@ -234,7 +234,13 @@ def test_failed_without_message_uses_plain_words_and_long_provider_text_is_cut()
     )
     lines = render(job, now=1000.0).content.splitlines()
     assert lines[1] == "❌ Failed: the provider account is out of credit"
-    assert lines[2].startswith("> xxx") and lines[2].endswith("…") and len(lines[2]) <= 302
+    assert len(lines) == 2  # an account's trouble is the admins' detail, not the channel's
+    long = make_job(
+        status=JobStatus.FAILED,
+        error=JobError(ErrorCode.GENERATION_FAILED, "", "the image could not be made " * 200),
+    )
+    quoted = render(long, now=1000.0).content.splitlines()[2]
+    assert quoted.startswith("> the image") and quoted.endswith("…") and len(quoted) <= 302
 
 
 def test_timed_out_and_cancelled() -> None:

@@ -1,0 +1,59 @@
+"""The first hour of a server owner and a member (issue 15), end to end: the real bot
+process against the fake Discord and the fake providers."""
+
+from __future__ import annotations
+
+import socket
+
+from tests.e2e.conftest import World
+from tests.fakes.discord.models import MessageRecord
+
+
+def closed_port_url() -> str:
+    """A loopback URL nothing listens on: every connection to it is refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+def all_versions(message: MessageRecord) -> list[str]:
+    return [*(v.get("content") or "" for v in message.history), message.content]
+
+
+async def test_an_outage_says_so_at_once_and_gives_up_in_a_sentence(world: World) -> None:
+    """Item 1 and 2: the provider refuses connections. The member reads at once that the
+    service is not answering and that the bot retries (not a long queue), and the job ends
+    within the retry window with a sentence: no exception name, no quoted detail."""
+    bot = await world.start_bot(
+        PIAPI_BASE_URL=closed_port_url(), MJ_SUBMIT_RETRY_WINDOW_S="3", PROVIDER_TIMEOUT_S="1"
+    )
+    interaction = await world.discord.slash("imagine", {"prompt": "a dark lighthouse"})
+    await world.discord.wait_for(lambda: interaction.responded, timeout=10, what="the ack")
+    message_id = interaction.original_message_id
+
+    retrying = await world.wait_message(
+        lambda m: m.id == message_id and "isn't answering; retrying" in m.content,
+        limit_s=10,
+        what="the retrying note",
+    )
+    assert retrying.content.splitlines()[0].endswith("(Retrying)"), retrying.content
+    assert "Queued" not in retrying.content
+
+    final = await world.wait_message(
+        lambda m: m.id == message_id and "❌ Failed" in m.content,
+        limit_s=20,
+        what="the job to give up",
+    )
+    assert final.content.splitlines()[1:] == [
+        "❌ Failed: The image service did not answer for 1 minute; nothing was charged."
+        " Try again later."
+    ], final.content
+    for text in all_versions(final):
+        assert "ClientConnectorError" not in text and "ConnectError" not in text
+        assert "\n>" not in text
+    # The detail is the log's: the final line names what the transport said, once.
+    log = bot.log()
+    [ending] = [line for line in log.splitlines() if ": failed (unavailable" in line]
+    assert "[provider: ClientConnectorError]" in ending or "[provider: ConnectError]" in ending
+    assert log.count("ClientConnectorError") + log.count("ConnectError") == 1, log
