@@ -95,7 +95,10 @@ class PgCluster:
         command: Sequence[str] = [str(self.bin_dir / args[0]), *args[1:]]
         if self.run_as is not None:
             command = ["runuser", "-u", self.run_as, "--", *command]
-        return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+        # cwd: the server's user may not be allowed into the checkout (a root-only folder).
+        return subprocess.run(
+            command, cwd=self.root, capture_output=True, text=True, timeout=60, check=False
+        )
 
     def start(self) -> None:
         options = " ".join(
