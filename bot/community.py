@@ -164,6 +164,17 @@ def _words(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(str(v) for v in value if str(v).strip()))
 
 
+def _pairs(value: Any) -> tuple[tuple[str, str], ...]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        return ()
+    found = {
+        str(item[0]).strip().lower(): str(item[1])
+        for item in value
+        if isinstance(item, (list, tuple)) and len(item) == 2 and str(item[0]).strip()
+    }
+    return tuple(found.items())
+
+
 @dataclass(frozen=True)
 class GuildSettings:
     """One server's settings; every field has a default, so a new server needs none.
@@ -185,6 +196,7 @@ class GuildSettings:
     banned_words_removed     default banned words the server lifted
     moderation_error_budget  prompts the provider's moderation may refuse per member per
                              UTC day before that member is paused until the next day
+    presets                  server presets: (name, parameters) pairs for /imagine
 
     Stored as JSON (`to_data`); `from_data` ignores unknown keys and defaults missing
     ones, so a new field needs no migration. The constructor normalises sequences to
@@ -203,9 +215,12 @@ class GuildSettings:
     banned_words_added: tuple[str, ...] = ()
     banned_words_removed: tuple[str, ...] = ()
     moderation_error_budget: int = 3
+    # Server presets (issue 19): (name, parameters) pairs every member may use on /imagine.
+    presets: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
+        set_(self, "presets", _pairs(self.presets))
         set_(self, "guild_id", str(self.guild_id))
         set_(self, "allowed_channel_ids", _ids(self.allowed_channel_ids))
         set_(self, "allowed_role_ids", _ids(self.allowed_role_ids))

@@ -18,6 +18,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import media
+from bot.community import GuildSettings
 from bot.discord.attachments import AttachmentError, check_metadata, format_size
 from bot.discord.policy import Member
 from bot.discord.submit import (
@@ -33,7 +34,7 @@ from bot.domain import Operation, OperationKind, SpeedMode
 from bot.engine import EngineError
 from bot.references import References, compose_prompt
 from bot.speed import SpeedConflictError
-from bot.store.base import StoreError
+from bot.store.base import MemberPrefs, StoreError
 
 if TYPE_CHECKING:
     from bot.app import MidjourneyBot
@@ -88,6 +89,7 @@ def clean_prompt(prompt: str, *, max_length: int) -> str:
 
 
 _HAS_DRAFT = re.compile(r"(?:--|—)draft\b", re.IGNORECASE)
+_HAS_VERSION = re.compile(r"(?:--|—)(?:v|version|niji)\b", re.IGNORECASE)
 REFERENCE_MAX_BYTES = 10 * 1024 * 1024  # what Legnext takes for an image (PROVIDERS §8.2)
 
 # Option name -> (References field, what it is, in the member's words).
@@ -110,6 +112,38 @@ def with_draft(text: str, draft: bool | None) -> str:
     if draft and not _HAS_DRAFT.search(text):
         return f"{text} --draft"
     return text
+
+
+def with_version(text: str, prefs: MemberPrefs) -> str:
+    """The member's /prefs version, where the prompt names none (else Midjourney's V7)."""
+    if prefs.version and not _HAS_VERSION.search(text):
+        return f"{text} {prefs.version}"
+    return text
+
+
+def find_preset(name: str, prefs: MemberPrefs, settings: GuildSettings | None) -> str | None:
+    """The member's own preset of that name, else the server's."""
+    own = prefs.preset(name)
+    if own is not None:
+        return own
+    return dict(settings.presets).get(name.strip().lower()) if settings is not None else None
+
+
+def preset_names(prefs: MemberPrefs, settings: GuildSettings | None) -> list[tuple[str, str]]:
+    """(name, whose) of every preset the member may use: their own first."""
+    names = [(n, "yours") for n, _ in prefs.presets]
+    mine = {n for n, _ in prefs.presets}
+    if settings is not None:
+        names += [(n, "server") for n, _ in settings.presets if n not in mine]
+    return names
+
+
+def unknown_preset(name: str, prefs: MemberPrefs, settings: GuildSettings | None) -> str:
+    known = ", ".join(f"`{n}`" for n, _ in preset_names(prefs, settings)) or "none yet"
+    return (
+        f"There is no preset named `{name[:40]}`. Presets you can use: {known}. "
+        "Save one with /prefs preset save."
+    )
 
 
 def reference_options(
@@ -160,6 +194,7 @@ class Imagine(commands.Cog):
         aspect_ratio="Width:height of the images, e.g. 16:9",
         mode="Speed: relax, fast or turbo",
         draft="Draft mode (V7): about ten times faster at half the cost; Enhance the best",
+        preset="One of your saved parameter sets, or the server's (/prefs preset save)",
         image_prompt="An image to start from (sent first in the prompt)",
         image_weight="How much the image prompt counts (--iw 0-3, default 1)",
         omni_reference="An omni-reference: a person or thing to put in the images (V7)",
@@ -179,6 +214,7 @@ class Imagine(commands.Cog):
         aspect_ratio: str | None = None,
         mode: app_commands.Choice[str] | None = None,
         draft: bool | None = None,
+        preset: str | None = None,
         image_prompt: discord.Attachment | None = None,
         image_weight: app_commands.Range[float, 0, 3] | None = None,
         omni_reference: discord.Attachment | None = None,
@@ -200,11 +236,25 @@ class Imagine(commands.Cog):
             "style_weight": style_weight,
             "character_weight": character_weight,
         }
-        await self._imagine(interaction, prompt, aspect_ratio, mode, draft, attachments, weights)
+        prefs = await self.bot.store.prefs.get(
+            optional_str(interaction.guild_id), str(interaction.user.id)
+        )
+        if preset:
+            settings = await self.bot.policy.settings(optional_str(interaction.guild_id))
+            found = find_preset(preset, prefs, settings)
+            if found is None:
+                await refuse(interaction, unknown_preset(preset, prefs, settings))
+                return
+            # Like typed parameters: the same speed decision and prompt check follow.
+            prompt = f"{prompt} {found}"
+        await self._imagine(
+            interaction, prefs, prompt, aspect_ratio, mode, draft, attachments, weights
+        )
 
     async def _imagine(
         self,
         interaction: discord.Interaction[Any],
+        prefs: MemberPrefs,
         prompt: str,
         aspect_ratio: str | None,
         mode: app_commands.Choice[str] | None,
@@ -212,9 +262,6 @@ class Imagine(commands.Cog):
         attachments: dict[str, discord.Attachment | None],
         weights: dict[str, Any],
     ) -> None:
-        prefs = await self.bot.store.prefs.get(
-            optional_str(interaction.guild_id), str(interaction.user.id)
-        )
         try:
             # One speed from the option, the prompt's and the suffix's flags, the member's
             # and the server's defaults; the prompt sent keeps no flag (bot/speed.py). The
@@ -234,7 +281,7 @@ class Imagine(commands.Cog):
             return
         if ratio is None and not _HAS_AR.search(text):
             ratio = prefs.default_aspect_ratio
-        text = with_draft(text, draft)
+        text = with_version(with_draft(text, prefs.draft if draft is None else draft), prefs)
         # The prompt check (versions included: --oref only on V7) judges the prompt as it
         # will be sent, with the attachments' URLs in it, before anything is posted.
         operation = Operation(
@@ -318,6 +365,21 @@ class Imagine(commands.Cog):
         except media.MediaError as exc:
             raise OptionError(f"{what.capitalize()}: {exc.message}") from None
         return data
+
+    @imagine.autocomplete("preset")
+    async def _preset_choices(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        prefs = await self.bot.store.prefs.get(
+            optional_str(interaction.guild_id), str(interaction.user.id)
+        )
+        settings = await self.bot.policy.settings(optional_str(interaction.guild_id))
+        typed = current.strip().lower()
+        return [
+            app_commands.Choice(name=f"{name} ({whose})"[:100], value=name)
+            for name, whose in preset_names(prefs, settings)
+            if name.startswith(typed)
+        ][:25]
 
     @imagine.autocomplete("aspect_ratio")
     async def _ratio_choices(

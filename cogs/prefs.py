@@ -1,9 +1,11 @@
 """/prefs: a member's own preferences in this server (Midjourney's /prefer and /settings,
-per person): remix mode, default speed, default aspect ratio and a prompt suffix."""
+per person): remix mode, default speed, default aspect ratio, a prompt suffix, the default
+model version, draft mode and presets (named parameter sets; admins save server ones)."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -13,6 +15,7 @@ from discord.ext import commands
 from bot.community import GuildSettings, check_mode
 from bot.discord.submit import answer_if_storage_error, optional_str
 from bot.domain import SpeedMode
+from bot.prompt_check import CURRENT_VERSIONS
 from bot.speed import SpeedConflictError, decide_speed, split_speed_flags
 from bot.store.base import MemberPrefs
 from cogs.imagine import OptionError, parse_aspect_ratio
@@ -21,6 +24,18 @@ if TYPE_CHECKING:
     from bot.app import MidjourneyBot
 
 MAX_SUFFIX = 200
+MAX_PRESET_NAME = 32
+MAX_PRESETS = 20
+_PRESET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def preset_problem(name: str, value: str) -> str | None:
+    """A preset is parameters only, under a plain name (it is typed in an option)."""
+    if not _PRESET_NAME.match(name):
+        return "A preset name is letters, digits, - and _ (e.g. cinematic or my-style)."
+    if not value.startswith(("--", "—")):
+        return 'A preset holds parameters only, like "--sref 1234 --stylize 250".'
+    return None
 
 
 def describe_prefs(prefs: MemberPrefs, *, server_mode: str | None = None) -> str:
@@ -31,7 +46,10 @@ def describe_prefs(prefs: MemberPrefs, *, server_mode: str | None = None) -> str
         "and 🔄 first open a prompt box, pre-filled with the prompt, that you can edit.\n"
         f"Default speed: **{mode}**\n"
         f"Default aspect ratio: **{prefs.default_aspect_ratio or '1:1 (Midjourney default)'}**\n"
-        f"Prompt suffix: {f'`{prefs.suffix}`' if prefs.suffix else 'none'}"
+        f"Prompt suffix: {f'`{prefs.suffix}`' if prefs.suffix else 'none'}\n"
+        f"Default version: **{prefs.version or 'V7 (Midjourney default)'}**\n"
+        f"Draft mode: **{'on' if prefs.draft else 'off'}**\n"
+        f"Presets: {', '.join(f'`{n}`' for n, _ in prefs.presets) or 'none'}"
     )
 
 
@@ -149,6 +167,142 @@ class Prefs(commands.GroupCog, group_name="prefs", group_description="Your own p
             await interaction.response.send_message(reason, ephemeral=True)
             return
         await self._save(interaction, f"Your prompts now end with `{cleaned}`.", suffix=cleaned)
+
+    @app_commands.command(name="version", description="Your default Midjourney version")
+    @app_commands.describe(version="Used when a prompt names no --v or --niji (default: V7)")
+    @app_commands.choices(
+        version=[
+            *(app_commands.Choice(name=m.label, value=m.flag) for m in CURRENT_VERSIONS.choices()),
+            app_commands.Choice(name="Midjourney's default (V7)", value="default"),
+        ]
+    )
+    async def version(
+        self, interaction: discord.Interaction[Any], version: app_commands.Choice[str]
+    ) -> None:
+        chosen = None if version.value == "default" else version.value
+        await self._save(
+            interaction, f"Your default version is now **{version.name}**.", version=chosen
+        )
+
+    @app_commands.command(name="draft", description="Draft mode for all your /imagine jobs")
+    @app_commands.describe(
+        state="on: V7 drafts, ten times faster at half the cost; Enhance the best"
+    )
+    @app_commands.choices(
+        state=[
+            app_commands.Choice(name="on", value="on"),
+            app_commands.Choice(name="off", value="off"),
+        ]
+    )
+    async def draft(
+        self, interaction: discord.Interaction[Any], state: app_commands.Choice[str]
+    ) -> None:
+        await self._save(
+            interaction,
+            f"Draft mode is now **{state.value}** by default.",
+            draft=state.value == "on",
+        )
+
+    preset = app_commands.Group(
+        name="preset", description="Named parameter sets for /imagine (Midjourney's option set)"
+    )
+
+    @preset.command(name="save", description="Save a named set of parameters")
+    @app_commands.describe(
+        name="A short name, e.g. cinematic",
+        value='Parameters, e.g. "--sref 1234 --stylize 250"',
+        server="Save it for everyone in this server (Manage Server needed)",
+    )
+    async def preset_save(
+        self,
+        interaction: discord.Interaction[Any],
+        name: app_commands.Range[str, 1, MAX_PRESET_NAME],
+        value: app_commands.Range[str, 1, MAX_SUFFIX],
+        server: bool = False,
+    ) -> None:
+        key, text = name.strip().lower(), " ".join(value.split())
+        settings = await self.bot.policy.settings(optional_str(interaction.guild_id))
+        # The same prompt check as typed parameters: a preset that would get every prompt
+        # using it refused is refused now, once.
+        reason = preset_problem(key, text) or self.bot.policy.check_text(settings, f"a test {text}")
+        if reason is None:
+            reason = _suffix_speed_problem(text, settings)
+        if reason is not None:
+            await interaction.response.send_message(reason, ephemeral=True)
+            return
+        if server:
+            await self._save_server_preset(interaction, settings, key, text)
+            return
+        prefs = await self._load(interaction)
+        if key not in dict(prefs.presets) and len(prefs.presets) >= MAX_PRESETS:
+            await interaction.response.send_message(
+                f"You have {MAX_PRESETS} presets already; delete one first.", ephemeral=True
+            )
+            return
+        await self._save(
+            interaction,
+            f"Preset **{key}** saved: `{text}`. Use it with /imagine preset:{key}.",
+            presets=(*((n, v) for n, v in prefs.presets if n != key), (key, text)),
+        )
+
+    async def _save_server_preset(
+        self,
+        interaction: discord.Interaction[Any],
+        settings: GuildSettings | None,
+        key: str,
+        text: str,
+    ) -> None:
+        perms = interaction.permissions
+        if settings is None or not (perms.manage_guild or perms.administrator):
+            await interaction.response.send_message(
+                "Only members with Manage Server can save server presets; save it as your "
+                "own instead.",
+                ephemeral=True,
+            )
+            return
+        presets = (*((n, v) for n, v in settings.presets if n != key), (key, text))
+        await self.bot.policy.save_settings(settings.with_changes(presets=presets))
+        await interaction.response.send_message(
+            f"Server preset **{key}** saved: `{text}`. Everyone here can use /imagine "
+            f"preset:{key}.",
+            ephemeral=True,
+        )
+
+    @preset.command(name="delete", description="Delete one of your presets (or a server one)")
+    @app_commands.describe(name="The preset's name", server="Delete the server preset")
+    async def preset_delete(
+        self, interaction: discord.Interaction[Any], name: str, server: bool = False
+    ) -> None:
+        key = name.strip().lower()
+        if server:
+            settings = await self.bot.policy.settings(optional_str(interaction.guild_id))
+            perms = interaction.permissions
+            if settings is None or not (perms.manage_guild or perms.administrator):
+                await interaction.response.send_message(
+                    "Only members with Manage Server can delete server presets.", ephemeral=True
+                )
+                return
+            kept = tuple((n, v) for n, v in settings.presets if n != key)
+            await self.bot.policy.save_settings(settings.with_changes(presets=kept))
+            await interaction.response.send_message(
+                f"Server preset **{key}** deleted.", ephemeral=True
+            )
+            return
+        prefs = await self._load(interaction)
+        kept = tuple((n, v) for n, v in prefs.presets if n != key)
+        await self._save(interaction, f"Preset **{key}** deleted.", presets=kept)
+
+    @preset.command(name="list", description="The presets you can use")
+    async def preset_list(self, interaction: discord.Interaction[Any]) -> None:
+        prefs = await self._load(interaction)
+        settings = await self.bot.policy.settings(optional_str(interaction.guild_id))
+        lines = [f"• **{n}** (yours): `{v}`" for n, v in prefs.presets]
+        if settings is not None:
+            lines += [f"• **{n}** (server): `{v}`" for n, v in settings.presets]
+        text = "\n".join(lines) or "No presets yet; save one with /prefs preset save."
+        await interaction.response.send_message(
+            text[:1900], ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+        )
 
     @app_commands.command(name="show", description="Show your preferences")
     async def show(self, interaction: discord.Interaction[Any]) -> None:

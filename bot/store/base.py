@@ -150,6 +150,16 @@ class MemberPrefs:
     default_mode: str | None = None  # None: the server's default speed
     default_aspect_ratio: str | None = None  # used when /imagine gives none
     suffix: str | None = None  # appended to every prompt (Midjourney's /prefer suffix)
+    version: str | None = None  # "--v 6.1", "--niji 7": used when a prompt names none
+    draft: bool = False  # /imagine in draft mode (V7) unless its option says otherwise
+    # Named parameter sets (Midjourney's /prefer option set): (name, value) pairs.
+    presets: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "presets", preset_pairs(self.presets))
+
+    def preset(self, name: str) -> str | None:
+        return dict(self.presets).get(name.strip().lower())
 
     def to_data(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _PREFS_KEY}
@@ -162,6 +172,20 @@ class MemberPrefs:
 
 
 _PREFS_KEY = frozenset({"guild_id", "user_id"})
+
+
+def preset_pairs(value: Any) -> tuple[tuple[str, str], ...]:
+    """Presets as stored (a list of [name, value] pairs, or a mapping), normalised:
+    names lowercased, unreadable entries dropped, the last of a name kept."""
+    items = value.items() if isinstance(value, dict) else value
+    found: dict[str, str] = {}
+    if isinstance(items, Iterable) and not isinstance(items, str):
+        for item in items:
+            if isinstance(item, (list, tuple)) and len(item) == 2:
+                name, text = item
+                if isinstance(name, str) and isinstance(text, str) and name.strip():
+                    found[name.strip().lower()] = text
+    return tuple(found.items())
 
 
 class MemberPrefsRepository(Protocol):
