@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
 from bot.community import GuildSettings
-from bot.domain import Job
+from bot.domain import ErrorCode, Job, JobStatus
 
 
 class StoreError(Exception):
@@ -267,6 +267,33 @@ class QuotaCounts:
     since: int = 0  # jobs asked for since the given time
     fast_since: int = 0  # of those, fast or turbo
     moderated_since: int = 0  # of those, refused by the provider's moderation
+
+
+# Endings that are the service's or the owner's doing, not what a member chose to spend:
+# they do not count against per_day / fast_per_day (issue 15 item 4). A moderation refusal
+# still counts (the member's prompt), and so does a job cancelled after it started.
+UNSPENT_ERROR_CODES = tuple(
+    sorted(
+        code.value
+        for code in (
+            ErrorCode.AUTH,
+            ErrorCode.INSUFFICIENT_CREDIT,
+            ErrorCode.UNAVAILABLE,
+            ErrorCode.RATE_LIMITED,
+            ErrorCode.MALFORMED_REPLY,
+            ErrorCode.TIMED_OUT,
+            ErrorCode.SUBMIT_INTERRUPTED,
+            ErrorCode.INTERNAL,
+        )
+    )
+)
+_UNSPENT_LIST = ", ".join(f"'{code}'" for code in UNSPENT_ERROR_CODES)  # constants
+# The same SQL in SQLite and PostgreSQL, so both stores agree.
+UNSPENT_JOB_SQL = (
+    f"(status = '{JobStatus.TIMED_OUT.value}'"
+    f" OR (status = '{JobStatus.FAILED.value}' AND COALESCE(error_code, '') IN ({_UNSPENT_LIST}))"
+    f" OR (status = '{JobStatus.CANCELLED.value}' AND provider_ref IS NULL))"
+)
 
 
 class UsageRepository(Protocol):

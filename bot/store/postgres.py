@@ -40,6 +40,7 @@ import asyncpg
 from bot.community import DAY_SECONDS, FAST_MODES, GuildSettings, utc_day_start
 from bot.domain import ErrorCode, Job, JobStatus
 from bot.store.base import (
+    UNSPENT_JOB_SQL,
     AuditEntry,
     DailyUsage,
     Delivery,
@@ -815,8 +816,9 @@ class PostgresUsageRepository:
     async def quota_counts(self, guild_id: str, user_id: str, since: float) -> QuotaCounts:
         sql = (
             f"SELECT COUNT(*) FILTER (WHERE status IN ({_ACTIVE_LIST})),"
-            " COUNT(*) FILTER (WHERE created_at >= $3),"
-            f" COUNT(*) FILTER (WHERE created_at >= $3 AND mode IN ({_FAST_LIST})),"
+            f" COUNT(*) FILTER (WHERE created_at >= $3 AND NOT {UNSPENT_JOB_SQL}),"
+            f" COUNT(*) FILTER (WHERE created_at >= $3 AND mode IN ({_FAST_LIST})"
+            f" AND NOT {UNSPENT_JOB_SQL}),"
             " COUNT(*) FILTER (WHERE created_at >= $3 AND status = $4 AND error_code = $5)"
             f" FROM jobs WHERE {_MEMBER} AND (status IN ({_ACTIVE_LIST}) OR created_at >= $3)"
         )

@@ -31,6 +31,7 @@ import aiosqlite
 from bot.community import DAY_SECONDS, FAST_MODES, GuildSettings, utc_day_start
 from bot.domain import ErrorCode, Job, JobStatus
 from bot.store.base import (
+    UNSPENT_JOB_SQL,
     AuditEntry,
     DailyUsage,
     Delivery,
@@ -843,8 +844,9 @@ class SqliteUsageRepository:
         active = ", ".join(f"'{status}'" for status in _ACTIVE)  # constants, not input
         sql = (
             f"SELECT COALESCE(SUM(status IN ({active})), 0),"
-            " COALESCE(SUM(created_at >= ?), 0),"
-            f" COALESCE(SUM(created_at >= ? AND {_MODE} IN ({_FAST_LIST})), 0),"
+            f" COALESCE(SUM(created_at >= ? AND NOT {UNSPENT_JOB_SQL}), 0),"
+            f" COALESCE(SUM(created_at >= ? AND {_MODE} IN ({_FAST_LIST})"
+            f" AND NOT {UNSPENT_JOB_SQL}), 0),"
             f" COALESCE(SUM(created_at >= ? AND status = ? AND {_ERROR_CODE} = ?), 0)"
             f" FROM jobs WHERE {_MEMBER} AND (status IN ({active}) OR created_at >= ?)"
         )

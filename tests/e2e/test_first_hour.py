@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 
 from tests.e2e.conftest import World
+from tests.e2e.test_community import admin, private_text, slash
 from tests.fakes.discord.models import MessageRecord
 
 
@@ -57,3 +58,26 @@ async def test_an_outage_says_so_at_once_and_gives_up_in_a_sentence(world: World
     [ending] = [line for line in log.splitlines() if ": failed (unavailable" in line]
     assert "[provider: ClientConnectorError]" in ending or "[provider: ConnectError]" in ending
     assert log.count("ClientConnectorError") + log.count("ConnectError") == 1, log
+
+
+async def test_a_job_lost_to_an_outage_does_not_use_the_members_day(world: World) -> None:
+    """Item 4: with one job a day (and one fast), a job the service never took leaves
+    the member's day untouched; the next one runs, and only the one after is refused."""
+    await world.start_bot(MJ_SUBMIT_RETRY_WINDOW_S="2", PROVIDER_TIMEOUT_S="1")
+    await admin(world, "settings limits", {"per_day": 1, "fast_per_day": 1})
+    outage = world.piapi.inject("POST", "/api/v1/task", "503", times=None)
+    lost = await slash(world, "imagine", {"prompt": "lost to the outage", "mode": "fast"})
+    assert lost.response_type == 5
+    await world.wait_message(
+        lambda m: m.id == lost.original_message_id and "❌ Failed" in m.content,
+        limit_s=20,
+        what="the outage to end the job",
+    )
+    world.piapi.faults.remove(outage)
+
+    ran = await slash(world, "imagine", {"prompt": "after the outage", "mode": "fast"})
+    assert ran.response_type == 5, ran.response_data  # public "thinking": it started
+    await world.discord.wait_for(lambda: len(world.piapi.created()) == 1, timeout=10)
+    refused = await slash(world, "imagine", {"prompt": "one too many", "mode": "fast"})
+    assert "day" in private_text(refused)
+    assert len(world.piapi.created()) == 1
