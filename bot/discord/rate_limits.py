@@ -13,7 +13,7 @@ limit; the rest is learned:
   bucket starts out kept per the finest resource its route names (the interaction token,
   or the channel of a bot-token route). When an answer shows more of the bucket used than
   this bot sent to that resource in the window, someone else draws from it: the bucket is
-  widened to the finest resource that explains what was used (token → channel → guild).
+  widened to the finest resource that explains what was used (own resource → channel → guild).
 - **How much is left**: counted down locally as writes are sent, corrected by each answer.
 
 `BucketLedger` holds that knowledge; `ratelimit_trace` hooks it into discord.py's aiohttp
@@ -34,7 +34,7 @@ import math
 import re
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -61,7 +61,7 @@ _CALLBACK = re.compile(r"^/interactions/")
 class Level(enum.IntEnum):
     """The resource a bucket is counted per, finest first."""
 
-    TOKEN = 0  # the interaction token, or the route's own major resource
+    OWN = 0  # the route's own resource: its interaction token, or its channel
     CHANNEL = 1
     GUILD = 2
     BOT = 3
@@ -349,9 +349,8 @@ class BucketLedger:
             # The first time this route is seen in this bucket: count this request in it.
             bucket.sends.append((ticket.sent_at, write))
             self._state(key, now).sent += 1
-        self._widen(
-            bucket, write, limit - remaining + (1 if status == 429 else 0), now, reset_after
-        )
+        used = limit - remaining + (1 if status == 429 else 0)
+        self._widen(bucket, write, used, now, reset_after, refused=status == 429)
         key = (bucket_id, write.resource(bucket.level))
         state = self._state(key, now)
         reset_at = now + reset_after
@@ -369,7 +368,7 @@ class BucketLedger:
     ) -> _Bucket:
         bucket = self._buckets.get(bucket_id)
         if bucket is None:
-            bucket = _Bucket(bucket_id, limit, reset_after, Level.TOKEN)
+            bucket = _Bucket(bucket_id, limit, reset_after, Level.OWN)
             self._buckets[bucket_id] = bucket
         bucket.limit = limit
         bucket.period = max(bucket.period, reset_after)
@@ -378,28 +377,42 @@ class BucketLedger:
         return bucket
 
     def _widen(
-        self, bucket: _Bucket, write: Write, used: int, now: float, reset_after: float
+        self,
+        bucket: _Bucket,
+        write: Write,
+        used: int,
+        now: float,
+        reset_after: float,
+        refused: bool,
     ) -> None:
-        """Widen `bucket` when it shows more used than we sent to `write`'s resource."""
-        window_start = now + reset_after - bucket.period - WINDOW_SLACK_S
+        """Widen `bucket` when it shows more used than we sent to `write`'s resource.
+
+        Our own count is generous (the last two windows: a request may reach Discord well
+        after we started it) and the wider one strict (this window only), so a bucket is
+        widened on evidence, never on clock skew. Buckets are kept per a token, a channel
+        or a guild, never wider: what no level of ours explains is someone else's use.
+        """
+        if bucket.level >= Level.GUILD:
+            return
         sends = bucket.sends
         while sends and sends[0][0] < now - 2 * bucket.period - WINDOW_SLACK_S:
             sends.popleft()
         state = self._states.get((bucket.id, write.resource(bucket.level)))
-        if state is not None and state.sent >= used:
+        if state is not None and state.sent >= used and not refused:
             return  # the usual case: our own writes explain it
-        for level in Level:
+        mine = _count(sends, write, bucket.level, since=now - 2 * bucket.period - WINDOW_SLACK_S)
+        # A 429 is evidence only when we could not have emptied the bucket ourselves.
+        if mine >= (bucket.limit if refused else used):
+            return
+        window_start = now + reset_after - bucket.period - WINDOW_SLACK_S
+        for level in (Level.CHANNEL, Level.GUILD):
             if level <= bucket.level:
                 continue
-            resource = write.resource(level)
-            ours = sum(
-                1 for at, other in sends if at >= window_start and other.resource(level) == resource
-            )
-            if ours >= used or level is Level.GUILD:
-                if ours < used:
-                    return  # others outside this bot use it too: the answers tell the rest
+            if _count(sends, write, level, since=window_start) >= used or (
+                refused and level is Level.GUILD
+            ):
                 log.info(
-                    "Discord bucket %s is shared per %s (route %s)",
+                    "Discord bucket %s is kept per %s (route %s)",
                     bucket.id,
                     level.name.lower(),
                     write.route,
@@ -413,6 +426,14 @@ class BucketLedger:
     def describe(self) -> dict[str, str]:
         """Bucket id → the resource it is counted per, for logs and tests."""
         return {b.id: b.level.name.lower() for b in self._buckets.values()}
+
+
+def _count(
+    sends: Iterable[tuple[float, Write]], write: Write, level: Level, *, since: float
+) -> int:
+    """Our sends since `since` to `write`'s resource at `level`."""
+    resource = write.resource(level)
+    return sum(1 for at, other in sends if at >= since and other.resource(level) == resource)
 
 
 def _int(value: Any) -> int | None:

@@ -56,7 +56,7 @@ def test_a_bucket_shared_by_tokens_of_one_channel_is_widened_to_the_channel() ->
     ledger = BucketLedger(clock=clock)
     first = _token_write(ledger, "t1", 11, 22)
     ledger.settle(ledger.reserve(first), 200, _headers("chan", 5, 4, 5.0))
-    assert ledger.describe() == {"chan": "token"}
+    assert ledger.describe() == {"chan": "own"}
     second = _token_write(ledger, "t2", 11, 22)
     # Its first write finds two used: t1's and its own. Only the channel explains it.
     ledger.settle(ledger.reserve(second), 200, _headers("chan", 5, 3, 4.9))
@@ -89,7 +89,7 @@ def test_no_widening_when_our_own_writes_explain_the_count() -> None:
     write = _token_write(ledger, "t1", 11, 22)
     for remaining in (4, 3, 2):
         ledger.settle(ledger.reserve(write), 200, _headers("tok", 5, remaining, 2.0))
-    assert ledger.describe() == {"tok": "token"}
+    assert ledger.describe() == {"tok": "own"}
 
 
 def test_an_empty_bucket_holds_writes_until_it_resets_and_a_429_is_learned() -> None:
@@ -189,3 +189,23 @@ async def test_a_new_turn_of_one_owner_replaces_its_waiting_one() -> None:
     ledger._notify(frozenset())
     ticket = await asyncio.wait_for(second, timeout=2)
     assert ticket.keys == (("chan", "c11"),)
+
+
+def test_busy_channels_of_one_guild_never_widen_a_per_channel_bucket() -> None:
+    """Four channels of a guild each fill their own 5-per-5 s bucket, and answers come
+    late (the server's window lags ours): the bucket stays per channel, never wider."""
+    clock = Clock()
+    ledger = BucketLedger(clock=clock)
+    for channel in ("11", "12", "13", "14"):
+        ledger.register_channel(channel, "22")
+    for window in range(3):
+        for channel in ("11", "12", "13", "14"):
+            write = ledger.channel_write("PATCH", channel, message=True)
+            tickets = [ledger.reserve(write) for _ in range(5)]
+            for n, ticket in enumerate(tickets):
+                # Late answers: the server saw last window's last request in this one.
+                used = min(5, n + 1 + (1 if window else 0))
+                ledger.settle(ticket, 200, _headers("chan", 5, 5 - used, 4.9 - n * 0.01))
+        clock.now += 5.0
+    assert ledger.describe() == {"chan": "own"}
+    assert ledger.widened == 0
