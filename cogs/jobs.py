@@ -74,7 +74,12 @@ class Jobs(commands.GroupCog, group_name="job", group_description="Your jobs in 
             extra_actions=bot_actions(self.bot, job),
         )
         files: list[discord.File] = []
-        if rendered.image is not None and rendered.image.kind == "result":
+        if job.is_video and job.videos:  # the MP4s again, fitted as the first delivery was
+            spoiler = await spoilered(self.bot.policy, job, interaction.channel)
+            rendered, files = await self.bot.publisher.video_message(
+                job, rendered, interaction.filesize_limit, spoiler=spoiler
+            )
+        elif rendered.image is not None and rendered.image.kind == "result":
             fitted = await self.bot.publisher.fitted_result(job, interaction.filesize_limit)
             if fitted is not None:
                 # The first delivery's rule, for the channel this copy is shown in.

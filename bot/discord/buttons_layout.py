@@ -10,6 +10,8 @@ Midjourney's own rows (PROVIDERS.md §7) are the model:
               🖌️ Vary (Region) ✏️ Edit / 🔍 Zoom Out 2x 🔍 Zoom Out 1.5x 🔍 Custom Zoom
               ↔️ Make Square / ⬅️ ➡️ ⬆️ ⬇️ / 🌱 Seed + unknown actions
     describe  1 2 3 4 🔄
+    video     per video: 1️⃣ Extend (Low motion) 1️⃣ Extend (High motion) 1️⃣ HD / 2️⃣ … (upscaled
+              images add 🎞️ Animate (Low motion) 🎞️ Animate (High motion) after the upscales)
 
 Labels are derived from the action names (an exact table, then anchored families), so
 an action the bot has never heard of still gets a readable button instead of vanishing.
@@ -94,11 +96,16 @@ class Group(IntEnum):
     VARY_GRID = 2  # V1..V4
     EDIT_GRID = 3  # ✏️1..✏️4 (backends that edit a grid's tiles directly)
     UPSCALE = 4
-    VARY = 5
-    ZOOM = 6
-    PAN = 7
-    EXTRA = 8  # offered by the bot itself (seed)
-    UNKNOWN = 9
+    ANIMATE = 5  # 🎞️ Animate (Low motion) / (High motion) on an upscaled image
+    VIDEO_1 = 6  # per video of a video job: Extend (Low/High motion), HD
+    VIDEO_2 = 7
+    VIDEO_3 = 8
+    VIDEO_4 = 9
+    VARY = 10
+    ZOOM = 11
+    PAN = 12
+    EXTRA = 13  # offered by the bot itself (seed)
+    UNKNOWN = 14
 
 
 @dataclass(frozen=True)
@@ -161,6 +168,23 @@ def _pan(m: re.Match[str]) -> ActionLook:
     return ActionLook(f"Pan {m[1].title()}", emoji, Group.PAN, order, emoji_only=True)
 
 
+_KEYCAP = ("1️⃣", "2️⃣", "3️⃣", "4️⃣")
+_VIDEO_GROUPS = (Group.VIDEO_1, Group.VIDEO_2, Group.VIDEO_3, Group.VIDEO_4)
+
+
+def _animate(m: re.Match[str]) -> ActionLook:
+    order = 0 if m[1] == "low" else 1
+    return ActionLook(f"Animate ({m[1].title()} motion)", "🎞️", Group.ANIMATE, order)
+
+
+def _video(m: re.Match[str]) -> ActionLook:
+    """Midjourney's labels for one video; its keycap tells the videos of a batch apart."""
+    n = int(m[2])
+    title = "HD" if m[1] == "hd" else f"Extend ({m[1].title()} motion)"
+    order = {"low": 0, "high": 1, "hd": 2}[m[1]]
+    return ActionLook(title, _KEYCAP[n - 1], _VIDEO_GROUPS[n - 1], order)
+
+
 def _zoom(ratio: str) -> ActionLook:
     # After the fixed zooms (2x, 1.5x, Custom, Make Square) from the exact table.
     return ActionLook(f"Zoom Out {ratio}x", "🔍", Group.ZOOM, 4)
@@ -178,6 +202,9 @@ _FAMILIES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], ActionLook]]] =
         lambda m: ActionLook(f"Edit image {m[1]}", "✏️", Group.EDIT_GRID, int(m[1]), short=m[1]),
     ),
     (re.compile(r"^(redo_)?upscale_([a-z0-9]{1,20})$"), _upscale),
+    (re.compile(r"^animate_(low|high):[1-4]$"), _animate),
+    (re.compile(r"^extend_(low|high):([1-4])$"), _video),
+    (re.compile(r"^video_(hd):([1-4])$"), _video),
     (re.compile(r"^pan_(left|right|up|down)$"), _pan),
     (re.compile(r"^zoom_out_(\d{1,2}(?:_\d{1,2})?)x$"), lambda m: _zoom(m[1].replace("_", "."))),
     (re.compile(rf"^{_P}upscale(\d{{1,2}})$"), _tile("U{n}", Group.PICK)),

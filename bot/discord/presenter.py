@@ -42,6 +42,7 @@ from discord.utils import escape_markdown, escape_mentions
 
 from bot import redaction
 from bot.discord.buttons_layout import ButtonSpec, clip, describe_action, layout_buttons
+from bot.discord.video_delivery import video_action_text
 from bot.discord.views import STYLES
 from bot.domain import ErrorCode, Job, JobStatus, OperationKind, SpeedMode
 
@@ -438,6 +439,8 @@ def _action_text(job: Job) -> str:
         return kind.value.title()
     if kind is OperationKind.PROVIDER_ACTION:
         return describe_action(f"provider:{op.raw_action or 'action'}")[0]
+    if kind.is_video:
+        return video_action_text(job)  # bot/discord/video_delivery.py
     return ""  # imagine, reroll, blend, describe, seed: just the requester
 
 

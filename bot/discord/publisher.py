@@ -39,6 +39,7 @@ from bot.discord.presenter import (
     with_original_link,
 )
 from bot.discord.rate_limits import RESERVED, BucketLedger, Ticket, Write
+from bot.discord.video_delivery import Clip, plan_video_files, with_video_links
 from bot.discord.views import job_view
 from bot.discord.write_queue import Priority, WriteQueue
 from bot.domain import Job, JobStatus
@@ -79,6 +80,9 @@ class _Target:
     # When the oldest state change not yet on Discord happened (for the latency metric).
     pending_since: float | None = None
 
+
+# Builds the final message and its files for one upload limit (retried with less on a 413).
+_Builder = Callable[[int], Awaitable[tuple[RenderedMessage, list[discord.File] | None]]]
 
 # Jobs without a delivery record are recovered at start if they are at most this old.
 RECOVERY_WINDOW_S = 24 * 3600.0
@@ -338,23 +342,14 @@ class Publisher:
 
     async def _deliver_final(self, target: _Target, job: Job) -> None:
         base = self._render(job)
-        original: bytes | None = None
-        if base.image is not None and base.image.kind == "result":
-            original = await self._result_bytes(job)
         limit = target.delivery.upload_limit
-        prefix = "SPOILER_" if original is not None and await self._spoilered(job) else ""
+        build = (
+            await self._video_builder(job, base, limit)
+            if job.is_video and job.videos and job.status is JobStatus.COMPLETED
+            else await self._image_builder(job, base)
+        )
         while True:
-            files: list[discord.File] | None = None
-            rendered = base
-            fitted = None
-            if original is not None and limit >= MIN_UPLOAD_BYTES:
-                fitted = await self._fit(job, original, limit)
-                if fitted is not None:
-                    filename = prefix + fitted.filename
-                    files = [discord.File(io.BytesIO(fitted.data), filename=filename)]
-                    rendered = base.with_attachment(filename)
-            if job.result_url and (fitted is None or fitted.reencoded):
-                rendered = with_original_link(rendered, job.result_url)
+            rendered, files = await build(limit)
             try:
                 async with self._turn(target):
                     await self._edit(target, rendered, files=files, final=True)
@@ -374,6 +369,82 @@ class Publisher:
         target.delivery.updated_at = target.delivery.final_delivered_at
         await self._deliveries.save(target.delivery)
         log.info("job %s: final state delivered after %d edit(s)", job.id, target.edits)
+
+    async def _image_builder(self, job: Job, base: RenderedMessage) -> _Builder:
+        """The result image, fetched once, fitted anew for each limit tried."""
+        original: bytes | None = None
+        if base.image is not None and base.image.kind == "result":
+            original = await self._result_bytes(job)
+        prefix = "SPOILER_" if original is not None and await self._spoilered(job) else ""
+
+        async def build(limit: int) -> tuple[RenderedMessage, list[discord.File] | None]:
+            files: list[discord.File] | None = None
+            rendered = base
+            fitted = None
+            if original is not None and limit >= MIN_UPLOAD_BYTES:
+                fitted = await self._fit(job, original, limit)
+                if fitted is not None:
+                    filename = prefix + fitted.filename
+                    files = [discord.File(io.BytesIO(fitted.data), filename=filename)]
+                    rendered = base.with_attachment(filename)
+            if job.result_url and (fitted is None or fitted.reencoded):
+                rendered = with_original_link(rendered, job.result_url)
+            return rendered, files
+
+        return build
+
+    async def _video_builder(self, job: Job, base: RenderedMessage, limit: int) -> _Builder:
+        """The MP4s, each fetched once up to `limit` bytes; per limit tried, as many as fit
+        are uploaded and the rest linked with their stills (video_delivery.py)."""
+        clips = await self.video_clips(job, limit)
+        prefix = "SPOILER_" if await self._spoilered(job) else ""
+
+        async def build(room: int) -> tuple[RenderedMessage, list[discord.File] | None]:
+            plan = plan_video_files(clips, room, stem=f"mj_{job.id}", prefix=prefix)
+            rendered = with_video_links(base, plan.linked)
+            files = [discord.File(io.BytesIO(data), filename=name) for name, data in plan.uploads]
+            return rendered, files or None
+
+        return build
+
+    async def video_message(
+        self, job: Job, rendered: RenderedMessage, limit: int, *, spoiler: bool
+    ) -> tuple[RenderedMessage, list[discord.File]]:
+        """A video job's message and files within `limit` (for re-posting it: /job show)."""
+        clips = await self.video_clips(job, limit)
+        prefix = "SPOILER_" if spoiler else ""
+        plan = plan_video_files(clips, limit, stem=f"mj_{job.id}", prefix=prefix)
+        files = [discord.File(io.BytesIO(data), filename=name) for name, data in plan.uploads]
+        return with_video_links(rendered, plan.linked), files
+
+    async def video_clips(self, job: Job, limit: int) -> list[Clip]:
+        """Every video of `job` downloaded within `limit` bytes (None where it is larger or
+        failed), with the stills of those that are not (for /job show as well)."""
+        clips = []
+        for n, video in enumerate(job.videos, start=1):
+            data = await self._download_video(job, video.url, limit)
+            cover = None
+            if data is None and video.cover:
+                cover = await self._download(job, video.cover)
+                if cover is not None:
+                    fitted = await self._fit(job, cover, max(MIN_UPLOAD_BYTES, limit // 8))
+                    cover = fitted.data if fitted is not None else None
+            clips.append(Clip(n, video, data, cover))
+        return clips
+
+    async def _download_video(self, job: Job, url: str, limit: int) -> bytes | None:
+        try:
+            return await media.fetch_video(
+                url, client=self._http, policy=self._fetch_policy, max_bytes=limit
+            )
+        except media.TooLargeError:
+            log.info(
+                "job %s: a video is larger than the %d-byte upload room; linked", job.id, limit
+            )
+            return None
+        except media.MediaError as exc:
+            log.warning("job %s: video not fetched: %s", job.id, exc.message)
+            return None
 
     async def _spoilered(self, job: Job) -> bool:
         if self._spoiler is None:
