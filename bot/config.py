@@ -322,6 +322,28 @@ def load_settings(*, require_discord: bool = True, **overrides: object) -> Setti
     return settings
 
 
+# Where each kind of account's key is set, for messages that say how to fix a refused one.
+KEY_SETTINGS = {
+    ProviderName.PIAPI.value: "PIAPI_API_KEY",
+    ProviderName.VTRIX.value: "VTRIX_API_KEY",
+    ProviderName.LEGNEXT.value: "LEGNEXT_API_KEY",
+    ProviderName.MJPROXY.value: "MJPROXY_API_SECRET",
+}
+
+
+def key_fix(kind: str, account: str, *, accounts_file: bool) -> str:
+    """How to fix a key the service refused, in one sentence (names, never the value)."""
+    where = (
+        f"the api_key of account {account!r} in MJ_ACCOUNTS_FILE"
+        if accounts_file
+        else KEY_SETTINGS.get(kind, "the provider's key setting")
+    )
+    return (
+        f"Fix: put a valid key in {where} and restart;"
+        " `python -m bot --check --online` tests it without starting the bot."
+    )
+
+
 def _missing_in(exc: ValidationError) -> list[str] | None:
     """The names a MissingSettings carried, when that was the (only) problem."""
     for error in exc.errors(include_input=False, include_url=False):

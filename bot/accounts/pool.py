@@ -20,8 +20,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bot.accounts.failures import REASONS, AsideKind, Verdict, account_fault, is_storm_error
+from bot.config import key_fix
 from bot.domain import Job, Operation, OperationKind, ProviderSnapshot, SpeedMode
-from bot.providers.base import AccountInfo, Capabilities, Provider, ProviderError
+from bot.providers.base import AccountInfo, AuthError, Capabilities, Provider, ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -280,6 +281,18 @@ class AccountPool:
                     verdict = account_fault(account.kind, exc)
                     if verdict is not None and account.aside is None and self._shared:
                         self.set_aside(account, verdict, now)
+                if isinstance(exc, AuthError):
+                    # Every job would fail on it: loud, with the fix (issue 15 item 3). The
+                    # one account of MJ_PROVIDER is named after its kind; a file's are not.
+                    from_file = account.name != account.kind
+                    fix = key_fix(account.kind, account.name, accounts_file=from_file)
+                    log.error(
+                        "account %s (%s): the image service refused its API key. %s",
+                        account.name,
+                        account.kind,
+                        fix,
+                    )
+                    return
                 log.info(
                     "account %s: information not read (%s); %d job(s) at once",
                     account.name,

@@ -3,7 +3,9 @@ process against the fake Discord and the fake providers."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import sys
 
 from tests.e2e.conftest import World
 from tests.e2e.test_community import admin, private_text, slash
@@ -81,3 +83,50 @@ async def test_a_job_lost_to_an_outage_does_not_use_the_members_day(world: World
     refused = await slash(world, "imagine", {"prompt": "one too many", "mode": "fast"})
     assert "day" in private_text(refused)
     assert len(world.piapi.created()) == 1
+
+
+async def run_check(world: World, **env: str) -> tuple[int, str]:
+    """`python -m bot --check --online` as an owner runs it, against the fakes."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "--check",
+        "--online",
+        cwd=world.tmp,
+        env={**world.env, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+async def test_a_refused_key_is_an_error_at_start_with_the_fix(world: World) -> None:
+    """Item 3: the bot starts (Discord works) but says loudly, once, what is wrong."""
+    bot = await world.start_bot(PIAPI_API_KEY="pk-not-the-right-key")
+    await world.discord.wait_for(
+        lambda: "refused its API key" in bot.log(), timeout=10, what="the key's ERROR line"
+    )
+    [line] = [line for line in bot.log().splitlines() if "refused its API key" in line]
+    assert " ERROR " in line, line
+    assert "Fix: put a valid key in PIAPI_API_KEY and restart" in line, line
+    assert "pk-not-the-right-key" not in bot.log()
+
+
+async def test_check_online_logs_in_to_discord_and_reads_the_account(world: World) -> None:
+    """Item 3: `--check --online` proves the token and the key, or says which is wrong."""
+    code, out = await run_check(world)
+    assert code == 0, out
+    assert "configuration OK" in out and "Discord: logged in as" in out, out
+    assert "account piapi (piapi): key accepted" in out, out
+
+    code, out = await run_check(world, PIAPI_API_KEY="pk-junk")
+    assert code == 2, out
+    assert "account piapi (piapi): the image service refused its API key." in out, out
+    assert "PIAPI_API_KEY" in out and "pk-junk" not in out, out
+
+    code, out = await run_check(world, DISCORD_TOKEN="junk-token")
+    assert code == 2, out
+    assert "Discord refused DISCORD_TOKEN. Fix:" in out and "junk-token" not in out, out
