@@ -61,6 +61,8 @@ MAX_DELIVERY_FAILURES = 5
 # Below this an image is not worth uploading; the message links the original instead.
 MIN_UPLOAD_BYTES = 64 * 1024
 TOKEN_GONE = (INVALID_WEBHOOK_TOKEN, UNKNOWN_WEBHOOK, UNKNOWN_MESSAGE)
+# A linked video's still is a small picture beside the link, never what crowds out a video.
+STILL_MIN_BYTES = 8 * 1024
 
 
 @dataclass(eq=False)
@@ -419,16 +421,14 @@ class Publisher:
 
     async def video_clips(self, job: Job, limit: int) -> list[Clip]:
         """Every video of `job` downloaded within `limit` bytes (None where it is larger or
-        failed), with the stills of those that are not (for /job show as well)."""
+        failed), each with its still, made small (uploaded for the videos only linked)."""
         clips = []
         for n, video in enumerate(job.videos, start=1):
             data = await self._download_video(job, video.url, limit)
-            cover = None
-            if data is None and video.cover:
-                cover = await self._download(job, video.cover)
-                if cover is not None:
-                    fitted = await self._fit(job, cover, max(MIN_UPLOAD_BYTES, limit // 8))
-                    cover = fitted.data if fitted is not None else None
+            cover = await self._download(job, video.cover) if video.cover else None
+            if cover is not None:
+                fitted = await self._fit(job, cover, max(STILL_MIN_BYTES, limit // 16))
+                cover = fitted.data if fitted is not None else None
             clips.append(Clip(n, video, data, cover))
         return clips
 
