@@ -8,6 +8,7 @@ import pkgutil
 import signal
 from typing import Any
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -296,6 +297,8 @@ INVITE_PERMISSIONS = discord.Permissions(
     attach_files=True,
     read_message_history=True,
     use_external_emojis=True,
+    # Results are posted as channel messages, and a thread is a channel (issue 15 item 10).
+    send_messages_in_threads=True,
 )
 
 
@@ -317,6 +320,15 @@ def run(settings: Settings) -> int:
     except discord.LoginFailure:
         log.error("Discord refused DISCORD_TOKEN (login failed)")
         return 2
+    except (aiohttp.ClientConnectionError, OSError) as exc:
+        # One line, not discord.py's traceback: the network or DISCORD_API_BASE is wrong.
+        host = settings.discord_api_base.split("//")[-1].split("/")[0]
+        log.error(
+            "Discord is unreachable at %s (%s); check the network or DISCORD_API_BASE",
+            host,
+            type(exc).__name__,
+        )
+        return 2
     except KeyboardInterrupt:
         pass
     return 0
@@ -328,13 +340,14 @@ async def _serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     closing: list[asyncio.Future[None]] = []
 
-    def request_close() -> None:
+    def request_close(sig: signal.Signals) -> None:
         if not closing:
+            log.info("%s received: closing; jobs in flight resume at the next start", sig.name)
             closing.append(asyncio.ensure_future(bot.close()))
 
     # A redeploy sends SIGTERM: close cleanly (jobs stay in the store and resume on start).
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, request_close)
+        loop.add_signal_handler(sig, request_close, sig)
     async with bot:
         await bot.start(settings.discord_token.get_secret_value())
     # bot.start returns as soon as the Discord side is closed; the rest of close() (web

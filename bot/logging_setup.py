@@ -65,6 +65,15 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class NoVoiceWarnings(logging.Filter):
+    """discord.client warns at every start that PyNaCl and davey (voice) are missing; the
+    bot never joins a voice channel, so those two lines are noise (issue 15 item 11)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("voice will NOT be supported" in message and record.name == "discord.client")
+
+
 def setup_logging(level: str, secrets: Iterable[str] = ()) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
@@ -75,3 +84,6 @@ def setup_logging(level: str, secrets: Iterable[str] = ()) -> None:
     root.setLevel(level)
     # httpx logs every request URL at INFO; keep that for DEBUG runs only.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    discord_client = logging.getLogger("discord.client")
+    if not any(isinstance(f, NoVoiceWarnings) for f in discord_client.filters):
+        discord_client.addFilter(NoVoiceWarnings())

@@ -4,8 +4,11 @@ process against the fake Discord and the fake providers."""
 from __future__ import annotations
 
 import asyncio
+import re
+import signal
 import socket
 import sys
+from urllib.parse import parse_qs, urlsplit
 
 from tests.e2e.conftest import World
 from tests.e2e.test_community import admin, private_text, slash
@@ -130,3 +133,41 @@ async def test_check_online_logs_in_to_discord_and_reads_the_account(world: Worl
     code, out = await run_check(world, DISCORD_TOKEN="junk-token")
     assert code == 2, out
     assert "Discord refused DISCORD_TOKEN. Fix:" in out and "junk-token" not in out, out
+
+
+async def test_a_quiet_start_a_logged_stop_and_an_invite_for_threads(world: World) -> None:
+    """Items 11 and 10: no voice warnings at start; the invite the bot prints asks for
+    Send Messages in Threads; SIGTERM is a line in the log, and the exit is clean."""
+    bot = await world.start_bot()
+    await world.discord.wait_for(lambda: "invite: " in bot.log(), timeout=10, what="the invite")
+    log = bot.log()
+    assert "voice will NOT be supported" not in log and "PyNaCl" not in log, log
+    [invite] = re.findall(r"invite: (\S+)", log)
+    permissions = int(parse_qs(urlsplit(invite).query)["permissions"][0])
+    threads = 1 << 38  # SEND_MESSAGES_IN_THREADS
+    assert permissions & threads and permissions & (1 << 11), permissions  # and Send Messages
+
+    bot.proc.send_signal(signal.SIGTERM)
+    await asyncio.get_running_loop().run_in_executor(None, bot.proc.wait, 15)
+    assert bot.proc.returncode == 0
+    assert "SIGTERM received: closing; jobs in flight resume at the next start" in bot.log()
+
+
+async def test_an_unreachable_discord_is_one_line(world: World) -> None:
+    """Item 11: no traceback when Discord cannot be reached, one ERROR line and exit 2."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        cwd=world.tmp,
+        env={**world.env, "DISCORD_API_BASE": closed_port_url() + "api/v10"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
+    text = out.decode()
+    assert proc.returncode == 2, text
+    assert "Traceback" not in text, text
+    [line] = [line for line in text.splitlines() if "ERROR" in line]
+    assert "Discord is unreachable at 127.0.0.1:" in line, line
+    assert "check the network or DISCORD_API_BASE" in line, line
