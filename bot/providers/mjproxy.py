@@ -18,6 +18,7 @@ treated as running (logged once), progress strings such as "45%".
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import logging
 import re
@@ -102,6 +103,10 @@ _BASE_OPERATIONS = frozenset(
         OperationKind.VIDEO,
         OperationKind.VIDEO_FROM_IMAGE,
         OperationKind.VIDEO_EXTEND,
+        # Issue 19 (PROVIDERS.md §8.4): /mj/submit/shorten, /retexture and /edits.
+        OperationKind.SHORTEN,
+        OperationKind.RETEXTURE,
+        OperationKind.UPLOAD_EDIT,
     }
 )
 # PROVIDERS.md §8.4: videoType at creation is the HD choice; there is no HD follow-up.
@@ -126,6 +131,7 @@ _ANIMATE_OTHER = re.compile(r"^MJ::(?:JOB::animate|AnimateModal)", re.IGNORECASE
 _PIC_READER = re.compile(r"^MJ::Job::PicReader::([1-9])$", re.IGNORECASE)
 _PIC_READER_ALL = re.compile(r"^MJ::Job::PicReader::all", re.IGNORECASE)
 _PIC_READ_RETRY = re.compile(r"^MJ::Picread::Retry", re.IGNORECASE)
+_PROMPT_ANALYZER = re.compile(r"^MJ::Job::PromptAnalyzer::", re.IGNORECASE)
 _BOOKMARK = re.compile(r"BOOKMARK", re.IGNORECASE)
 _OUTPAINT_NAMES = {"50": "zoom_out_2x", "75": "zoom_out_1_5x", "100": "make_square"}
 
@@ -190,6 +196,10 @@ def neutral_action(custom_id: str, label: str | None = None) -> str | None:
     if _PIC_READER_ALL.match(cid):
         # One submit would start four tasks (result "id1,id2,…"): the bot tracks one per job.
         _log_dropped(cid, "'Imagine all' starts several tasks at once")
+        return None
+    if _PROMPT_ANALYZER.match(cid):
+        # /shorten's own picks: the bot imagines the shortened prompt it shows.
+        _log_dropped(cid, "the bot offers its own /shorten picks")
         return None
     if _PIC_READ_RETRY.match(cid):
         _log_dropped(cid, "the bot offers its own describe reroll")
@@ -334,7 +344,7 @@ def parse_task(task: dict[str, Any]) -> ProviderSnapshot:
     properties = properties if isinstance(properties, dict) else {}
     action = str(_get(task, "action") or "").upper()
     prompts = None
-    if status is JobStatus.COMPLETED and (action == "DESCRIBE" or action == ""):
+    if status is JobStatus.COMPLETED and action in ("DESCRIBE", "SHORTEN", ""):
         prompts = split_prompts(_get(properties, "finalPrompt")) or split_prompts(
             _get(task, "prompt")
         )
@@ -588,6 +598,9 @@ class MJProxyProvider:
             return await self._create("/mj/submit/describe", self.describe_body(op, state=state))
         if op.kind is OperationKind.BLEND:
             return await self._create("/mj/submit/blend", await self.blend_body(op, state=state))
+        if op.kind in (OperationKind.SHORTEN, OperationKind.RETEXTURE, OperationKind.UPLOAD_EDIT):
+            path, body = self.uploaded_body(op, state=state)
+            return await self._create(path, body)
         if op.kind is OperationKind.VIDEO_FROM_IMAGE:
             return await self._create("/mj/submit/video", self.video_body(op, state=state))
         if op.kind is OperationKind.VIDEO_EXTEND:
@@ -598,6 +611,9 @@ class MJProxyProvider:
             )
         if op.kind is OperationKind.VIDEO and (problem := video_problem(op)):
             raise InvalidRequestError(problem)
+        if op.kind is OperationKind.VIDEO and _animate_by_image(op, parent):
+            body = self.video_from_job(op, parent, state=state)
+            return await self._create("/mj/submit/video", body)
         if op.kind in (OperationKind.EDIT, OperationKind.ENHANCE):
             raise UnsupportedOperationError(
                 f"midjourney-proxy cannot do {op.kind.value} (its /mj/submit/edits differs)."
@@ -662,6 +678,24 @@ class MJProxyProvider:
             body["accountFilter"] = {"modes": [op.mode.value.upper()]}
         return self._common(body, state)
 
+    def uploaded_body(self, op: Operation, *, state: str) -> tuple[str, dict[str, Any]]:
+        """Shorten `{prompt}`; retexture and edits `{prompt, image}` (a URL; the server
+        needs EnableUserCustomUploadBase64 for both, and has no canvas or mask)."""
+        prompt = (op.prompt or "").strip()
+        what = {
+            OperationKind.SHORTEN: "Shorten",
+            OperationKind.RETEXTURE: "Retexture",
+            OperationKind.UPLOAD_EDIT: "Edit",
+        }[op.kind]
+        if not prompt:
+            raise InvalidRequestError(f"{what} needs a prompt.")
+        if op.kind is OperationKind.SHORTEN:
+            return "/mj/submit/shorten", self._common({"prompt": prompt}, state)
+        if not op.image_urls:
+            raise InvalidRequestError(f"{what} needs an image.")
+        path = "/mj/submit/retexture" if op.kind is OperationKind.RETEXTURE else "/mj/submit/edits"
+        return path, self._common({"prompt": prompt, "image": op.image_urls[0]}, state)
+
     def describe_body(self, op: Operation, *, state: str) -> dict[str, Any]:
         if not op.image_urls:
             raise InvalidRequestError("Describe needs an image.")
@@ -699,6 +733,16 @@ class MJProxyProvider:
         if op.end_image_url:
             body["endImage"] = op.end_image_url
         return self._common(body, state)
+
+    def video_from_job(self, op: Operation, parent: Job | None, *, state: str) -> dict[str, Any]:
+        """/animate on a job: its image as the start frame of /mj/submit/video (the
+        button takes no loop, end image, batch or HD)."""
+        if parent is None or not parent.result_url:
+            raise InvalidRequestError("That job has no image to animate yet.")
+        start = dataclasses.replace(
+            op, kind=OperationKind.VIDEO_FROM_IMAGE, image_urls=(parent.result_url,)
+        )
+        return self.video_body(start, state=state)
 
     def extend_body(self, op: Operation, parent: Job, *, state: str) -> dict[str, Any]:
         """POST /mj/submit/video {action: "extend", taskId, index} for video N of a batch."""
@@ -908,6 +952,15 @@ class MJProxyProvider:
             seed=str(seed),
             raw_status="SUCCESS",
         )
+
+
+def _animate_by_image(op: Operation, parent: Job | None) -> bool:
+    """Whether Animate on a job must go as /mj/submit/video: options its button lacks."""
+    if parent is None:
+        return False
+    options = (op.video_loop, op.end_image_url, op.batch_size, op.hd)
+    has_button = any(a.name == f"animate_{op.motion or 'low'}:1" for a in parent.actions)
+    return any(v not in (None, False) for v in options) or not has_button
 
 
 def _props(reply: dict[str, Any]) -> dict[str, Any]:

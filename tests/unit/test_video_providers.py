@@ -313,7 +313,14 @@ async def test_mjproxy_refuses_what_it_cannot_before_sending() -> None:
     job = Job(id="new", operation=Operation(OperationKind.VIDEO_UPSCALE), provider="mjproxy")
     with pytest.raises(UnsupportedOperationError, match="HD"):
         await proxy.submit(operation_for("video_hd:1", parent), job=job, parent=parent)
-    no_animate = single(provider="mjproxy", provider_ref="1780000000000001", actions=[])
-    with pytest.raises(UnsupportedOperationError, match="animate_low:1"):
-        await proxy.submit(operation_for("animate_low:1", no_animate), job=job, parent=no_animate)
+    # Without its button (or with options the button lacks) a job's image goes to
+    # /mj/submit/video as the start frame; one without an image is refused first.
+    no_image = single(
+        provider="mjproxy", provider_ref="1780000000000001", actions=[], result_url=None
+    )
+    with pytest.raises(InvalidRequestError, match="no image to animate"):
+        await proxy.submit(operation_for("animate_low:1", no_image), job=job, parent=no_image)
+    looped = Operation(OperationKind.VIDEO, index=1, video_loop=True, parent_job_id="upscaled1")
+    body = proxy.video_from_job(looped, single(provider="mjproxy"), state="s")
+    assert (body["image"], body["loop"]) == (f"https://cdn.example/{UP}.png", True)
     await proxy.aclose()
