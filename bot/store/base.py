@@ -6,7 +6,7 @@ implementing the same protocols and raising the same errors.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
@@ -366,5 +366,86 @@ class Store(Protocol):
 
     @property
     def usage(self) -> UsageRepository: ...
+
+    async def close(self) -> None: ...
+
+
+# --- leases: several processes on one database (issue 17) -------------------------------
+
+
+class LeaseLostError(StoreError):
+    """The job's lease is no longer this process's (it lapsed, or another process took the
+    job over with a newer epoch): nothing was written, and the job must be dropped here."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """A job this process now holds: its fencing epoch and who held it before (None when
+    it was unowned or released)."""
+
+    job: Job
+    epoch: int
+    previous_owner: str | None
+
+
+@runtime_checkable
+class JobLeases(Protocol):
+    """Ownership of jobs by leases, for stores shared by several processes (PostgreSQL).
+
+    Until `enable`, nothing changes: jobs are created unowned and written unfenced. After
+    it, jobs are created owned by `owner`, every write of a job is fenced by its epoch
+    (`LeaseLostError` when it matches nothing), and a lease counts as held here only until
+    a local deadline (`holds`) that falls before the database's expiry.
+    """
+
+    @property
+    def owner(self) -> str: ...
+
+    @property
+    def enabled(self) -> bool: ...
+
+    def enable(self, lease_s: float, margin_s: float) -> None: ...
+
+    def holds(self, job_id: str) -> bool:
+        """The job's lease is ours and its local deadline has not passed."""
+        ...
+
+    def held(self) -> list[str]:
+        """Every job id this process holds a lease on (deadline passed or not)."""
+        ...
+
+    def forget(self, job_id: str) -> None:
+        """Stop renewing and fencing for the job here (it was dropped or is done)."""
+        ...
+
+    def expired(self) -> list[str]:
+        """Held jobs whose local deadline has passed: forgotten here, returned."""
+        ...
+
+    async def claim(self, *, dead_owners: Iterable[str] = (), limit: int = 200) -> list[ClaimedJob]:
+        """Take jobs in flight (or awaiting their final delivery) that are unowned, whose
+        lease expired, or whose owner is in `dead_owners`; oldest first, SKIP LOCKED."""
+        ...
+
+    async def renew(self) -> list[str]:
+        """Extend every held lease in one statement; returns (and forgets) the ids lost."""
+        ...
+
+    async def release(self) -> int:
+        """Give up every lease at once (a clean stop) and NOTIFY the other processes."""
+        ...
+
+    async def live_owners(self) -> list[str]:
+        """Other owners holding live leases now (to tell a dead process on this host)."""
+        ...
+
+    async def deliver_final(self, delivery: Delivery) -> bool:
+        """Record the job's final delivery, fenced by its lease, and release that lease.
+        False (nothing written) when the lease is no longer ours."""
+        ...
+
+    async def listen(self, callback: Callable[[], None]) -> None:
+        """Call `callback` whenever another process releases leases (LISTEN/NOTIFY)."""
+        ...
 
     async def close(self) -> None: ...

@@ -25,7 +25,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import re
+import secrets
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -42,10 +45,12 @@ from bot.domain import ErrorCode, Job, JobStatus
 from bot.store.base import (
     UNSPENT_JOB_SQL,
     AuditEntry,
+    ClaimedJob,
     DailyUsage,
     Delivery,
     JobExistsError,
     JobNotFoundError,
+    LeaseLostError,
     MemberPrefs,
     MigrationError,
     QuotaCounts,
@@ -424,6 +429,16 @@ _UPDATE = (
     " WHERE id = $1"
 )
 _ACTIVE = [status.value for status in JobStatus if status.is_active]
+# Leased writes: created owned (epoch 1), updated only by the owner at its epoch.
+_INSERT_OWNED = (
+    f"INSERT INTO jobs ({', '.join(_COLUMNS)}, owner, lease_expires_at, lease_epoch)"
+    f" VALUES ({', '.join(f'${i}' for i in range(1, len(_COLUMNS) + 1))},"
+    f" ${len(_COLUMNS) + 1}, now() + make_interval(secs => ${len(_COLUMNS) + 2}), 1)"
+    " ON CONFLICT (idempotency_key) DO NOTHING"
+)
+_UPDATE_FENCED = (
+    _UPDATE + f" AND owner = ${len(_COLUMNS) + 1} AND lease_epoch = ${len(_COLUMNS) + 2}"
+)
 
 
 def _row(job: Job) -> tuple[Any, ...]:
@@ -453,23 +468,30 @@ def _job(data: str) -> Job:
 
 
 class PostgresJobRepository:
-    """`JobRepository` on PostgreSQL (and `StorageHealth`, for /healthz)."""
+    """`JobRepository` on PostgreSQL (and `StorageHealth`, for /healthz). Once `fence` is
+    enabled, jobs are inserted owned by this process and every save is fenced."""
 
-    def __init__(self, db: PostgresDatabase) -> None:
+    def __init__(self, db: PostgresDatabase, fence: PostgresJobLeases | None = None) -> None:
         self._db = db
+        self._fence = fence
 
     def storage_problem(self) -> str | None:
         return self._db.storage_problem()
 
     async def insert(self, job: Job) -> tuple[Job, bool]:
         row = _row(job)
+        fence = self._fence if self._fence is not None and self._fence.enabled else None
+        sql, extra = (_INSERT, ()) if fence is None else (_INSERT_OWNED, fence.insert_params())
+        started = fence.mark() if fence is not None else 0.0
 
         async def work(conn: asyncpg.Connection) -> tuple[Job, bool]:
             try:
-                status = await conn.execute(_INSERT, *row)
+                status = await conn.execute(sql, *row, *extra)
             except asyncpg.UniqueViolationError as exc:
                 raise JobExistsError(f"job {job.id} is already stored") from exc
             if _affected(status) == 1:
+                if fence is not None:
+                    fence.hold(job.id, 1, started)  # created owned, at epoch 1
                 return job, True
             # The key is taken by a committed job (ON CONFLICT waited for its transaction),
             # and jobs are never deleted: this read's fresh snapshot sees the holder. A
@@ -485,6 +507,10 @@ class PostgresJobRepository:
 
     async def save(self, job: Job) -> None:
         row = _row(job)
+        fence = self._fence if self._fence is not None and self._fence.enabled else None
+        if fence is not None:
+            await self._fenced_save(fence, job, row)
+            return
 
         async def work(conn: asyncpg.Connection) -> None:
             if _affected(await conn.execute(_UPDATE, *row)) == 0:
@@ -492,6 +518,20 @@ class PostgresJobRepository:
 
         async with self._db.rows.hold(f"job:{job.id}"):
             await self._db.write_statement(work)
+
+    async def _fenced_save(self, fence: PostgresJobLeases, job: Job, row: tuple[Any, ...]) -> None:
+        """WHERE owner = me AND lease_epoch = mine: a write that matches nothing is lost."""
+        epoch = fence.epoch(job.id)
+        if epoch is None:
+            raise LeaseLostError(f"job {job.id} is not leased by this process")
+
+        async def work(conn: asyncpg.Connection) -> int:
+            return _affected(await conn.execute(_UPDATE_FENCED, *row, fence.owner, epoch))
+
+        async with self._db.rows.hold(f"job:{job.id}"):
+            if await self._db.write_statement(work) == 0:
+                fence.forget(job.id)
+                raise LeaseLostError(f"job {job.id}: its lease was taken over; nothing written")
 
     async def get(self, job_id: str) -> Job | None:
         return await self._one("SELECT data FROM jobs WHERE id = $1", _t(job_id))
@@ -977,15 +1017,250 @@ def _rank_members(
     return sorted(members, key=rank)[:limit]
 
 
+# --- leases -----------------------------------------------------------------------------
+
+# NOTIFY channel a process that released its leases (a clean stop) wakes the others on.
+LEASE_CHANNEL = "mjbot_leases"
+# Terminal jobs are claimed for their final delivery only if it was asked for this recently.
+_DELIVERY_CLAIM_WINDOW_S = 24 * 3600.0
+
+_CLAIM = """
+WITH c AS (
+    SELECT j.id, j.owner AS was FROM jobs j
+    WHERE (j.status = ANY($1::text[]) OR EXISTS (
+            SELECT 1 FROM deliveries d WHERE d.job_id = j.id
+            AND d.final_delivered_at IS NULL AND d.created_at >= $6))
+      AND (j.owner IS NULL OR j.lease_expires_at IS NULL OR j.lease_expires_at < now()
+           OR j.owner = ANY($2::text[]))
+    ORDER BY j.created_at, j.seq
+    LIMIT $4
+    FOR UPDATE OF j SKIP LOCKED
+)
+UPDATE jobs SET owner = $3, lease_expires_at = now() + make_interval(secs => $5),
+    lease_epoch = jobs.lease_epoch + 1
+FROM c WHERE jobs.id = c.id
+RETURNING jobs.data, jobs.lease_epoch, c.was
+"""
+# One statement renews every lease of this process; a lapsed one is not revived (it is lost,
+# and may be claimed again, by anyone, with a new epoch).
+_RENEW = """
+UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $2)
+FROM unnest($3::text[], $4::bigint[]) AS h(id, epoch)
+WHERE jobs.id = h.id AND jobs.owner = $1 AND jobs.lease_epoch = h.epoch
+  AND jobs.lease_expires_at > now()
+RETURNING jobs.id
+"""
+_RELEASE = """
+UPDATE jobs SET owner = NULL, lease_expires_at = NULL
+FROM unnest($2::text[], $3::bigint[]) AS h(id, epoch)
+WHERE jobs.id = h.id AND jobs.owner = $1 AND jobs.lease_epoch = h.epoch
+"""
+_FINAL = f"""
+WITH j AS (
+    UPDATE jobs SET owner = NULL, lease_expires_at = NULL
+    WHERE id = $1 AND owner = $9 AND lease_epoch = $10 RETURNING id
+)
+UPDATE deliveries SET {", ".join(f"{c} = ${i}" for i, c in enumerate(_DELIVERY_NAMES[1:], 2))}
+FROM j WHERE deliveries.job_id = j.id
+"""
+
+
+def new_owner_id() -> str:
+    """host:pid:random, unique per process; the host and pid let a process on the same
+    host tell that the owner is gone (no such pid) without waiting for its leases."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def dead_on_this_host(owners: Iterable[str]) -> list[str]:
+    """The owners that ran on this host under a pid that no longer exists."""
+    host = socket.gethostname()
+    dead = []
+    for owner in owners:
+        parts = owner.rsplit(":", 2)
+        if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
+            continue
+        try:
+            os.kill(int(parts[1]), 0)
+        except ProcessLookupError:
+            dead.append(owner)
+        except PermissionError:
+            pass  # alive, another user's
+    return dead
+
+
+class PostgresJobLeases:
+    """`JobLeases` on PostgreSQL: which jobs this process holds, at which epoch, until
+    which local deadline (monotonic: taken before the statement that set the lease, minus
+    the margin, so it always falls before the database's expiry)."""
+
+    def __init__(
+        self,
+        db: PostgresDatabase,
+        database_url: str | None,
+        *,
+        owner: str | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._db = db
+        self._url = database_url
+        self._owner = owner or new_owner_id()
+        self._now = monotonic
+        self._lease_s = 30.0
+        self._margin_s = 5.0
+        self._enabled = False
+        self._held: dict[str, tuple[int, float]] = {}  # job id -> (epoch, local deadline)
+        self._listener: asyncpg.Connection | None = None
+
+    @property
+    def owner(self) -> str:
+        return self._owner
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    def enable(self, lease_s: float, margin_s: float) -> None:
+        if not 0 < margin_s < lease_s:
+            raise ValueError("the margin must be positive and shorter than the lease")
+        self._lease_s, self._margin_s, self._enabled = lease_s, margin_s, True
+
+    def mark(self) -> float:
+        """Now on the local clock: taken before a statement that sets a lease."""
+        return self._now()
+
+    def insert_params(self) -> tuple[Any, ...]:
+        return (self._owner, self._lease_s)
+
+    def hold(self, job_id: str, epoch: int, started: float) -> None:
+        self._held[job_id] = (epoch, started + self._lease_s - self._margin_s)
+
+    def epoch(self, job_id: str) -> int | None:
+        entry = self._held.get(job_id)
+        return entry[0] if entry is not None else None
+
+    def holds(self, job_id: str) -> bool:
+        entry = self._held.get(job_id)
+        return entry is not None and self._now() < entry[1]
+
+    def held(self) -> list[str]:
+        return list(self._held)
+
+    def forget(self, job_id: str) -> None:
+        self._held.pop(job_id, None)
+
+    def expired(self) -> list[str]:
+        now = self._now()
+        gone = [job_id for job_id, (_, deadline) in self._held.items() if now >= deadline]
+        for job_id in gone:
+            del self._held[job_id]
+        return gone
+
+    async def claim(self, *, dead_owners: Iterable[str] = (), limit: int = 200) -> list[ClaimedJob]:
+        started = self._now()
+        since = time.time() - _DELIVERY_CLAIM_WINDOW_S
+        params = (_ACTIVE, list(dead_owners), self._owner, limit, self._lease_s, since)
+
+        async def work(conn: asyncpg.Connection) -> list[Any]:
+            return list(await conn.fetch(_CLAIM, *params))
+
+        claimed = []
+        for data, epoch, was in await self._db.write_statement(work):
+            job = _job(data)
+            self.hold(job.id, int(epoch), started)
+            claimed.append(ClaimedJob(job, int(epoch), was))
+        # RETURNING has no order: resume the oldest first, as Engine.start does.
+        claimed.sort(key=lambda c: c.job.created_at)
+        return claimed
+
+    async def renew(self) -> list[str]:
+        if not self._held:
+            return []
+        started = self._now()
+        ids = list(self._held)
+        epochs = [self._held[i][0] for i in ids]
+
+        async def work(conn: asyncpg.Connection) -> set[str]:
+            rows = await conn.fetch(_RENEW, self._owner, self._lease_s, ids, epochs)
+            return {str(r[0]) for r in rows}
+
+        kept = await self._db.write_statement(work)
+        lost = [job_id for job_id in ids if job_id not in kept]
+        for job_id in ids:
+            entry = self._held.get(job_id)
+            if job_id in kept and entry is not None:
+                self._held[job_id] = (entry[0], started + self._lease_s - self._margin_s)
+            else:
+                self._held.pop(job_id, None)
+        return lost
+
+    async def release(self) -> int:
+        ids = list(self._held)
+        epochs = [self._held[i][0] for i in ids]
+        self._held.clear()
+
+        async def work(conn: asyncpg.Connection) -> int:
+            released = _affected(await conn.execute(_RELEASE, self._owner, ids, epochs))
+            await conn.execute("SELECT pg_notify($1, $2)", LEASE_CHANNEL, self._owner)
+            return released
+
+        return await self._db.write(work)
+
+    async def live_owners(self) -> list[str]:
+        async def work(conn: asyncpg.Connection) -> list[str]:
+            rows = await conn.fetch(
+                "SELECT DISTINCT owner FROM jobs WHERE status = ANY($1::text[])"
+                " AND owner IS NOT NULL AND owner <> $2 AND lease_expires_at > now()",
+                _ACTIVE,
+                self._owner,
+            )
+            return [str(r[0]) for r in rows]
+
+        return await self._db.read(work)
+
+    async def deliver_final(self, delivery: Delivery) -> bool:
+        epoch = self.epoch(delivery.job_id)
+        if epoch is None:
+            return False
+        row = _delivery_row(delivery)
+
+        async def work(conn: asyncpg.Connection) -> bool:
+            return _affected(await conn.execute(_FINAL, *row, self._owner, epoch)) == 1
+
+        async with self._db.rows.hold(f"delivery:{delivery.job_id}"):
+            done = await self._db.write_statement(work)
+        self.forget(delivery.job_id)
+        return done
+
+    async def listen(self, callback: Callable[[], None]) -> None:
+        if self._url is None or self._listener is not None:
+            return
+        # Its own connection: LISTEN lasts for a session, and pooled ones change hands.
+        self._listener = await asyncpg.connect(self._url)
+
+        def notified(conn: object, pid: int, channel: str, payload: str) -> None:
+            if payload != self._owner:
+                callback()
+
+        await self._listener.add_listener(LEASE_CHANNEL, notified)
+
+    async def close(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(listener.close(), timeout=5)
+
+
 # --- the store --------------------------------------------------------------------------
 
 
 class PostgresStore:
     """Every repository on one PostgreSQL database (`Store`)."""
 
-    def __init__(self, db: PostgresDatabase) -> None:
+    def __init__(self, db: PostgresDatabase, database_url: str | None = None) -> None:
         self.db = db
-        self.jobs = PostgresJobRepository(db)
+        # Off until an engine enables it: a store opened by tools behaves as before.
+        self.leases = PostgresJobLeases(db, database_url)
+        self.jobs = PostgresJobRepository(db, self.leases)
         self.deliveries = PostgresDeliveryRepository(db)
         self.prefs = PostgresMemberPrefsRepository(db)
         self.guilds = PostgresGuildSettingsRepository(db)
@@ -993,6 +1268,7 @@ class PostgresStore:
         self.usage = PostgresUsageRepository(db)
 
     async def close(self) -> None:
+        await self.leases.close()
         await self.db.close()
 
     async def __aenter__(self) -> PostgresStore:
@@ -1054,4 +1330,4 @@ async def open_postgres_store(
     except BaseException:
         await db.close()
         raise
-    return PostgresStore(db)
+    return PostgresStore(db, database_url.strip())
