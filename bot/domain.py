@@ -73,6 +73,11 @@ class OperationKind(StrEnum):
     VIDEO_FROM_IMAGE = "video_from_image"
     VIDEO_EXTEND = "video_extend"
     VIDEO_UPSCALE = "video_upscale"
+    # Issue 19: shorter versions of a prompt; a new look for a member's uploaded image
+    # (retexture); Midjourney's editor on an uploaded image (upload-paint / edits).
+    SHORTEN = "shorten"
+    RETEXTURE = "retexture"
+    UPLOAD_EDIT = "upload_edit"
     # A follow-up the bot has no name for: the provider's raw action is replayed as is.
     PROVIDER_ACTION = "provider_action"
 
@@ -83,6 +88,9 @@ class OperationKind(StrEnum):
             OperationKind.DESCRIBE,
             OperationKind.BLEND,
             OperationKind.VIDEO_FROM_IMAGE,
+            OperationKind.SHORTEN,
+            OperationKind.RETEXTURE,
+            OperationKind.UPLOAD_EDIT,
         )
 
     @property

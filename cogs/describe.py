@@ -42,6 +42,7 @@ from bot.media import FetchPolicy
 from bot.speed import SpeedConflictError
 from bot.store.base import StoreError
 from cogs.imagine import OptionError, clean_prompt
+from cogs.shorten import imagine_suggestion
 
 if TYPE_CHECKING:
     from bot.app import MidjourneyBot
@@ -58,6 +59,7 @@ class Describe(commands.Cog):
     async def cog_load(self) -> None:
         self.bot.follow_ups.register("describe_pick", self.on_click)
         self.bot.follow_ups.register("describe_reroll", self.on_click)
+        self.bot.follow_ups.register("describe_all", self.on_imagine_all)
 
     async def cog_unload(self) -> None:
         await self._http.aclose()
@@ -179,6 +181,31 @@ class Describe(commands.Cog):
             return
         if not attached:
             await interaction.followup.send("You already started that one.", ephemeral=True)
+
+    async def on_imagine_all(
+        self, interaction: discord.Interaction[Any], action: str, job_id: str
+    ) -> None:
+        """🎉 Imagine all: one /imagine per suggested prompt, as Midjourney's button does,
+        each judged (prompt check, quotas) like a single pick; the first refusal stops it."""
+        parent = await self.bot.engine.get(job_id)
+        guild_id = str(interaction.guild_id) if interaction.guild_id else None
+        if (
+            parent is None
+            or parent.guild_id != guild_id
+            or parent.operation.kind is not OperationKind.DESCRIBE
+            or parent.status is not JobStatus.COMPLETED
+            or not parent.prompts
+        ):
+            await refuse(interaction, "This button belongs to a job this bot does not know.")
+            return
+        user_id = interaction.user.id
+        for n, prompt in enumerate(parent.prompts[:4], start=1):
+            key = f"describe_pick:{parent.id}:{n}:{user_id}"  # the same job as a click on n
+            started = await imagine_suggestion(
+                self.bot, interaction, parent, prompt, key=key, action=action
+            )
+            if not started:
+                return
 
 
 async def setup(bot: MidjourneyBot) -> None:

@@ -128,6 +128,7 @@ class ActionLook:
 _EXACT: dict[str, ActionLook] = {
     "reroll": ActionLook("Reroll", "🔄", Group.PICK, 9, emoji_only=True),
     "describe_reroll": ActionLook("Reroll", "🔄", Group.DESCRIBE, 9, emoji_only=True),
+    "describe_all": ActionLook("Imagine all", "🎉", Group.DESCRIBE, 10),
     "enhance": ActionLook("Enhance", "✨", Group.UPSCALE, 8),
     "vary_subtle": ActionLook("Vary (Subtle)", "🪄", Group.VARY, 0),
     "vary_strong": ActionLook("Vary (Strong)", "🪄", Group.VARY, 1),
@@ -197,6 +198,7 @@ _FAMILIES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], ActionLook]]] =
     (re.compile(r"^pick:(\d{1,2})$"), _tile("U{n}", Group.PICK)),
     (re.compile(r"^vary_grid:(\d{1,2})$"), _tile("V{n}", Group.VARY_GRID)),
     (re.compile(r"^describe_pick:(\d{1,2})$"), _tile("{n}", Group.DESCRIBE)),
+    (re.compile(r"^shorten_pick:(\d{1,2})$"), _tile("{n}", Group.DESCRIBE)),
     (
         re.compile(r"^edit:([1-4])$"),
         lambda m: ActionLook(f"Edit image {m[1]}", "✏️", Group.EDIT_GRID, int(m[1]), short=m[1]),

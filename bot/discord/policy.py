@@ -46,6 +46,9 @@ _PROMPTED = frozenset(
         OperationKind.PAN,
         OperationKind.REMIX,
         OperationKind.EDIT,
+        OperationKind.SHORTEN,
+        OperationKind.RETEXTURE,
+        OperationKind.UPLOAD_EDIT,
     }
 )
 # Settings change only through /settings in this process (save_settings refreshes them);

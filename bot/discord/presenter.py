@@ -67,6 +67,7 @@ COLOUR_CANCELLED = 0x95A5A6
 _MODE_TEXT = {SpeedMode.FAST: "fast", SpeedMode.RELAX: "relaxed", SpeedMode.TURBO: "turbo"}
 _KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣", "9️⃣", "🔟")
 _ASPECT = re.compile(r"--(?:ar|aspect)\s+(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)")
+_PROMPT_LISTS = frozenset({OperationKind.DESCRIBE, OperationKind.SHORTEN})
 _RAW_DESCRIBE = re.compile(r"^provider:describe\d+$")
 _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif")
 # Codes whose provider text speaks to the member (what was refused and why).
@@ -205,7 +206,8 @@ def render(
     embed: EmbedSpec | None = None
     image: ImageRef | None = None
     buttons: list[ButtonSpec] = []
-    is_describe = job.operation.kind is OperationKind.DESCRIBE and bool(job.prompts)
+    # /shorten's answer is shown like /describe's: numbered prompts, a button for each.
+    is_describe = job.operation.kind in _PROMPT_LISTS and bool(job.prompts)
 
     if job.status.is_active and job.preview_url:
         embed = EmbedSpec(image_url=job.preview_url, colour=COLOUR_ACTIVE)
@@ -633,9 +635,15 @@ def _buttons(
     if is_describe:
         # Picking a suggested prompt is the bot's own imagine: it needs no provider
         # window, and it replaces the provider's raw describe1..4 buttons.
-        names = [n for n in names if not _RAW_DESCRIBE.match(n)]
+        # The provider's own "describe all" ([?] on PiAPI) gives way to the bot's 🎉
+        # Imagine all, which starts one tracked job per prompt.
+        names = [n for n in names if not _RAW_DESCRIBE.match(n) and n != "provider:describe_all"]
         count = min(len(job.prompts or []), len(_KEYCAPS))
-        extra = [f"describe_pick:{n}" for n in range(1, count + 1)] + ["describe_reroll", *extra]
+        if job.operation.kind is OperationKind.SHORTEN:
+            extra = [*(f"shorten_pick:{n}" for n in range(1, min(count, 5) + 1)), *extra]
+        else:
+            picks = [f"describe_pick:{n}" for n in range(1, count + 1)]
+            extra = [*picks, "describe_reroll", "describe_all", *extra]
         stale = False
     return layout_buttons(
         names,

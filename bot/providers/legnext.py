@@ -75,6 +75,9 @@ CAPABILITIES = Capabilities(
             OperationKind.REMIX,
             OperationKind.EDIT,
             OperationKind.ENHANCE,
+            OperationKind.SHORTEN,
+            OperationKind.RETEXTURE,
+            OperationKind.UPLOAD_EDIT,
             OperationKind.VIDEO,
             OperationKind.VIDEO_FROM_IMAGE,
             OperationKind.VIDEO_EXTEND,
@@ -222,7 +225,7 @@ def parse_job(
         if allow is not None:
             data["available_actions"] = allow
         kind = op.kind if op is not None else None
-        if kind is OperationKind.DESCRIBE or _looks_like_describe(output):
+        if kind in (OperationKind.DESCRIBE, OperationKind.SHORTEN) or _looks_like_describe(output):
             snap.prompts = _prompts(output)
             snap.actions = []
         else:

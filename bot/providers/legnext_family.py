@@ -330,6 +330,8 @@ def build_request(
         if not op.image_urls:
             raise InvalidRequestError("Describe needs an image.")
         return UpstreamRequest("describe", {"imgUrl": op.image_urls[0]})
+    if kind in (OperationKind.SHORTEN, OperationKind.RETEXTURE, OperationKind.UPLOAD_EDIT):
+        return uploaded_request(op)
     if kind.is_video:
         return video_request(op, parent, ref_is_upstream=ref_is_upstream, label=label)
     if kind not in (
@@ -460,6 +462,59 @@ def video_source(op: Operation, parent: Job | None) -> str | None:
     if parent.tiles and not is_single(parent) and len(parent.tiles) >= n:
         return parent.tiles[n - 1]
     return parent.result_url
+
+
+IMG_URL_MAX = 1024  # Legnext's imgUrl limit (PROVIDERS.md §8.2)
+
+
+def _img_url(op: Operation, what: str) -> str:
+    if not op.image_urls:
+        raise InvalidRequestError(f"{what} needs an image.")
+    url = op.image_urls[0]
+    if len(url) > IMG_URL_MAX:
+        raise InvalidRequestError(
+            f"{what}: the image link is {len(url)} characters long; at most {IMG_URL_MAX}."
+        )
+    return url
+
+
+def full_canvas_mask(width: int, height: int) -> dict[str, Any]:
+    """The whole canvas as the area to paint (the API wants a mask; 500-4096 a side)."""
+    factor = max(1.0, MASK_MIN_SIDE / max(1, min(width, height)))
+    factor = min(factor, MASK_MAX_SIDE / max(width, height, 1))
+    w, h = round(width * factor), round(height * factor)
+    w, h = min(MASK_MAX_SIDE, max(MASK_MIN_SIDE, w)), min(MASK_MAX_SIDE, max(MASK_MIN_SIDE, h))
+    return {"areas": [{"width": w, "height": h, "points": [0, 0, w, 0, w, h, 0, h]}]}
+
+
+def uploaded_request(op: Operation) -> UpstreamRequest:
+    """Shorten (a prompt), retexture and upload-paint (a member's uploaded image), issue 19:
+    `/v1/shorten {prompt}`, `/v1/retexture {imgUrl, remixPrompt}`, `/v1/upload-paint {imgUrl,
+    canvas, imgPos, mask, remixPrompt}` (Vtrix: the same params, models without dashes)."""
+    if op.kind is OperationKind.SHORTEN:
+        return UpstreamRequest("shorten", {"prompt": check_prompt(op.prompt, "Shorten")})
+    if op.kind is OperationKind.RETEXTURE:
+        url = _img_url(op, "Retexture")
+        return UpstreamRequest(
+            "retexture", {"imgUrl": url, "remixPrompt": check_prompt(op.prompt, "Retexture")}
+        )
+    url = _img_url(op, "Edit")
+    validate_edit(op, 0)
+    assert op.canvas is not None and op.placement is not None and op.prompt is not None
+    canvas = {"width": op.canvas.width, "height": op.canvas.height}
+    place = op.placement
+    params: dict[str, Any] = {
+        "imgUrl": url,
+        "canvas": canvas,
+        "imgPos": {"width": place.width, "height": place.height, "x": place.x, "y": place.y},
+        "mask": (
+            mask_areas(op.mask_png_base64)
+            if op.mask_png_base64
+            else full_canvas_mask(op.canvas.width, op.canvas.height)
+        ),
+        "remixPrompt": op.prompt,
+    }
+    return UpstreamRequest("upload-paint", params)
 
 
 def _put(params: dict[str, Any], key: str, value: Any) -> None:

@@ -80,7 +80,10 @@ CAPABILITIES = Capabilities(
             OperationKind.OUTPAINT,
             OperationKind.PAN,
             OperationKind.EDIT,
-            OperationKind.ENHANCE,
+            # No ENHANCE: midjourney_enhance's parameters are undocumented (PROVIDERS.md
+            # §3, §8.3), so Enhance is not offered on Vtrix rather than guessed.
+            OperationKind.RETEXTURE,
+            OperationKind.UPLOAD_EDIT,
         }
     ),
     can_cancel=False,
@@ -201,7 +204,9 @@ def auth_headers(api_key: str) -> dict[str, str]:
 
 
 def wrap_body(request: UpstreamRequest) -> dict[str, Any]:
-    return {"model": MODEL_PREFIX + request.op, "input": [{"params": request.params}]}
+    # Vtrix spells its models without dashes: upload-paint is midjourney_uploadpaint.
+    model = MODEL_PREFIX + request.op.replace("-", "")
+    return {"model": model, "input": [{"params": request.params}]}
 
 
 class VtrixProvider(LegnextFamilyProvider):

@@ -42,7 +42,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlparse
 
-from aiohttp import web
+from aiohttp import ClientError, ClientSession, web
 
 from bot.clock import Clock, FakeClock, SystemClock
 from tests.fakes import images, videos
@@ -77,7 +77,12 @@ LEGNEXT_OPS = (
     "edit",
     "enhance",
     "describe",
+    # Issue 19 (PROVIDERS.md §8.2): a prompt shortened; a member's uploaded image.
+    "shorten",
+    "retexture",
+    "upload-paint",
 )
+UPLOADED_OPS = frozenset({"retexture", "upload-paint"})
 VTRIX_OPS = (
     "diffusion",
     "upscale",
@@ -88,8 +93,13 @@ VTRIX_OPS = (
     "pan",
     "edit",
     "enhance",
+    "retexture",
+    "uploadpaint",  # midjourney_uploadpaint = Legnext's upload-paint
 )
-FOLLOW_UP_OPS = frozenset(LEGNEXT_OPS) - {"diffusion", "describe"}
+FOLLOW_UP_OPS = frozenset(LEGNEXT_OPS) - {"diffusion", "describe", "shorten", *UPLOADED_OPS}
+IMG_URL_LIMIT = 1024
+ALREADY_ENHANCED = "image {n} of job {job} has already been enhanced"
+UNFETCHABLE = "[Invalid link!] Could not fetch the image at {url} (HTTP {status})"
 # Video (PROVIDERS.md §8.2): 4 videos per job (`--bs` in the prompt may ask for 1 or 2),
 # minutes of work, each extend adds ~4 s, at most 4 extends (~21 s).
 LEGNEXT_VIDEO_OPS = ("video-diffusion", "extend-video", "video-upscale")
@@ -169,6 +179,9 @@ LEGNEXT_POINTS = {
     "edit": 30,
     "enhance": 80,
     "describe": 20,
+    "shorten": 20,
+    "retexture": 120,
+    "upload-paint": 120,
     "video-diffusion": 160,  # ~8 image jobs, as Midjourney bills a video
     "extend-video": 160,
     "video-upscale": 480,  # the docs' example
@@ -349,6 +362,12 @@ class MidjourneySim:
                 raise SimError(E_INVALID_PARAMETER, f"imgUrl must be an http(s) URL, got {url!r}")
             self._check_callback(params)
             return 0, "1:1", None
+        if op == "shorten":
+            self._prompt(params, "prompt", required=True)
+            self._check_callback(params)
+            return 0, "1:1", None
+        if op in UPLOADED_OPS or op == "uploadpaint":
+            return self._validate_uploaded(op, params)
         if op not in FOLLOW_UP_OPS:
             raise SimError(E_INVALID_PARAMETER, f"unsupported operation {op!r}")
 
@@ -414,8 +433,61 @@ class MidjourneySim:
                 f"image(s)",
             )
         self._check_allowed(parent, op, image_no)
+        if op == "enhance":
+            self._check_not_enhanced(job_id, image_no)
         count = 1 if op == "upscale" else 4
         return count, ratio_override or parent.aspect_ratio, (job_id, image_no)
+
+    def _validate_uploaded(
+        self, op: str, params: dict[str, Any]
+    ) -> tuple[int, str, tuple[str, int] | None]:
+        """retexture {imgUrl, remixPrompt}; upload-paint adds canvas, imgPos and mask, all
+        required (PROVIDERS.md §8.2). The result is a grid like an imagine's."""
+        url = params.get("imgUrl")
+        if not url:
+            raise SimError(E_INVALID_PARAMETER, "imgUrl is required")
+        if not _is_http_url(url) or len(str(url)) > IMG_URL_LIMIT:
+            raise SimError(
+                E_INVALID_PARAMETER, f"imgUrl must be an http(s) URL of at most {IMG_URL_LIMIT}"
+            )
+        self._prompt(params, "remixPrompt", required=True)
+        ratio = "1:1"
+        if op != "retexture":
+            canvas, pos = params.get("canvas"), params.get("imgPos")
+            if not isinstance(canvas, dict) or not canvas:
+                raise SimError(E_CANVAS_MISSING, "canvas is required")
+            if not isinstance(pos, dict) or not pos:
+                raise SimError(E_IMGPOS_MISSING, "imgPos is required")
+            self._check_edit_geometry(canvas, pos)
+            if "mask" not in params:
+                raise SimError(E_INVALID_PARAMETER, "mask is required")
+            self._check_mask(params["mask"])
+            g = math.gcd(canvas["width"], canvas["height"])
+            ratio = f"{canvas['width'] // g}:{canvas['height'] // g}"
+        self._check_callback(params)
+        return 4, ratio, None
+
+    def _check_not_enhanced(self, job_id: str, image_no: int) -> None:
+        """A draft image is enhanced once; a second Enhance of it is refused."""
+        for job in self.jobs.values():
+            if (
+                job.op == "enhance"
+                and job.parent == (job_id, image_no)
+                and job.status(self.now) != "failed"
+            ):
+                raise SimError(E_INVALID_PARAMETER, ALREADY_ENHANCED.format(n=image_no, job=job_id))
+
+    def shorten_output(self, job: SimJob) -> dict[str, Any]:
+        """Five shorter prompts, each keeping fewer of the words (the same shape as a
+        describe's output, PROVIDERS.md §8.2)."""
+        words = str(job.params.get("prompt", "")).split()
+        prompts = [" ".join(words[: max(1, len(words) - k)]) for k in range(1, 6)]
+        return {
+            "promptEn": prompts[0],
+            "description": "/shorten " + " ".join(words),
+            "finalPrompt": "\n".join(f"{i}. {p}" for i, p in enumerate(prompts, start=1)),
+            "prompts": prompts,
+        }
 
     def _prompt(self, params: dict[str, Any], key: str, *, required: bool) -> str:
         value = params.get(key)
@@ -630,7 +702,7 @@ class MidjourneySim:
         if op in LEGNEXT_VIDEO_OPS:
             return self._create_video(op, params)
         count, ratio, parent_addr = self.validate(op, params)
-        prompt = str(params.get("text") or params.get("remixPrompt") or "")
+        prompt = str(params.get("text") or params.get("remixPrompt") or params.get("prompt") or "")
         parent = self.jobs[parent_addr[0]] if parent_addr else None
         job = SimJob(
             job_id=str(uuid.uuid4()),
@@ -1139,6 +1211,10 @@ class FakeLegnext(_FakeFront):
         super().__init__(**kw)
         self.balance_points = balance_points
         self.restricted = False
+        # Midjourney fetches a request's images itself: with this on, the fake GETs an
+        # uploaded image (retexture, upload-paint) and the links in a diffusion's text, and
+        # a link that does not answer 200 fails the job as "[Invalid link!]".
+        self.fetch_images = False
 
     def points_left(self) -> int | None:
         if self.balance_points is None:
@@ -1209,6 +1285,8 @@ class FakeLegnext(_FakeFront):
         except SimError as exc:
             raise _HttpError(exc.status, exc.message) from None
         self._mark_created(request, job.job_id, op)
+        if self.fetch_images:
+            await self._fetch_links(job)
         if job.callback and _is_http_url(job.callback):
             self.webhooks.track(
                 job.job_id,
@@ -1217,6 +1295,26 @@ class FakeLegnext(_FakeFront):
                 final=lambda data: data.get("status") in ("completed", "failed"),
             )
         return _json_response(200, self._job_json(job))
+
+    async def _fetch_links(self, job: SimJob) -> None:
+        urls = [job.params["imgUrl"]] if job.op in UPLOADED_OPS else []
+        urls += re.findall(r"https?://\S+", str(job.params.get("text") or ""))
+        async with ClientSession() as session:
+            for url in urls:
+                try:
+                    async with session.get(url) as response:
+                        status = response.status
+                except (ClientError, OSError):
+                    status = 0
+                if status != 200:
+                    job.profile = Profile(
+                        pending_s=job.profile.pending_s,
+                        processing_s=0.0,
+                        outcome="failed",
+                        error_message=UNFETCHABLE.format(url=url.split("?")[0], status=status),
+                        raw_message="Invalid link",
+                    )
+                    return
 
     async def _get(self, request: web.Request) -> web.Response:
         job = self.sim.jobs.get(request.match_info["job_id"])
@@ -1256,6 +1354,8 @@ class FakeLegnext(_FakeFront):
                 ]
                 output["seed"] = self.sim.seed(job)
                 output["available_actions"] = self.sim.available_actions(job)
+            elif job.op == "shorten":
+                output.update(self.sim.shorten_output(job))
             else:
                 output.update(self.sim.describe_output(job))
         meta: dict[str, Any] = {

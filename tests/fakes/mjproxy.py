@@ -319,6 +319,10 @@ class FakeMJProxy:
         # EnableVideo: the server setting without which there are no Animate buttons and
         # /mj/submit/video answers "视频功能未启用". Each MP4 is `video_bytes` long.
         self.enable_video = True
+        # Server/account switches of issue 19's submits: IsShorten on the account, and
+        # EnableUserCustomUploadBase64 for retexture and edits ("禁止上传" when off).
+        self.enable_shorten = True
+        self.enable_upload = True
         self.video_bytes = videos.DEFAULT_SIZE
         self.video_profile = VIDEO_PROFILE
         self.default_profile = Profile()
@@ -341,7 +345,10 @@ class FakeMJProxy:
         self.webhooks.start()
         app = web.Application(middlewares=[self._middleware])
         for prefix in MODE_PREFIXES:
-            for op in ("imagine", "action", "modal", "blend", "describe", "video"):
+            for op in (
+                *("imagine", "action", "modal", "blend", "describe", "video"),
+                *("shorten", "retexture", "edits", "edit"),  # issue 19, PROVIDERS.md §8.4
+            ):
                 app.router.add_post(f"{prefix}/mj/submit/{op}", self._submit)
             app.router.add_get(f"{prefix}/mj/task/{{task_id}}/fetch", self._fetch)
             app.router.add_get(f"{prefix}/mj/task/{{task_id}}/image-seed", self._image_seed)
@@ -593,6 +600,8 @@ class FakeMJProxy:
                 task = self._describe(body, mode)
             elif op == "video":
                 task = self._video(body, mode)
+            elif op in ("shorten", "retexture", "edits", "edit"):
+                task = self._uploaded(op, body, mode)
             else:
                 task = self._action(body, mode)
             response = self._accept(request, task)
@@ -706,6 +715,41 @@ class FakeMJProxy:
             mode=mode,
             link=link if isinstance(link, str) else None,
         )
+
+    def _uploaded(self, op: str, body: dict[str, Any], mode: str) -> FakeTask:
+        """/mj/submit/shorten {prompt}: a SHORTEN task with five shorter prompts;
+        /mj/submit/retexture and /edits {prompt, image}: a RETEXTURE or EDIT grid."""
+        prompt = self._check_prompt(body.get("prompt"))
+        if op == "shorten":
+            if not self.enable_shorten:
+                raise _Reply(3, "无可用的账号实例")
+            return self._new_task(
+                action="SHORTEN",
+                prompt=prompt,
+                state=body.get("state"),
+                result="shorten",
+                ratio=(1, 1),
+                mode=mode,
+            )
+        if not self.enable_upload:
+            raise _Reply(4, "禁止上传")
+        image = body.get("image")
+        if not _is_http_url(image) and _decode_data_url(image) is None:
+            raise _Reply(4, "image不能为空 (image must be a URL or base64)")
+        return self._new_task(
+            action="RETEXTURE" if op == "retexture" else "EDIT",
+            prompt=prompt,
+            state=body.get("state"),
+            result="grid",
+            ratio=_ratio_of(prompt),
+            mode=mode,
+            link=image if isinstance(image, str) and _is_http_url(image) else None,
+        )
+
+    @staticmethod
+    def _shortened(task: FakeTask) -> list[str]:
+        words = task.prompt.split()
+        return [" ".join(words[: max(1, len(words) - k)]) for k in range(1, 6)]
 
     def _video(self, body: dict[str, Any], mode: str) -> FakeTask:
         """POST /mj/submit/video: from a start image, or {action: "extend", taskId, index}."""
@@ -1101,6 +1145,8 @@ class FakeMJProxy:
                 _button(f"MJ::JOB::animate_high_extend::1::{h}", "Extend (High motion)", "🎞️"),
                 _button(f"MJ::JOB::animate_low_extend::1::{h}", "Extend (Low motion)", "🎞️"),
             ]
+        if task.result == "shorten":
+            return [_button(f"MJ::Job::PromptAnalyzer::{n}::{h}", str(n)) for n in range(1, 6)]
         if task.result == "describe":
             return [
                 *(_button(f"MJ::Job::PicReader::{n}", str(n)) for n in range(1, 5)),
@@ -1144,6 +1190,11 @@ class FakeMJProxy:
                 )
                 prompt = final_prompt
                 image_url = task.link
+            if task.result == "shorten":
+                keycaps = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣")
+                final_prompt = "\n\n".join(
+                    f"{k} {p}" for k, p in zip(keycaps, self._shortened(task), strict=True)
+                )
         video: dict[str, Any] = {}
         if task.result == "video" and status == "SUCCESS":
             video, image_url = self._video_fields(task), None

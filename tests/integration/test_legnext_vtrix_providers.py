@@ -251,7 +251,8 @@ async def test_every_follow_up_reaches_the_fake(env: Env) -> None:
     )
     up = grid.provider_data["job_id"]
     pick = await env.action("pick:4", grid)
-    assert "enhance" in [a.name for a in pick.actions]
+    # Enhance only where its parameters are documented: Legnext, not Vtrix (issue 19).
+    assert ("enhance" in [a.name for a in pick.actions]) is (env.backend == "legnext")
 
     steps: list[tuple[Job, str, ActionInput | None, str, dict[str, Any]]] = [
         (grid, "vary_grid:3", None, "variation", {"jobId": up, "imageNo": 2, "type": 1}),
@@ -309,6 +310,8 @@ async def test_every_follow_up_reaches_the_fake(env: Env) -> None:
         ),
     ]
     for parent, name, given, op, params in steps:
+        if op == "enhance" and env.backend == "vtrix":
+            continue
         done = await env.action(name, parent, given)
         assert done.status is JobStatus.COMPLETED, (name, done.error)
         assert env.requests_for(op)[-1] == params, name

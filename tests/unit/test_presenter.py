@@ -390,7 +390,7 @@ def test_describe_lists_prompts_and_offers_pick_buttons() -> None:
         ("describe_pick:3", "3", 0),
         ("describe_pick:4", "4", 0),
         ("describe_reroll", "🔄", 0),
-        ("provider:describe_all", "Describe All", 1),
+        ("describe_all", "Imagine all", 1),  # the bot's own, in place of the provider's
     ]
     assert not any(b.disabled for b in r.buttons)  # picking a prompt needs no provider window
 
