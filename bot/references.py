@@ -197,9 +197,11 @@ class FreshReferences:
 
     async def _fresh_operation(self, operation: Operation) -> Operation:
         prompt = await self._keeper.refresh(operation.prompt)
-        if prompt == operation.prompt:
+        # An uploaded image (retexture, /edit of an upload) is kept the same way.
+        urls = tuple([(await self._keeper.refresh(u)) or u for u in operation.image_urls])
+        if prompt == operation.prompt and urls == operation.image_urls:
             return operation
-        return dataclasses.replace(operation, prompt=prompt)
+        return dataclasses.replace(operation, prompt=prompt, image_urls=urls)
 
 
 def discord_keeper(client: Any) -> ReferenceKeeper:

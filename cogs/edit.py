@@ -7,6 +7,7 @@ so a typo costs nothing; the job then gets its own message like any other.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -14,6 +15,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.actions import ActionInput, ActionInputError, operation_for
+from bot.discord.policy import Member
 from bot.discord.submit import (
     answer_if_storage_error,
     follow_up_speed,
@@ -23,10 +25,11 @@ from bot.discord.submit import (
     refused_by_policy,
     start_job,
 )
-from bot.domain import JobStatus, OperationKind
+from bot.domain import JobStatus, Operation, OperationKind
 from bot.edit_canvas import POSITIONS, check_edit_prompt, edit_geometry
 from bot.engine import EngineError
 from bot.speed import SpeedConflictError
+from cogs.retexture import UploadError, check_upload, keep_upload
 
 if TYPE_CHECKING:
     from bot.app import MidjourneyBot
@@ -48,7 +51,8 @@ class Edit(commands.Cog):
     @app_commands.guild_only()
     @app_commands.allowed_installs(guilds=True, users=False)
     @app_commands.describe(
-        job="The job id shown under the image (or in /job history)",
+        job="The job id shown under the image (or in /job history); or attach an image",
+        upload="Or an image of your own to edit (PNG, JPEG or WEBP, up to 10 MB)",
         image="Which image of a grid: 1–4 (a single image needs none)",
         prompt="What the edited image should show",
         canvas="Canvas: an aspect ratio like 16:9 or pixels like 1536x1024 (default: the image's)",
@@ -61,13 +65,21 @@ class Edit(commands.Cog):
     async def edit(
         self,
         interaction: discord.Interaction[Any],
-        job: str,
         prompt: str,
+        job: str | None = None,
         image: app_commands.Range[int, 1, 4] | None = None,
         canvas: str | None = None,
         position: app_commands.Choice[str] | None = None,
         scale: str | None = None,
+        upload: discord.Attachment | None = None,
     ) -> None:
+        if (upload is None) == (not job or not job.strip()):
+            await refuse(interaction, "Give either a job id or an image to edit (one of them).")
+            return
+        if upload is not None:
+            await self._edit_upload(interaction, upload, prompt, canvas, position, scale)
+            return
+        assert job is not None
         parent = await self.bot.engine.get(job.strip().lower())
         if parent is None or parent.guild_id != optional_str(interaction.guild_id):
             await refuse(interaction, f"There is no job `{job.strip()[:20]}` in this server.")
@@ -124,9 +136,71 @@ class Edit(commands.Cog):
             content=f"Editing; the result will appear in this channel (job `{started.id}`)."
         )
 
+    async def _edit_upload(
+        self,
+        interaction: discord.Interaction[Any],
+        upload: discord.Attachment,
+        prompt: str,
+        canvas: str | None,
+        position: app_commands.Choice[str] | None,
+        scale: str | None,
+    ) -> None:
+        """The editor on a member's own image (issue 19): Legnext /v1/upload-paint, Vtrix
+        midjourney_uploadpaint, mj-proxy /mj/submit/edits. Checked, then kept in a message
+        of the bot's own (bot/references.py), then sent."""
+        if not self.bot.provider.capabilities.supports(OperationKind.UPLOAD_EDIT):
+            await refuse(interaction, "This bot's image service cannot edit an uploaded image.")
+            return
+        source = f"{upload.width}:{upload.height}" if upload.width and upload.height else None
+        try:
+            text = check_edit_prompt(prompt)
+            if len(text) > (limit := prompt_limit(self.bot)):
+                raise ActionInputError(
+                    f"The prompt is {len(text)} characters long; the limit is {limit}."
+                )
+            size, placement = edit_geometry(
+                canvas or "", position.value if position else "", scale or "", source_aspect=source
+            )
+        except ActionInputError as exc:
+            await refuse(interaction, str(exc))
+            return
+        if (problem := check_upload(upload)) is not None:
+            await refuse(interaction, problem)
+            return
+        mode = await self.bot.policy.default_mode(Member.of(interaction))
+        operation = Operation(
+            OperationKind.UPLOAD_EDIT,
+            prompt=text,
+            image_urls=(upload.url,),
+            canvas=size,
+            placement=placement,
+            mode=mode,
+        )
+        if await refused_by_policy(self.bot, interaction, operation):
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            url, _ = await keep_upload(self.bot, interaction, upload, "/edit")
+            started, _ = await start_job(
+                self.bot,
+                interaction,
+                dataclasses.replace(operation, image_urls=(url,)),
+                idempotency_key=f"interaction:{interaction.id}",
+            )
+        except UploadError as exc:
+            await interaction.edit_original_response(content=f"❌ {exc}")
+            return
+        except EngineError as exc:
+            await interaction.edit_original_response(content=f"❌ {exc.error.message}")
+            return
+        await interaction.edit_original_response(
+            content=f"Editing; the result will appear in this channel (job `{started.id}`)."
+        )
+
 
 async def setup(bot: MidjourneyBot) -> None:
     # Not offered at all where the backend cannot edit: a command that always fails is
     # worse than none.
-    if bot.provider.capabilities.supports(OperationKind.EDIT):
+    caps = bot.provider.capabilities
+    if caps.supports(OperationKind.EDIT) or caps.supports(OperationKind.UPLOAD_EDIT):
         await bot.add_cog(Edit(bot))
