@@ -77,6 +77,8 @@ class _Target:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     edits: int = 0
+    # The turn given is for the bot's own channel edit, not the interaction's token.
+    by_channel: bool = False
     # What the last write showed apart from queue position and elapsed time (priority).
     last_substance: tuple[Any, ...] | None = None
     # When the oldest state change not yet on Discord happened (for the latency metric).
@@ -301,6 +303,7 @@ class Publisher:
         ticket = await self._queue.turn(
             target, lambda: self._write_for(target), lambda: self._priority(target)
         )
+        target.by_channel = ticket.write.bot_token
         reset = RESERVED.set(ticket)
         try:
             yield ticket
@@ -308,15 +311,23 @@ class Publisher:
             RESERVED.reset(reset)
             self._ledger.release(ticket)  # nothing if the write went out
 
-    def _write_for(self, target: _Target) -> Write:
-        """The request this message's next write will be, as far as limits go."""
+    def _write_for(self, target: _Target) -> tuple[Write, ...]:
+        """The requests this message's next write may be, as far as limits go: through
+        the interaction's token while it lives (exempt from the global limit), or the
+        bot's own channel edit (not in the guild's webhook bucket) when the first is full."""
         delivery = target.delivery
-        if target.interaction is not None and self._clock.time() < target.token_deadline:
-            return self._ledger.webhook_write("PATCH", target.interaction.token, message=True)
         editing = delivery.message_id is not None and not target.message_lost
-        return self._ledger.channel_write(
+        by_channel = self._ledger.channel_write(
             "PATCH" if editing else "POST", delivery.channel_id, message=editing
         )
+        if self._token_alive(target):
+            assert target.interaction is not None
+            by_token = self._ledger.webhook_write("PATCH", target.interaction.token, message=True)
+            return (by_token, by_channel) if editing else (by_token,)
+        return (by_channel,)
+
+    def _token_alive(self, target: _Target) -> bool:
+        return target.interaction is not None and self._clock.time() < target.token_deadline
 
     def _priority(self, target: _Target) -> Priority:
         job = target.latest
@@ -522,7 +533,8 @@ class Publisher:
         )
         target.last_edit_at = self._clock.time()
         target.edits += 1
-        if target.interaction is not None and self._clock.time() < target.token_deadline:
+        if self._token_alive(target) and not target.by_channel:
+            assert target.interaction is not None
             try:
                 if message.json is not None:
                     await _edit_original_response_json(target.interaction, message.json)

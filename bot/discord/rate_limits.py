@@ -99,8 +99,8 @@ class _Bucket:
     period: float  # the longest Reset-After seen: the window's length
     level: Level
     scope: str = "user"
-    # (sent at, write) for the last window or so: to find out whom a bucket is shared by.
-    sends: deque[tuple[float, Write]] = field(default_factory=deque)
+    # The routes seen to fall into it: their recent sends tell whom it is shared by.
+    routes: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -141,6 +141,10 @@ class BucketLedger:
         self._probing: set[tuple[str, str]] = set()
         self._unbucketed: set[str] = set()  # routes whose answers name no bucket
         self._global_sends: deque[float] = deque()
+        # Every write of the last few windows, (sent at, write): the evidence for widening,
+        # also for a bucket found only now (its route was in it all along).
+        self._recent: deque[tuple[float, Write]] = deque()
+        self._longest_period = 1.0
         self._global_until = 0.0
         self._tokens: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
         self._channel_guild: dict[str, str] = {}
@@ -255,12 +259,15 @@ class BucketLedger:
             state.remaining -= 1
             state.sent += 1
             state.inflight += 1
-            self._buckets[key[0]].sends.append((now, write))
         probe = not keys
         if probe:
             self._probing.add((write.route, write.major))
         if write.bot_token:
             self._global_sends.append(now)
+        self._recent.append((now, write))
+        horizon = now - 2 * self._longest_period - WINDOW_SLACK_S
+        while self._recent and self._recent[0][0] < horizon:
+            self._recent.popleft()
         return Ticket(write, keys, now, probe=probe)
 
     async def acquire(self, write: Write) -> Ticket:
@@ -347,7 +354,6 @@ class BucketLedger:
         key = (bucket_id, write.resource(bucket.level))
         if not any(k[0] == bucket_id for k in ticket.keys):
             # The first time this route is seen in this bucket: count this request in it.
-            bucket.sends.append((ticket.sent_at, write))
             self._state(key, now).sent += 1
         used = limit - remaining + (1 if status == 429 else 0)
         self._widen(bucket, write, used, now, reset_after, refused=status == 429)
@@ -373,6 +379,8 @@ class BucketLedger:
         bucket.limit = limit
         bucket.period = max(bucket.period, reset_after)
         bucket.scope = headers.get("X-RateLimit-Scope") or bucket.scope
+        bucket.routes.add(write.route)
+        self._longest_period = max(self._longest_period, bucket.period)
         self._route_buckets.setdefault(write.route, {})[bucket_id] = None
         return bucket
 
@@ -394,9 +402,7 @@ class BucketLedger:
         """
         if bucket.level >= Level.GUILD:
             return
-        sends = bucket.sends
-        while sends and sends[0][0] < now - 2 * bucket.period - WINDOW_SLACK_S:
-            sends.popleft()
+        sends = [(at, w) for at, w in self._recent if w.route in bucket.routes]
         state = self._states.get((bucket.id, write.resource(bucket.level)))
         if state is not None and state.sent >= used and not refused:
             return  # the usual case: our own writes explain it

@@ -12,7 +12,9 @@ bucket, the turns go:
    message still changes about every `n / r` seconds.
 
 A waiting write that a higher one is blocked on does not let a lower one take the room it
-needs (a final waiting on a guild bucket holds that bucket for itself).
+needs (a final waiting on a guild bucket holds that bucket for itself). A write may name
+alternatives (an interaction's message can be edited through its token or by the bot's
+own channel edit): the first that has room is used.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class Priority(enum.IntEnum):
 @dataclass(eq=False)
 class _Turn:
     owner: object
-    write: Callable[[], Write]
+    write: Callable[[], tuple[Write, ...]]  # alternatives, preferred first
     priority: Callable[[], Priority]
     last_turn_at: float
     granted: asyncio.Future[Ticket] = field(
@@ -70,14 +72,14 @@ class WriteQueue:
         """Bucket id → writes waiting on it (for /metrics)."""
         counts: dict[str, int] = {}
         for turn in self._turns.values():
-            for bucket, _ in self._ledger.keys(turn.write()):
+            for bucket, _ in self._ledger.keys(turn.write()[0]):
                 counts[bucket] = counts.get(bucket, 0) + 1
         return counts
 
     async def turn(
         self,
         owner: object,
-        write: Callable[[], Write],
+        write: Callable[[], tuple[Write, ...]],
         priority: Callable[[], Priority],
     ) -> Ticket:
         """Wait for `owner`'s turn to write; the room is reserved in the returned Ticket.
@@ -139,23 +141,28 @@ class WriteQueue:
         self._scheduled = False
         held: set[Key] = set()
         for turn in self._candidates():
-            write = turn.write()
-            keys = self._ledger.keys(write)
-            blocked_by = [k for k in keys if k in held]
-            if write.bot_token and GLOBAL_KEY in held:
-                blocked_by.append(GLOBAL_KEY)
-            # Held back by a higher write in this look: its answer touches the key; a
-            # second's timer is the safety net should none come.
-            wait: float | None = 1.0
-            if not blocked_by:
+            parked: tuple[Key, float | None] | None = None
+            for write in turn.write():
+                keys = self._ledger.keys(write)
+                blocked_by = [k for k in keys if k in held]
+                if write.bot_token and GLOBAL_KEY in held:
+                    blocked_by.append(GLOBAL_KEY)
+                if blocked_by:
+                    # Held back by a higher write in this look: its answer touches the
+                    # key; a second's timer is the safety net should none come.
+                    parked = parked or (blocked_by[0], 1.0)
+                    continue
                 wait, blocking = self._ledger.wait_for(write)
                 if wait == 0:
                     turn.granted.set_result(self._ledger.reserve(write))
-                    continue
-                blocked_by = list(blocking) or [PROBE_KEY]
+                    break
                 held.update(keys)
                 held.update(blocking)
-            self._park(turn, blocked_by[0], wait)
+                if parked is None or (wait is not None and (parked[1] or 0) > wait):
+                    parked = ((blocking or (PROBE_KEY,))[0], wait)
+            else:
+                key, wait = parked or (PROBE_KEY, 1.0)
+                self._park(turn, key, wait)
 
     def _park(self, turn: _Turn, key: Key, wait: float | None) -> None:
         """Look at `turn` again when `key` is touched or, after `wait` s, resets."""

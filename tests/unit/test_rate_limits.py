@@ -151,7 +151,7 @@ async def test_turns_go_finals_first_then_round_robin_within_a_class() -> None:
     order: list[str] = []
 
     async def ask(name: str, priority: Priority) -> None:
-        ticket = await queue.turn(name, lambda: write, lambda: priority)
+        ticket = await queue.turn(name, lambda: (write,), lambda: priority)
         order.append(name)
         ledger.settle(ticket, 200, _headers("chan", 5, 4, 5.0))
 
@@ -178,9 +178,9 @@ async def test_a_new_turn_of_one_owner_replaces_its_waiting_one() -> None:
     queue = WriteQueue(ledger, clock)
     write = ledger.channel_write("PATCH", "11", message=True)
     ledger.settle(ledger.reserve(write), 200, _headers("chan", 5, 0, 5.0))
-    first = asyncio.create_task(queue.turn("job", lambda: write, lambda: Priority.PROGRESS))
+    first = asyncio.create_task(queue.turn("job", lambda: (write,), lambda: Priority.PROGRESS))
     await asyncio.sleep(0)
-    second = asyncio.create_task(queue.turn("job", lambda: write, lambda: Priority.PROGRESS))
+    second = asyncio.create_task(queue.turn("job", lambda: (write,), lambda: Priority.PROGRESS))
     await asyncio.sleep(0)
     await asyncio.sleep(0)
     assert first.cancelled()
@@ -209,3 +209,18 @@ def test_busy_channels_of_one_guild_never_widen_a_per_channel_bucket() -> None:
         clock.now += 5.0
     assert ledger.describe() == {"chan": "own"}
     assert ledger.widened == 0
+
+
+async def test_a_full_first_choice_gives_the_turn_to_the_alternative() -> None:
+    """An interaction's message whose guild webhook bucket is empty is edited by the bot's
+    own channel edit, which that bucket does not limit."""
+    clock = Clock()
+    ledger = BucketLedger(clock=clock)
+    queue = WriteQueue(ledger, clock)
+    by_token = _token_write(ledger, "t1", 11, 22)
+    by_channel = ledger.channel_write("PATCH", "11", message=True)
+    ledger.settle(ledger.reserve(by_token), 200, _headers("hooks", 5, 0, 1.0))
+    ticket = await asyncio.wait_for(
+        queue.turn("job", lambda: (by_token, by_channel), lambda: Priority.PROGRESS), timeout=2
+    )
+    assert ticket.write is by_channel
