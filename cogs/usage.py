@@ -21,6 +21,7 @@ from bot.community import utc_day_start, utc_month_start
 from bot.discord.buttons_layout import clip
 from bot.providers.base import ProviderError
 from bot.usage_chart import render_daily_chart
+from cogs.info import left_today_lines
 
 if TYPE_CHECKING:
     from bot.accounts.pool import Account
@@ -71,13 +72,13 @@ class Usage(commands.GroupCog, group_name="usage", group_description="What has b
             else []
         )
         limits = settings.limits_for(roles)
-        per_day = "no limit" if limits.jobs_per_day is None else str(limits.jobs_per_day)
-        fast = "no limit" if limits.fast_jobs_per_day is None else str(limits.fast_jobs_per_day)
+        # What is left today, counted as the quotas count (the owner's failures are free).
+        day_start = utc_day_start(now)
+        counts = await usage.quota_counts(guild, user, day_start)
+        left = "\n".join(left_today_lines(limits, counts, day_start))
         text = (
             f"**Your usage here**\nToday: {summary_line(today)}\n"
-            f"This month: {summary_line(month)}\n"
-            f"Your limits: {per_day} jobs a day, {fast} fast/turbo a day; "
-            f"the day resets <t:{int(utc_day_start(now) + 86400)}:R>."
+            f"This month: {summary_line(month)}\n{left}"
         )
         await interaction.response.send_message(text, ephemeral=True)
 

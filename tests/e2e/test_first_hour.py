@@ -12,7 +12,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.e2e.conftest import World
 from tests.e2e.test_community import admin, private_text, slash
-from tests.fakes.discord.models import MessageRecord
+from tests.e2e.test_imagine import imagine_to_grid
+from tests.fakes.discord.models import MessageRecord, default_guild
 
 
 def closed_port_url() -> str:
@@ -171,3 +172,66 @@ async def test_an_unreachable_discord_is_one_line(world: World) -> None:
     [line] = [line for line in text.splitlines() if "ERROR" in line]
     assert "Discord is unreachable at 127.0.0.1:" in line, line
     assert "check the network or DISCORD_API_BASE" in line, line
+
+
+NEW_GUILD_ID = 1300000000000000001
+
+
+async def test_joining_a_server_sends_the_set_up_card(world: World) -> None:
+    """Item 5: on GUILD_CREATE for a server it was just invited to, the bot posts a short
+    card in the system channel: the defaults in force and the command changing each."""
+    bot = await world.start_bot()
+    # discord.py reports joins only once its start is over (READY and the first servers).
+    await world.discord.wait_for(lambda: "logged in as" in bot.log(), timeout=10, what="ready")
+    fake = world.discord
+    guild = default_guild(fake.users, fake.bot_user, guild_id=NEW_GUILD_ID, name="New Server")
+    fake.guilds.append(guild)
+    bot_member = [m for m in guild.members if m.user.id == fake.bot_user.id]
+    joined = guild.create_payload(members=bot_member, now=fake.now())
+    # A join's GUILD_CREATE carries no `unavailable` (false marks a known server coming
+    # back after an outage, which discord.py reports as guild_available instead).
+    del joined["unavailable"]
+    await fake.gateway.dispatch_guild_event(
+        "GUILD_CREATE",
+        joined,
+        NEW_GUILD_ID,
+        needs_messages_intent=False,
+    )
+    card = await world.wait_message(
+        lambda m: m.guild_id == NEW_GUILD_ID and "Thanks for adding me" in m.content,
+        what="the set-up card",
+    )
+    assert card.channel_id == guild.channels[0].id  # the system channel
+    assert card.content.splitlines() == [
+        "**Thanks for adding me to New Server!**",
+        "Every job runs on the owner's image-service account and spends its credits. Right now:",
+        "• Where: every channel — `/settings channels add` keeps me to some",
+        "• Who: everyone — `/settings roles add`",
+        "• Per member: 3 at once, 100 a day, 25 fast/turbo a day — `/settings limits`",
+        "• Speed: **fast** by default, allowed relax, fast, turbo — `/settings modes`",
+        "• Buttons under a job: usable by anyone — `/settings clicks`",
+        "`/settings show` lists every setting (Manage Server); members start with `/help`.",
+    ]
+    # Only on joining: the servers it was already in at start got no card.
+    assert not [m for m in fake.messages.values() if "Thanks for adding me" in m.content][1:]
+
+
+async def test_info_and_usage_me_say_what_is_left_today(world: World) -> None:
+    """Item 10 (/info) and 9 (/usage me): the speed, the jobs and fast jobs left today,
+    what runs now and when the day resets, privately."""
+    await world.start_bot()
+    await admin(world, "settings limits", {"per_day": 5, "fast_per_day": 2})
+    await imagine_to_grid(world, "one for today")
+    info = private_text(await slash(world, "info"))
+    lines = info.splitlines()
+    assert lines[:5] == [
+        "**Your info here**",
+        "Speed: **fast** (change it with `/prefs`, or `--fast`/`--relax` on a prompt)",
+        "Jobs today: 1 of 5 used, **4 left**",
+        "Fast/turbo jobs today: 1 of 2 used, **1 left**",
+        "Running or waiting now: 0 (at once: 3)",
+    ], info
+    assert re.fullmatch(r"The day resets <t:\d+:R> \(midnight UTC\)\.", lines[5]), info
+    usage = private_text(await slash(world, "usage me"))
+    assert "Jobs today: 1 of 5 used, **4 left**" in usage, usage
+    assert "Fast/turbo jobs today: 1 of 2 used, **1 left**" in usage, usage
