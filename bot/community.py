@@ -52,6 +52,11 @@ CLICKS_REQUESTER = "requester"  # the member who asked, and moderators
 # --- time -------------------------------------------------------------------------------
 
 
+DEFAULT_VIDEO_WEIGHT = 8
+MAX_VIDEO_WEIGHT = 100
+VIDEO_OFF = "Videos are turned off on this server (an admin can turn them on in /settings video)."
+
+
 def utc_day_start(now: float) -> float:
     """The last UTC midnight at or before `now` (Unix seconds have no leap seconds)."""
     return float(now - now % DAY_SECONDS)
@@ -197,6 +202,9 @@ class GuildSettings:
     moderation_error_budget  prompts the provider's moderation may refuse per member per
                              UTC day before that member is paused until the next day
     presets                  server presets: (name, parameters) pairs for /imagine
+    video_enabled            members may make videos (Animate, Extend, HD, /animate)
+    video_weight             how many image jobs one video job counts as in the daily
+                             limits (Midjourney bills a video like about eight)
 
     Stored as JSON (`to_data`); `from_data` ignores unknown keys and defaults missing
     ones, so a new field needs no migration. The constructor normalises sequences to
@@ -217,10 +225,14 @@ class GuildSettings:
     moderation_error_budget: int = 3
     # Server presets (issue 19): (name, parameters) pairs every member may use on /imagine.
     presets: tuple[tuple[str, str], ...] = ()
+    # Issue 18: video on or off, and what a video job weighs in the quotas.
+    video_enabled: bool = True
+    video_weight: int = DEFAULT_VIDEO_WEIGHT
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "presets", _pairs(self.presets))
+        set_(self, "video_weight", max(1, min(MAX_VIDEO_WEIGHT, int(self.video_weight))))
         set_(self, "guild_id", str(self.guild_id))
         set_(self, "allowed_channel_ids", _ids(self.allowed_channel_ids))
         set_(self, "allowed_role_ids", _ids(self.allowed_role_ids))
@@ -395,14 +407,23 @@ def check_quota(
     mode: str,
     now: float,
     day_start: float,
+    videos_today: int = 0,
+    fast_videos_today: int = 0,
+    video_weight: int = 1,
+    is_video: bool = False,
 ) -> Refusal | None:
     """Whether one more job fits the member's limits.
 
     `jobs_today` and `fast_jobs_today` count from `day_start` (use `utc_day_start(now)`);
     the day's limits reset 24 hours after it, which is the next UTC midnight after
     `now`. The daily limits are checked first: when they are spent, waiting for a
-    running job would not help.
+    running job would not help. A video job (`videos_today` of those counts, and the new
+    one when `is_video`) weighs `video_weight` image jobs.
     """
+    extra = max(0, video_weight - 1)
+    cost = video_weight if is_video else 1
+    jobs_today += videos_today * extra + cost - 1
+    fast_jobs_today += fast_videos_today * extra + cost - 1
     resets_at = day_start + DAY_SECONDS
     if not day_start <= now < resets_at:
         resets_at = utc_day_start(now) + DAY_SECONDS
@@ -411,7 +432,7 @@ def check_quota(
         return Refusal(
             "daily",
             f"You have reached this server's limit of {limits.jobs_per_day} image job(s) a "
-            f"day; it resets {when}.",
+            f"day{_weighed(is_video, video_weight)}; it resets {when}.",
             resets_at,
         )
     if (
@@ -422,7 +443,8 @@ def check_quota(
         return Refusal(
             "fast_daily",
             f"You have reached this server's limit of {limits.fast_jobs_per_day} fast or "
-            f"turbo job(s) a day; choose relax if it is allowed, or wait until the limit "
+            f"turbo job(s) a day{_weighed(is_video, video_weight)}; choose relax if it is "
+            f"allowed, or wait until the limit "
             f"resets {when}.",
             resets_at,
         )
@@ -433,6 +455,10 @@ def check_quota(
             f"{limits.concurrent_jobs} at once; start another when one has finished.",
         )
     return None
+
+
+def _weighed(is_video: bool, weight: int) -> str:
+    return f" (a video counts as {weight} image jobs)" if is_video and weight != 1 else ""
 
 
 def may_click(

@@ -82,6 +82,9 @@ class Animate(commands.Cog):
                 words = clean_prompt(prompt, max_length=prompt_limit(self.bot))
             except OptionError as exc:
                 problem = str(exc)
+            else:  # banned words and Midjourney's parameters (--motion, --end, …) checked
+                settings = await self.bot.policy.settings(guild_id)
+                problem = self.bot.policy.check_text(settings, words)
         mode = await self.bot.policy.default_mode(Member.of(interaction))
         operation = Operation(
             OperationKind.VIDEO if parent else OperationKind.VIDEO_FROM_IMAGE,

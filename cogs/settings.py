@@ -14,7 +14,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.community import GuildSettings, Limits, describe_change
+from bot.community import MAX_VIDEO_WEIGHT, GuildSettings, Limits, describe_change
 from bot.discord.buttons_layout import clip
 from bot.discord.submit import answer_if_storage_error
 from bot.domain import SpeedMode
@@ -60,6 +60,8 @@ def describe_settings(settings: GuildSettings) -> str:
         "Spoiler flagged results outside NSFW channels: "
         f"**{'on' if settings.spoiler_flagged else 'off'}**",
         f"Moderation refusals allowed per member per day: {settings.moderation_error_budget}",
+        f"Videos: **{'on' if settings.video_enabled else 'off'}**, one counts as "
+        f"{settings.video_weight} image job(s) in the daily limits",
         f"Banned words added: {', '.join(settings.banned_words_added) or 'none'}",
         f"Default banned words lifted: {', '.join(settings.banned_words_removed) or 'none'}",
     ]
@@ -292,6 +294,25 @@ class Settings(
         s = await self._load(interaction)
         after = s.with_changes(spoiler_flagged=state.value == "on")
         await self._change(interaction, after, "spoiler")
+
+    # Video (issue 18): a small block of its own.
+    @app_commands.command(name="video", description="Videos (Animate, /animate) on or off")
+    @app_commands.choices(state=ON_OFF)
+    @app_commands.describe(
+        state="Whether members may make videos",
+        weight="How many image jobs one video counts as in the daily limits (default 8)",
+    )
+    async def video(
+        self,
+        interaction: discord.Interaction[Any],
+        state: app_commands.Choice[str],
+        weight: app_commands.Range[int, 1, MAX_VIDEO_WEIGHT] | None = None,
+    ) -> None:
+        s = await self._load(interaction)
+        changes: dict[str, Any] = {"video_enabled": state.value == "on"}
+        if weight is not None:
+            changes["video_weight"] = weight
+        await self._change(interaction, s.with_changes(**changes), "video")
 
     @banned.command(name="add", description="Refuse prompts containing a word or phrase")
     async def banned_add(self, interaction: discord.Interaction[Any], word: str) -> None:

@@ -20,6 +20,7 @@ import discord
 from bot.clock import Clock
 from bot.community import (
     FAST_MODES,
+    VIDEO_OFF,
     GuildSettings,
     check_mode,
     check_quota,
@@ -30,7 +31,7 @@ from bot.community import (
 from bot.domain import Job, Operation, OperationKind, SpeedMode
 from bot.prompt_check import BannedWords, check_prompt
 from bot.speed import SpeedDecision, decide_speed, split_speed_flags
-from bot.store.base import MemberPrefs, Store
+from bot.store.base import MemberPrefs, Store, VideoCounts
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +205,8 @@ class Policy:
         )
         if refusal is not None:
             return refusal.message
+        if operation.kind.is_video and not settings.video_enabled:
+            return VIDEO_OFF
         mode = (operation.mode or await self.default_mode(member)).value
         # The entry points decide the speed once (decide_speed) and strip the prompt's
         # flags; a flag that still reaches here is judged too, never waved through.
@@ -221,9 +224,11 @@ class Policy:
             and (reason := self.check_text(settings, operation.prompt)) is not None
         ):
             return reason
-        return await self._check_usage(settings, member, mode)
+        return await self._check_usage(settings, member, mode, video=operation.kind.is_video)
 
-    async def _check_usage(self, settings: GuildSettings, member: Member, mode: str) -> str | None:
+    async def _check_usage(
+        self, settings: GuildSettings, member: Member, mode: str, *, video: bool = False
+    ) -> str | None:
         assert member.guild_id is not None
         now = self._clock.time()
         day_start = utc_day_start(now)
@@ -235,14 +240,25 @@ class Policy:
                 "today; to protect the server's account you can generate again "
                 f"<t:{int(day_start + 86400)}:R>."
             )
+        limits = settings.limits_for(member.role_ids)
+        videos = VideoCounts()
+        daily = limits.jobs_per_day is not None or limits.fast_jobs_per_day is not None
+        if daily and settings.video_weight != 1:  # a video weighs more than one image job
+            videos = await self._store.usage.video_counts(
+                member.guild_id, member.user_id, day_start
+            )
         refusal = check_quota(
-            settings.limits_for(member.role_ids),
+            limits,
             active_jobs=counts.active,
             jobs_today=counts.since,
             fast_jobs_today=counts.fast_since,
             mode=mode,
             now=now,
             day_start=day_start,
+            videos_today=videos.spent,
+            fast_videos_today=videos.fast_spent,
+            video_weight=settings.video_weight,
+            is_video=video,
         )
         return refusal.message if refusal is not None else None
 

@@ -296,9 +296,24 @@ UNSPENT_JOB_SQL = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class VideoCounts:
+    """A member's video jobs since a time (issue 18): all asked for, those that count
+    against the quotas (not the service's failures), and of those the fast or turbo."""
+
+    asked: int = 0
+    spent: int = 0
+    fast_spent: int = 0
+
+
 class UsageRepository(Protocol):
     """Usage read from the jobs themselves, counted by when each job was asked for
     (`created_at`), so quotas and reports can never disagree with the job history."""
+
+    async def video_counts(self, guild_id: str, user_id: str, since: float) -> VideoCounts:
+        """A member's video jobs (Animate, /animate, Extend, HD) asked for since `since`:
+        the quotas weigh them, /usage shows them apart."""
+        ...
 
     async def quota_counts(self, guild_id: str, user_id: str, since: float) -> QuotaCounts:
         """Every count a quota check needs, in one read (it runs before each job)."""

@@ -41,7 +41,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from bot.community import DAY_SECONDS, FAST_MODES, GuildSettings, utc_day_start
-from bot.domain import ErrorCode, Job, JobStatus
+from bot.domain import VIDEO_KINDS, ErrorCode, Job, JobStatus
 from bot.store.base import (
     UNSPENT_JOB_SQL,
     AuditEntry,
@@ -59,6 +59,7 @@ from bot.store.base import (
     StoreError,
     StoreUnavailableError,
     UsageSummary,
+    VideoCounts,
 )
 from bot.store.serialize import job_from_dict, job_to_dict
 
@@ -816,6 +817,7 @@ _COUNTS = (
     f" COUNT(*) FILTER (WHERE mode IN ({_FAST_LIST}))"
 )
 _MEMBER = "guild_id = $1 AND requester_id = $2"
+_VIDEO_KINDS = ", ".join(f"'{kind.value}'" for kind in sorted(VIDEO_KINDS))  # constants
 
 
 def _amount(value: Any) -> Decimal | None:
@@ -852,6 +854,21 @@ class PostgresUsageRepository:
     async def account_summary(self, account: str, *, since: float) -> UsageSummary:
         # One provider account's jobs today (issue 16, /settings accounts).
         return await self._summary("account = $1 AND created_at >= $2", _t(account), since)
+
+    async def video_counts(self, guild_id: str, user_id: str, since: float) -> VideoCounts:
+        # The kind is read from the job's JSON: the member's rows of one day are few.
+        sql = (
+            f"SELECT COUNT(*), COUNT(*) FILTER (WHERE NOT {UNSPENT_JOB_SQL}),"
+            f" COUNT(*) FILTER (WHERE mode IN ({_FAST_LIST}) AND NOT {UNSPENT_JOB_SQL})"
+            f" FROM jobs WHERE {_MEMBER} AND created_at >= $3"
+            f" AND (data::json -> 'operation' ->> 'kind') IN ({_VIDEO_KINDS})"
+        )
+
+        async def work(conn: asyncpg.Connection) -> VideoCounts:
+            row = await conn.fetchrow(sql, _t(str(guild_id)), _t(str(user_id)), since)
+            return VideoCounts() if row is None else VideoCounts(*(int(v) for v in row))
+
+        return await self._db.read(work)
 
     async def quota_counts(self, guild_id: str, user_id: str, since: float) -> QuotaCounts:
         sql = (

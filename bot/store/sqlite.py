@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from bot.community import DAY_SECONDS, FAST_MODES, GuildSettings, utc_day_start
-from bot.domain import ErrorCode, Job, JobStatus
+from bot.domain import VIDEO_KINDS, ErrorCode, Job, JobStatus
 from bot.store.base import (
     UNSPENT_JOB_SQL,
     AuditEntry,
@@ -44,6 +44,7 @@ from bot.store.base import (
     StoreBusyError,
     StoreUnavailableError,
     UsageSummary,
+    VideoCounts,
 )
 from bot.store.serialize import job_from_dict, job_to_dict
 
@@ -800,6 +801,7 @@ _COUNTS = (
     f" COALESCE(SUM({_MODE} IN ({_FAST_LIST})), 0)"
 )
 _MEMBER = "guild_id = ? AND requester_id = ?"
+_VIDEO_KINDS = ", ".join(f"'{kind.value}'" for kind in sorted(VIDEO_KINDS))  # constants
 
 
 def _amount(value: Any) -> Decimal | None:
@@ -833,6 +835,22 @@ class SqliteUsageRepository:
         return await self._summary(
             f"{_MEMBER} AND created_at >= ?", (str(guild_id), str(user_id), since)
         )
+
+    async def video_counts(self, guild_id: str, user_id: str, since: float) -> VideoCounts:
+        # The kind is read from the job's JSON: the member's rows of one day are few.
+        sql = (
+            f"SELECT COUNT(*), COALESCE(SUM(NOT {UNSPENT_JOB_SQL}), 0),"
+            f" COALESCE(SUM({_MODE} IN ({_FAST_LIST}) AND NOT {UNSPENT_JOB_SQL}), 0)"
+            f" FROM jobs WHERE {_MEMBER} AND created_at >= ?"
+            f" AND json_extract(data, '$.operation.kind') IN ({_VIDEO_KINDS})"
+        )
+
+        async def work(conn: aiosqlite.Connection) -> VideoCounts:
+            async with conn.execute(sql, (str(guild_id), str(user_id), since)) as cur:
+                row = await cur.fetchone()
+            return VideoCounts() if row is None else VideoCounts(*(int(v) for v in row))
+
+        return await self._db.read(work)
 
     async def guild_summary(self, guild_id: str, *, since: float) -> UsageSummary:
         return await self._summary("guild_id = ? AND created_at >= ?", (str(guild_id), since))
