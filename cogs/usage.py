@@ -26,7 +26,7 @@ from cogs.info import left_today_lines
 if TYPE_CHECKING:
     from bot.accounts.pool import Account
     from bot.app import MidjourneyBot
-    from bot.store.base import UsageSummary
+    from bot.store.base import UsageSummary, VideoCounts
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,16 @@ def summary_line(summary: UsageSummary) -> str:
     )
 
 
+def videos_line(today: VideoCounts, month: VideoCounts, weight: int) -> str:
+    """Videos apart from the image jobs (issue 18): they weigh more in the daily limits."""
+    if not today.asked and not month.asked:
+        return ""
+    return (
+        f"\nVideos: {today.asked} today, {month.asked} this month; each counts as "
+        f"{weight} image job(s) in the daily limits."
+    )
+
+
 class Usage(commands.GroupCog, group_name="usage", group_description="What has been used"):
     def __init__(self, bot: MidjourneyBot) -> None:
         self.bot = bot
@@ -65,6 +75,8 @@ class Usage(commands.GroupCog, group_name="usage", group_description="What has b
         usage = self.bot.store.usage
         today = await usage.member_summary(guild, user, since=utc_day_start(now))
         month = await usage.member_summary(guild, user, since=utc_month_start(now))
+        videos_today = await usage.video_counts(guild, user, utc_day_start(now))
+        videos_month = await usage.video_counts(guild, user, utc_month_start(now))
         settings = await self.bot.store.guilds.get(guild)
         roles = (
             [str(r.id) for r in interaction.user.roles]
@@ -80,6 +92,7 @@ class Usage(commands.GroupCog, group_name="usage", group_description="What has b
             f"**Your usage here**\nToday: {summary_line(today)}\n"
             f"This month: {summary_line(month)}\n{left}"
         )
+        text += videos_line(videos_today, videos_month, settings.video_weight)
         await interaction.response.send_message(text, ephemeral=True)
 
     @app_commands.command(name="server", description="The server's usage and costs (Manage Server)")

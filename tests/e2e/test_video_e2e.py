@@ -9,6 +9,7 @@ a restart mid-video."""
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -241,3 +242,43 @@ async def test_a_restart_mid_video_delivers_it_once(tmp_path: Path) -> None:
             what="the re-posted video",
         )
         assert ids_by_action(copy)["extend_low:1"] == ids_by_action(video)["extend_low:1"]
+
+
+async def _answer(world: World, name: str, options: dict[str, Any], **kw: Any) -> str:
+    record = await world.discord.slash(name, options, **kw)
+    await world.discord.wait_for(lambda: record.responded, timeout=10, what=f"/{name}")
+    return str((record.response_data or {}).get("content", ""))
+
+
+async def test_servers_turn_video_off_and_a_video_weighs_more(tmp_path: Path) -> None:
+    async with open_world(tmp_path, "legnext") as world:
+        await world.start_bot()
+        image = await upscaled(world, "a paper boat")
+        saved = await _answer(world, "settings video", {"state": "off"}, user="admin")
+        assert "Saved" in saved, saved
+
+        # Off: the button and /animate are refused privately, and nothing is sent.
+        pressed = await world.discord.click(image.id, ids_by_action(image)["animate_low:1"])
+        await world.discord.wait_for(lambda: pressed.responded, timeout=5, what="the refusal")
+        assert "Videos are turned off" in str((pressed.response_data or {}).get("content"))
+        refused = await _answer(
+            world, "animate", {"prompt": "waves"}, attachments={"image": ("s.png", _png())}
+        )
+        assert "Videos are turned off" in refused, refused
+        assert world.fake.created("video-diffusion") == []
+
+        # On, a video counting as 5 jobs, and a day's limit that leaves room for one video.
+        usage = await _answer(world, "usage me", {})
+        jobs = int(re.search(r"Today: (\d+) job", usage)[1])  # type: ignore[index]
+        await _answer(world, "settings video", {"state": "on", "weight": 5}, user="admin")
+        await _answer(world, "settings limits", {"per_day": jobs + 5}, user="admin")
+        await click(world, image, ids_by_action(image)["animate_low:1"], has="extend_low:1")
+        assert len(world.fake.created("video-diffusion")) == 1
+        again = await world.discord.click(image.id, ids_by_action(image)["animate_high:1"])
+        await world.discord.wait_for(lambda: again.responded, timeout=5, what="the refusal")
+        text = str((again.response_data or {}).get("content"))
+        assert "a video counts as 5 image jobs" in text, text
+        assert len(world.fake.created("video-diffusion")) == 1
+        # /usage shows the videos apart.
+        usage = await _answer(world, "usage me", {})
+        assert "Videos: 1 today, 1 this month; each counts as 5 image job(s)" in usage, usage
