@@ -8,6 +8,7 @@ a restart mid-video."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from PIL import Image
 
 from tests.e2e.conftest import World, button_ids, open_world
+from tests.e2e.test_push import free_port
 from tests.fakes.discord import DEFAULT_GUILD_ID
 from tests.fakes.discord.models import MessageRecord
 from tests.fakes.videos import is_mp4
@@ -282,3 +284,49 @@ async def test_servers_turn_video_off_and_a_video_weighs_more(tmp_path: Path) ->
         # /usage shows the videos apart.
         usage = await _answer(world, "usage me", {})
         assert "Videos: 1 today, 1 this month; each counts as 5 image job(s)" in usage, usage
+
+
+async def test_video_completes_on_webhooks_in_push_mode(tmp_path: Path) -> None:
+    """Legnext's callback carries the video job like any job: no polling needed."""
+    async with open_world(tmp_path, "legnext") as world:
+        port = free_port()
+        await world.start_bot(
+            WEBHOOK_LISTEN=f"127.0.0.1:{port}", WEBHOOK_PUBLIC_URL=f"http://127.0.0.1:{port}"
+        )
+
+        async def pushed(rounds: int, step: float) -> None:
+            for _ in range(rounds):
+                world.clock.advance(step)
+                await world.fake.webhooks.check()
+                await asyncio.sleep(0.25)
+
+        interaction = await world.discord.slash("imagine", {"prompt": "a glass whale"})
+        await world.discord.wait_for(lambda: interaction.responded, timeout=5, what="ack")
+        await world.discord.wait_for(lambda: bool(world.fake.created()), timeout=10)
+        await pushed(8, 5.0)
+        grid = await world.wait_message(
+            lambda m: m.id == interaction.original_message_id and "U1" in button_ids(m),
+            what="the grid",
+        )
+        before = {m.id for m in world.channel_messages()}
+        pressed = await world.discord.click(grid.id, button_ids(grid)["U1"])
+        await world.discord.wait_for(lambda: pressed.responded, timeout=5)
+        single = await world.wait_message(
+            lambda m: m.id not in before and "animate_low:1" in ids_by_action(m),
+            what="the picked image",
+        )
+        before = {m.id for m in world.channel_messages()}
+        pressed = await world.discord.click(single.id, ids_by_action(single)["animate_low:1"])
+        await world.discord.wait_for(
+            lambda: bool(world.fake.created("video-diffusion")), timeout=10
+        )
+        [animate] = world.fake.created("video-diffusion")
+        assert str(animate.body["callback"]).startswith(f"http://127.0.0.1:{port}/webhook/")
+        reads_before = len([r for r in world.fake.requests if r.method == "GET"])
+        await pushed(12, 25.0)
+        video = await world.wait_message(
+            lambda m: m.id not in before and len(mp4s(world, m)) == 4, what="the pushed video"
+        )
+        assert "extend_low:1" in ids_by_action(video)
+        reads = len([r for r in world.fake.requests if r.method == "GET"]) - reads_before
+        assert reads <= 1, reads  # the callback did the work

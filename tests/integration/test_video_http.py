@@ -195,3 +195,18 @@ async def test_mjproxy_video_from_image_and_its_faults(mjproxy: Any) -> None:
     grid = await run(provider, clock, Operation(OperationKind.IMAGINE, prompt="a cat"), None)
     single = await run(provider, clock, operation_for("pick:2", grid), grid, step=10)
     assert not [a for a in single.actions if a.name.startswith("animate")]
+
+
+async def test_mjproxy_video_in_flight_can_be_cancelled(mjproxy: Any) -> None:
+    _, provider, clock = mjproxy
+    start = Operation(
+        OperationKind.VIDEO_FROM_IMAGE, prompt="waves", image_urls=("https://a.example/s.png",)
+    )
+    job = Job(id="v9", operation=start, provider="mjproxy")
+    apply(job, await provider.submit(start, job=job, parent=None))
+    clock.advance(60)  # under way: minutes to go
+    apply(job, await provider.fetch(job))
+    assert job.status is JobStatus.RUNNING
+    await provider.cancel(job)
+    apply(job, await provider.fetch(job))
+    assert job.status is JobStatus.CANCELLED and job.videos == []
