@@ -25,6 +25,7 @@ from bot.discord.submit import bot_actions, recover_deferred_replies
 from bot.discord.views import JobButton
 from bot.domain import Job
 from bot.engine import Engine, EngineSettings
+from bot.engine.leases import leases_of
 from bot.logging_setup import setup_logging
 from bot.media import FetchPolicy, origin_of
 from bot.metrics import Metrics
@@ -135,6 +136,7 @@ class MidjourneyBot(commands.AutoShardedBot):
             clock=clock,
             settings=engine_settings(self.settings),
             metrics=self.metrics,
+            leases=leases_of(self.store),  # PostgreSQL: jobs owned by leases (issue 17)
         )
         window = self.provider.capabilities.follow_up_window
         # The provider's own host may be on the owner's network (a self-hosted proxy).
@@ -157,6 +159,7 @@ class MidjourneyBot(commands.AutoShardedBot):
             metrics=self.metrics,
             ledger=self.rate_ledger,
         )
+        self._watch_leases()
         self.metrics.discord_writes_waiting.source = lambda: {
             (("bucket", bucket),): float(n)
             for bucket, n in self.publisher.writes_waiting_by_bucket().items()
@@ -189,6 +192,26 @@ class MidjourneyBot(commands.AutoShardedBot):
         for cog in cog_modules():
             await self.load_extension(cog)
         await self._sync_commands()
+
+    def _watch_leases(self) -> None:
+        """Jobs taken over from another process get their messages back; an ended job
+        keeps its lease while its final is due; a lost one is no longer shown from here."""
+        resuming = asyncio.Lock()
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def resume_adopted() -> None:
+            async with resuming:  # one resume at a time: each job gets one delivery loop
+                count = await self.publisher.resume()
+            log.info("showing %d job(s) taken over from another process", count)
+
+        def adopted(jobs: list[Job]) -> None:
+            task = asyncio.create_task(resume_adopted(), name="resume-adopted")
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        self.engine.on_adopted(adopted)
+        self.engine.on_lost(self.publisher.drop)
+        self.engine.keep_lease_while(lambda job_id: self.publisher.edits_sent(job_id) is not None)
 
     async def _start_web(self) -> None:
         """Push mode's webhook receiver and /metrics + /healthz, each when configured."""
@@ -282,6 +305,8 @@ class MidjourneyBot(commands.AutoShardedBot):
             await self.engine.stop()
         if hasattr(self, "publisher"):
             await self.publisher.close()
+        if hasattr(self, "engine"):
+            await self.engine.release_leases()  # nothing here writes any more: hand over
         if hasattr(self, "provider"):
             await self.provider.aclose()
         if hasattr(self, "store"):

@@ -175,6 +175,8 @@ class Publisher:
         """After a restart: keep delivering every job whose final state is not shown yet."""
         count = 0
         for delivery in await self._deliveries.list_undelivered():
+            if not self._engine.holds(delivery.job_id):
+                continue  # another process's job: only the lease holder edits its message
             job = await self._engine.get(delivery.job_id)
             if job is None or delivery.job_id in self._targets:
                 continue
@@ -186,6 +188,8 @@ class Publisher:
         # says where its message is (only recent jobs: the interaction's message lasts).
         since = self._clock.time() - RECOVERY_WINDOW_S
         for job_id in await self._deliveries.jobs_without_delivery(since):
+            if not self._engine.holds(job_id):
+                continue
             job = await self._engine.get(job_id)
             if job is None or job.id in self._targets or not job.delivery_hint:
                 continue
@@ -204,6 +208,12 @@ class Publisher:
 
     def writes_waiting_by_bucket(self) -> dict[str, int]:
         return self._queue.waiting_by_bucket()
+
+    def drop(self, job_id: str) -> None:
+        """Stop showing a job whose lease was lost: its new holder edits the message."""
+        target = self._targets.get(job_id)
+        if target is not None and target.task is not None:
+            target.task.cancel()
 
     def edits_sent(self, job_id: str) -> int | None:
         target = self._targets.get(job_id)
@@ -276,6 +286,9 @@ class Publisher:
                 return False
             async with self._turn(target):
                 job = target.latest or job
+                if not self._engine.holds(job.id):
+                    log.info("job %s: no longer leased here; its new holder shows it", job.id)
+                    return True
                 if job.is_terminal:  # ended while waiting: the final goes next round
                     target.pending_since = since
                     target.wake.set()
@@ -365,6 +378,10 @@ class Publisher:
             rendered, files = await build(limit)
             try:
                 async with self._turn(target):
+                    # One editor per message: only the lease holder posts the final.
+                    if not self._engine.holds(job.id):
+                        log.info("job %s: not leased here; its final is left to its holder", job.id)
+                        return
                     await self._edit(target, rendered, files=files, final=True)
                 break
             except discord.HTTPException as exc:
@@ -380,7 +397,10 @@ class Publisher:
         self._queue.forget(target)
         target.delivery.final_delivered_at = self._clock.time()
         target.delivery.updated_at = target.delivery.final_delivered_at
-        await self._deliveries.save(target.delivery)
+        # A fenced write when processes share the database: the lease holder's alone.
+        if not await self._engine.record_final(target.delivery, self._deliveries):
+            log.warning("job %s: final shown; the lease was lost before it was recorded", job.id)
+            return
         log.info("job %s: final state delivered after %d edit(s)", job.id, target.edits)
 
     async def _image_builder(self, job: Job, base: RenderedMessage) -> _Builder:

@@ -48,6 +48,7 @@ from bot.domain import (
     new_job_id,
 )
 from bot.engine.fair_queue import FairQueue
+from bot.engine.leases import LeaseKeeper, LeaseSettings
 from bot.engine.scheduler import TimerHeap
 from bot.providers.base import (
     NotFoundError,
@@ -58,7 +59,14 @@ from bot.providers.base import (
     SubmitOutcomeUnknownError,
     UnsupportedOperationError,
 )
-from bot.store.base import JobRepository
+from bot.store.base import (
+    ClaimedJob,
+    Delivery,
+    DeliveryRepository,
+    JobLeases,
+    JobRepository,
+    LeaseLostError,
+)
 
 if TYPE_CHECKING:
     from bot.metrics import Metrics
@@ -146,6 +154,8 @@ class Engine:
         clock: Clock | None = None,
         settings: EngineSettings | None = None,
         metrics: Metrics | None = None,
+        leases: JobLeases | None = None,
+        lease_settings: LeaseSettings | None = None,
     ) -> None:
         self.metrics = metrics
         self.jobs = jobs
@@ -184,34 +194,33 @@ class Engine:
         self._positions: dict[str, int] = {}
         # Active jobs whose latest progress is in memory only (see progress_save_interval_s).
         self._unsaved: set[str] = set()
+        # Several processes on one database: jobs are ours only while we hold their lease.
+        self._adopted: list[Callable[[list[Job]], None]] = []
+        self._lost: list[Callable[[str], None]] = []
+        self._lease_users: list[Callable[[str], bool]] = []
+        self.keeper: LeaseKeeper | None = (
+            LeaseKeeper(
+                leases,
+                lease_settings or LeaseSettings(),
+                adopt=self._adopt,
+                lose=self._drop,
+                needed=self._lease_needed,
+            )
+            if leases is not None
+            else None
+        )
 
     # --- life cycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Resume every job the store holds as in flight, then start the scheduler."""
-        now = self.clock.time()
-        for job in await self.jobs.list_active():
-            if job.status is JobStatus.QUEUED and job.submit_started_at is not None:
-                # We stopped between sending the submission and storing its answer.
-                await self._finish(
-                    job,
-                    JobStatus.FAILED,
-                    JobError(
-                        ErrorCode.SUBMIT_INTERRUPTED,
-                        "The bot restarted while this job was being sent to the image service. "
-                        "It was not sent again, so that the account is not charged twice.",
-                    ),
-                )
-                continue
-            self._active[job.id] = job
-            if job.status is JobStatus.QUEUED:
-                self._enqueue(job)
-            else:
-                # It holds a slot at its account, even beyond a limit lowered since.
-                self.pool.acquire(job.id, self.pool.account_for(job))
-                if job.provider_ref:
-                    self._by_ref[job.provider_ref] = job.id
-                self._timers.schedule(job.id, now)
+        """Resume every job the store holds as in flight, then start the scheduler. With
+        leases, only the jobs this process could claim; the keeper takes over more later."""
+        if self.keeper is not None:
+            jobs = [c.job for c in await self.keeper.start() if c.job.status.is_active]
+        else:
+            jobs = await self.jobs.list_active()
+        for job in jobs:
+            await self._resume(job)
         log.info("engine started: %d job(s) resumed", len(self._active))
         self._schedule_probe()  # accounts set aside before the start (refresh_accounts)
         self._runner = asyncio.create_task(
@@ -219,8 +228,101 @@ class Engine:
         )
         self._pump()
 
+    async def _resume(self, job: Job) -> None:
+        """Take up a stored job in flight (at start, or taken over from another process)."""
+        if job.status is JobStatus.QUEUED and job.submit_started_at is not None:
+            # We stopped between sending the submission and storing its answer.
+            await self._finish(
+                job,
+                JobStatus.FAILED,
+                JobError(
+                    ErrorCode.SUBMIT_INTERRUPTED,
+                    "The bot restarted while this job was being sent to the image service. "
+                    "It was not sent again, so that the account is not charged twice.",
+                ),
+            )
+            return
+        self._active[job.id] = job
+        if job.status is JobStatus.QUEUED:
+            self._enqueue(job)
+        else:
+            # It holds a slot at its account, even beyond a limit lowered since.
+            self.pool.acquire(job.id, self.pool.account_for(job))
+            if job.provider_ref:
+                self._by_ref[job.provider_ref] = job.id
+            self._timers.schedule(job.id, self.clock.time())
+
+    # --- leases (several processes on one database) ----------------------------------------
+
+    def holds(self, job_id: str) -> bool:
+        """This process may act on the job now (always, without leases)."""
+        return self.keeper is None or self.keeper.holds(job_id)
+
+    def on_adopted(self, callback: Callable[[list[Job]], None]) -> None:
+        """`callback(jobs)` after jobs were taken over from another process (not at start)."""
+        self._adopted.append(callback)
+
+    def on_lost(self, callback: Callable[[str], None]) -> None:
+        """`callback(job_id)` when a job's lease is lost and the job dropped here."""
+        self._lost.append(callback)
+
+    def keep_lease_while(self, predicate: Callable[[str], bool]) -> None:
+        """Keep renewing an ended job's lease while `predicate(job_id)` (its final is due)."""
+        self._lease_users.append(predicate)
+
+    async def record_final(self, delivery: Delivery, deliveries: DeliveryRepository) -> bool:
+        """Record a final delivery; with leases a fenced write, False if it was not ours."""
+        if self.keeper is None:
+            await deliveries.save(delivery)
+            return True
+        return await self.keeper.leases.deliver_final(delivery)
+
+    async def release_leases(self) -> None:
+        """At a clean stop, after everything that writes has stopped: hand every job over."""
+        if self.keeper is not None:
+            await self.keeper.release()
+
+    def _lease_needed(self, job_id: str) -> bool:
+        return job_id in self._active or any(use(job_id) for use in self._lease_users)
+
+    async def _adopt(self, claimed: list[ClaimedJob]) -> None:
+        jobs = [c.job for c in claimed]
+        for job in jobs:
+            if job.status.is_active and job.id not in self._active:
+                await self._resume(job)
+        self._pump()
+        for callback in list(self._adopted):
+            try:
+                callback(jobs)
+            except Exception:
+                log.exception("adoption listener failed")
+
+    def _drop(self, job_id: str) -> None:
+        """Forget a job whose lease is no longer ours, writing nothing anywhere."""
+        job = self._active.pop(job_id, None)
+        self.pool.release(job_id)
+        if self._queue.remove(job_id):
+            self._queue_version += 1
+        if job is not None and job.provider_ref and self._by_ref.get(job.provider_ref) == job_id:
+            del self._by_ref[job.provider_ref]
+        self._timers.cancel(job_id)
+        for table in (self._intervals, self._retry_at, self._submit_attempts):
+            table.pop(job_id, None)
+        self._unsaved.discard(job_id)
+        if self.keeper is not None:
+            self.keeper.leases.forget(job_id)
+        for callback in list(self._lost):
+            try:
+                callback(job_id)
+            except Exception:
+                log.exception("lost-lease listener failed")
+        if job is not None:
+            self._pump()
+
     async def stop(self) -> None:
         """Stop watching; jobs stay in the store and resume on the next start."""
+        if self.keeper is not None:
+            await self.keeper.stop()  # no more takeovers while stopping
         if self._runner:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -573,6 +675,11 @@ class Engine:
         job.submit_started_at = self.clock.time()
         job.queue_position = None
         await self._save(job)
+        if not self.holds(job.id):
+            # The lease is about to lapse: another process may take the job, so it is
+            # not sent from here (it fails there as interrupted, never sent twice).
+            self._drop(job.id)
+            return
         try:
             async with self._requests:
                 snapshot = await account.provider.submit(
@@ -746,6 +853,9 @@ class Engine:
             return
         job = self._active.get(job_id)
         if job is None:
+            return
+        if not self.holds(job_id):
+            self._drop(job_id)  # its local deadline passed: act no more
             return
         if job.status is JobStatus.QUEUED:
             self._pump()  # a delayed resubmission is due
@@ -968,7 +1078,14 @@ class Engine:
     async def _save(self, job: Job) -> None:
         job.updated_at = self.clock.time()
         self._unsaved.discard(job.id)
-        await self.jobs.save(job)
+        try:
+            await self.jobs.save(job)
+        except LeaseLostError:
+            log.warning("job %s: lease lost (another process holds it now); dropped here", job.id)
+            if self.keeper is not None:
+                self.keeper.lost += 1
+            self._drop(job.id)
+            raise
 
     def _emit(self, kind: EventKind, job: Job, previous: JobStatus | None) -> None:
         event = JobEvent(kind, copy.copy(job), previous)
@@ -996,7 +1113,7 @@ class Engine:
         self.metrics.provider_errors.inc(code=code.value)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
+        task = asyncio.create_task(_unless_lost(coro), name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -1018,6 +1135,12 @@ class Engine:
                 await asyncio.sleep(0.002)
             else:
                 quiet_rounds += 1
+
+
+async def _unless_lost(coro: Coroutine[Any, Any, None]) -> None:
+    """A task whose job's lease was lost ends quietly: the job was dropped, nothing else."""
+    with contextlib.suppress(LeaseLostError):
+        await coro
 
 
 def register_account_gauges(metrics: Metrics, pool: AccountPool) -> None:
