@@ -223,6 +223,8 @@ class GuildSettings:
     banned_words_added: tuple[str, ...] = ()
     banned_words_removed: tuple[str, ...] = ()
     moderation_error_budget: int = 3
+    # A channel where the bot posts the details of failed jobs for admins ('' = none).
+    log_channel_id: str = ""
     # Server presets (issue 19): (name, parameters) pairs every member may use on /imagine.
     presets: tuple[tuple[str, str], ...] = ()
     # Issue 18: video on or off, and what a video job weighs in the quotas.

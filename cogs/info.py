@@ -1,5 +1,7 @@
-"""/info (Midjourney's: your speed, what is left today, when it resets, jobs running) and
-the set-up card the bot sends when it joins a server (issue 15 items 5 and 10).
+"""/info (Midjourney's: your speed, what is left today, when it resets, jobs running),
+the set-up card the bot sends when it joins a server, and the admins' log channel where a
+failed job's details go (issue 15 items 2, 5 and 10): members read a sentence on their
+job; the code and the service's own words are for `/settings log_channel`.
 
 Joining a server: Discord does not say who invited the bot, so the card goes to the
 server's system channel when the bot may write there, else to the owner by DM.
@@ -7,18 +9,24 @@ server's system channel when the bot may write there, else to the owner by DM.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import redaction
 from bot.community import GuildSettings, Limits, utc_day_start
+from bot.discord.buttons_layout import clip
 from bot.discord.policy import Member
+from bot.domain import Job, JobStatus
 
 if TYPE_CHECKING:
     from bot.app import MidjourneyBot
+    from bot.engine import JobEvent
     from bot.store.base import QuotaCounts
 
 log = logging.getLogger(__name__)
@@ -77,9 +85,59 @@ def setup_card(guild_name: str, settings: GuildSettings) -> str:
     )
 
 
+def failure_report(job: Job) -> str:
+    """A failed job as the admins' log channel shows it: who, where, the code, the bot's
+    sentence and the service's own words (scrubbed of secrets; code-formatted, inert)."""
+    error = job.error
+    code = error.code.value if error else "unknown"
+    head = "⏱️ Timed out" if job.status is JobStatus.TIMED_OUT else "❌ Failed"
+    where = f" in <#{job.channel_id}>" if job.channel_id else ""
+    lines = [
+        f"{head}: job `{job.id}` ({job.operation.kind.value}) by <@{job.requester_id}>{where}"
+        f" on {job.account or job.provider} — `{code}`",
+    ]
+    if error and error.message:
+        lines.append(f"Members read: {error.message}")
+    if error and error.provider_text:
+        words = redaction.scrub(" ".join(error.provider_text.split())).replace("`", "'")
+        lines.append(f"The service said: `{clip(words, 1500)}`")
+    return clip("\n".join(lines), 2000)
+
+
 class Info(commands.Cog):
     def __init__(self, bot: MidjourneyBot) -> None:
         self.bot = bot
+        self._unsubscribe: Callable[[], None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def cog_load(self) -> None:
+        self._unsubscribe = self.bot.engine.subscribe(self._on_job)
+
+    async def cog_unload(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+
+    def _on_job(self, event: JobEvent) -> None:
+        job = event.job
+        ended = job.status in (JobStatus.FAILED, JobStatus.TIMED_OUT)
+        if not ended or event.previous_status is job.status or not job.guild_id:
+            return
+        task = asyncio.create_task(self._report(job), name=f"log-channel-{job.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _report(self, job: Job) -> None:
+        try:
+            settings = await self.bot.store.guilds.get(str(job.guild_id))
+            if not settings.log_channel_id:
+                return
+            channel = self.bot.get_channel(int(settings.log_channel_id))
+            if not isinstance(channel, discord.abc.Messageable):
+                channel = await self.bot.fetch_channel(int(settings.log_channel_id))
+            assert isinstance(channel, discord.abc.Messageable)
+            await channel.send(failure_report(job), allowed_mentions=discord.AllowedMentions.none())
+        except Exception as exc:  # a log channel's trouble must never touch the job
+            log.warning("job %s: failure not posted to the log channel (%s)", job.id, exc)
 
     @app_commands.command(name="info", description="Your speed, what is left today and when")
     @app_commands.guild_only()

@@ -8,6 +8,7 @@ and when; `/settings audit` shows it.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -59,13 +60,52 @@ def describe_settings(settings: GuildSettings) -> str:
     lines += [
         "Spoiler flagged results outside NSFW channels: "
         f"**{'on' if settings.spoiler_flagged else 'off'}**",
-        f"Moderation refusals allowed per member per day: {settings.moderation_error_budget}",
+        "Moderation refusals per member per day before a pause until midnight UTC: "
+        f"{settings.moderation_error_budget} (`/settings limits moderation_refusals`)",
+        "Log channel for failed jobs' details: "
+        + (f"<#{settings.log_channel_id}>" if settings.log_channel_id else "none")
+        + " (`/settings log_channel`)",
         f"Videos: **{'on' if settings.video_enabled else 'off'}**, one counts as "
         f"{settings.video_weight} image job(s) in the daily limits",
         f"Banned words added: {', '.join(settings.banned_words_added) or 'none'}",
         f"Default banned words lifted: {', '.join(settings.banned_words_removed) or 'none'}",
     ]
     return clip("\n".join(lines), MAX_MESSAGE)
+
+
+# The settings' stored names (the audit log keeps them) in the words of /settings' options.
+_WORDS = {
+    "limits.concurrent_jobs": "at_once",
+    "limits.jobs_per_day": "per_day",
+    "limits.fast_jobs_per_day": "fast_per_day",
+    "allowed_channel_ids": "channels",
+    "allowed_role_ids": "roles",
+    "default_mode": "default speed",
+    "allowed_modes": "allowed speeds",
+    "follow_up_clicks": "who may click",
+    "role_limits": "role limits",
+    "spoiler_flagged": "spoiler",
+    "banned_words_added": "banned words",
+    "banned_words_removed": "lifted default words",
+    "moderation_error_budget": "moderation_refusals",
+    "log_channel_id": "log channel",
+    "video_enabled": "video",
+    "video_weight": "video weight",
+    "presets": "server presets",
+}
+_WORD_KEYS = re.compile(
+    "|".join(rf"(?<![\w.]){re.escape(k)}(?![\w])" for k in sorted(_WORDS, key=len, reverse=True))
+)
+
+_BARE_ID = re.compile(r"(?<![<#&@\d])(\d{15,})(?![\d>])")
+
+
+def in_words(change: str) -> str:
+    """`limits.concurrent_jobs: 3 → 1` as `at_once: 3 → 1` (issue 15 item 8)."""
+    text = _WORD_KEYS.sub(lambda m: _WORDS[m.group()], change)
+    text = _BARE_ID.sub(r"<#\1>", text)  # the log channel's id, as the channel
+    text = re.sub(r":  → ", ": none → ", re.sub(r" → (?=;|$)", " → none", text))
+    return text.replace("→ requester", "→ requester and moderators")
 
 
 def _no_mentions() -> discord.AllowedMentions:
@@ -126,7 +166,9 @@ class Settings(
             after.guild_id, str(interaction.user.id), action, change, self.bot.engine.clock.time()
         )
         await interaction.response.send_message(
-            f"Saved: {clip(change, 1800)}", ephemeral=True, allowed_mentions=_no_mentions()
+            f"Saved: {clip(in_words(change), 1800)}",
+            ephemeral=True,
+            allowed_mentions=_no_mentions(),
         )
 
     @app_commands.command(name="show", description="Show every setting of this server")
@@ -138,6 +180,7 @@ class Settings(
         )
 
     @channels.command(name="add", description="Allow generating in a channel (and its threads)")
+    @app_commands.describe(channel="A channel members may generate in (its threads too)")
     async def channels_add(
         self, interaction: discord.Interaction[Any], channel: discord.TextChannel
     ) -> None:
@@ -146,6 +189,7 @@ class Settings(
         await self._change(interaction, s.with_changes(allowed_channel_ids=ids), "channels add")
 
     @channels.command(name="remove", description="Stop allowing a channel")
+    @app_commands.describe(channel="The channel to take off the list")
     async def channels_remove(
         self, interaction: discord.Interaction[Any], channel: discord.TextChannel
     ) -> None:
@@ -159,12 +203,14 @@ class Settings(
         await self._change(interaction, s.with_changes(allowed_channel_ids=()), "channels clear")
 
     @roles.command(name="add", description="Allow a role to generate (then only listed roles may)")
+    @app_commands.describe(role="A role whose members may generate")
     async def roles_add(self, interaction: discord.Interaction[Any], role: discord.Role) -> None:
         s = await self._load(interaction)
         ids = tuple(dict.fromkeys([*s.allowed_role_ids, str(role.id)]))
         await self._change(interaction, s.with_changes(allowed_role_ids=ids), "roles add")
 
     @roles.command(name="remove", description="Stop allowing a role")
+    @app_commands.describe(role="The role to take off the list")
     async def roles_remove(self, interaction: discord.Interaction[Any], role: discord.Role) -> None:
         s = await self._load(interaction)
         ids = tuple(r for r in s.allowed_role_ids if r != str(role.id))
@@ -241,6 +287,8 @@ class Settings(
         fast_per_day="Fast or turbo jobs a member may start per day (UTC)",
         role="Set these limits for members with this role instead (the most generous applies)",
         reset="Remove the role's own limits (with role) or restore the defaults",
+        moderation_refusals="Prompts the service's moderation may refuse per member per day"
+        " before that member is paused until midnight UTC (default 3)",
     )
     async def limits(
         self,
@@ -250,8 +298,21 @@ class Settings(
         fast_per_day: app_commands.Range[int, 0, 100000] | None = None,
         role: discord.Role | None = None,
         reset: bool = False,
+        moderation_refusals: app_commands.Range[int, 1, 100] | None = None,
     ) -> None:
         s = await self._load(interaction)
+        if moderation_refusals is not None:
+            # A server-wide setting: not per role, and not mixed with the limits above.
+            others = (at_once, per_day, fast_per_day, role)
+            if reset or any(v is not None for v in others):
+                await interaction.response.send_message(
+                    "Give `moderation_refusals` on its own: it applies to every member.",
+                    ephemeral=True,
+                )
+                return
+            after = s.with_changes(moderation_error_budget=moderation_refusals)
+            await self._change(interaction, after, "limits")
+            return
         role_limits = dict(s.role_limits)
         if reset:
             if role is not None:
@@ -272,7 +333,8 @@ class Settings(
                 changes[name] = value or None  # 0 = no limit
         if not changes:
             await interaction.response.send_message(
-                "Give at least one of `at_once`, `per_day`, `fast_per_day` (or `reset`).",
+                "Give at least one of `at_once`, `per_day`, `fast_per_day`,"
+                " `moderation_refusals` (or `reset`).",
                 ephemeral=True,
             )
             return
@@ -288,6 +350,7 @@ class Settings(
         name="spoiler", description="Spoiler flagged results outside NSFW channels"
     )
     @app_commands.choices(state=ON_OFF)
+    @app_commands.describe(state="on: results the service flags are posted as spoilers")
     async def spoiler(
         self, interaction: discord.Interaction[Any], state: app_commands.Choice[str]
     ) -> None:
@@ -314,7 +377,30 @@ class Settings(
             changes["video_weight"] = weight
         await self._change(interaction, s.with_changes(**changes), "video")
 
+    @app_commands.command(
+        name="log_channel", description="Where the details of failed jobs go, for admins"
+    )
+    @app_commands.describe(
+        channel="A channel for admins (members see only a sentence on their job)",
+        clear="Stop posting failures' details",
+    )
+    async def log_channel(
+        self,
+        interaction: discord.Interaction[Any],
+        channel: discord.TextChannel | None = None,
+        clear: bool = False,
+    ) -> None:
+        if channel is None and not clear:
+            await interaction.response.send_message(
+                "Give a `channel`, or `clear` to stop.", ephemeral=True
+            )
+            return
+        s = await self._load(interaction)
+        value = "" if clear or channel is None else str(channel.id)
+        await self._change(interaction, s.with_changes(log_channel_id=value), "log channel")
+
     @banned.command(name="add", description="Refuse prompts containing a word or phrase")
+    @app_commands.describe(word="A word or phrase; disguised spellings are caught too")
     async def banned_add(self, interaction: discord.Interaction[Any], word: str) -> None:
         word = " ".join(word.lower().split())[:100]
         if not word:
@@ -328,6 +414,7 @@ class Settings(
         await self._change(interaction, after, "banned add")
 
     @banned.command(name="remove", description="Allow a word again (yours or a default one)")
+    @app_commands.describe(word="The word or phrase to allow again")
     async def banned_remove(self, interaction: discord.Interaction[Any], word: str) -> None:
         word = " ".join(word.lower().split())[:100]
         s = await self._load(interaction)
@@ -359,7 +446,7 @@ class Settings(
             text = "No settings have been changed yet."
         else:
             text = "\n".join(
-                f"<t:{int(e.at)}:f> <@{e.actor_id}> **{e.action}**: {clip(e.detail, 200)}"
+                f"<t:{int(e.at)}:f> <@{e.actor_id}> **{e.action}**: {clip(in_words(e.detail), 200)}"
                 for e in entries
             )
         await interaction.response.send_message(

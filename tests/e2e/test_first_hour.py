@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 from tests.e2e.conftest import World
 from tests.e2e.test_community import admin, private_text, slash
 from tests.e2e.test_imagine import imagine_to_grid
+from tests.fakes.discord import DEFAULT_GUILD_ID
 from tests.fakes.discord.models import MessageRecord, default_guild
 
 
@@ -235,3 +236,68 @@ async def test_info_and_usage_me_say_what_is_left_today(world: World) -> None:
     usage = private_text(await slash(world, "usage me"))
     assert "Jobs today: 1 of 5 used, **4 left**" in usage, usage
     assert "Fast/turbo jobs today: 1 of 2 used, **1 left**" in usage, usage
+
+
+async def test_a_failures_details_go_to_the_admins_log_channel(world: World) -> None:
+    """Item 2: the member's channel reads a sentence; the admin-chosen log channel gets
+    the job, the code and what the transport said."""
+    await world.start_bot(
+        PIAPI_BASE_URL=closed_port_url(), MJ_SUBMIT_RETRY_WINDOW_S="2", PROVIDER_TIMEOUT_S="1"
+    )
+    art = world.discord.resolve_channel("art", world.discord.resolve_guild(None))
+    saved = await admin(world, "settings log_channel", {"channel": "art"})
+    assert saved == f"Saved: log channel: none → <#{art.id}>", saved
+
+    failed = await slash(world, "imagine", {"prompt": "into the void"}, channel="general")
+    public = await world.wait_message(
+        lambda m: m.id == failed.original_message_id and "❌ Failed" in m.content,
+        limit_s=20,
+        what="the public failure",
+    )
+    assert "ClientConnectorError" not in public.content and "ConnectError" not in public.content
+    report = await world.wait_message(
+        lambda m: m.channel_id == art.id and "job `" in m.content, what="the log channel's report"
+    )
+    lines = report.content.splitlines()
+    general = world.discord.resolve_channel("general", world.discord.resolve_guild(None))
+    user = world.discord.resolve_user("tester").id
+    assert lines[0].startswith("❌ Failed: job `"), lines
+    assert lines[0].endswith(f"(imagine) by <@{user}> in <#{general.id}> on piapi — `unavailable`")
+    assert lines[1].startswith("Members read: The image service did not answer for 1 minute")
+    said = ("The service said: `ClientConnectorError`", "The service said: `ConnectError`")
+    assert lines[2] in said, lines
+    assert not any(m.channel_id == art.id for m in world.channel_messages() if m is not report)
+
+
+def options_of(command: dict[str, object]) -> list[dict[str, object]]:
+    found = []
+    for option in command.get("options") or []:  # type: ignore[attr-defined]
+        found.append(option)
+        found += options_of(option)
+    return found
+
+
+async def test_settings_answer_in_the_words_of_their_options(world: World) -> None:
+    """Item 8: replies name the options, not the stored keys; every option is described;
+    the moderation-refusals setting is explained and settable."""
+    await world.start_bot()
+    assert await admin(world, "settings limits", {"at_once": 1}) == "Saved: at_once: 3 → 1"
+    assert (
+        await admin(world, "settings clicks", {"who": "requester"})
+        == "Saved: who may click: anyone → requester and moderators"
+    )
+    assert (
+        await admin(world, "settings limits", {"moderation_refusals": 5})
+        == "Saved: moderation_refusals: 3 → 5"
+    )
+    shown = await admin(world, "settings show")
+    assert (
+        "Moderation refusals per member per day before a pause until midnight UTC: 5"
+        " (`/settings limits moderation_refusals`)" in shown
+    ), shown
+    audit = private_text(await slash(world, "settings audit", user="admin"))
+    assert "at_once: 3 → 1" in audit and "concurrent_jobs" not in audit, audit
+    settings = world.discord.find_command("settings", DEFAULT_GUILD_ID)
+    assert settings is not None
+    vague = [o["name"] for o in options_of(settings) if o.get("description") in ("…", "...")]
+    assert vague == [], vague
