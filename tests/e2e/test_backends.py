@@ -272,8 +272,10 @@ async def test_mjproxy_upscale_and_custom_zoom_through_the_modal_step(mjproxy: W
         lambda m: "a glass whale in the sky" in m.content and bool(m.attachments),
         what="the zoomed grid",
     )
-    # The proxy does not run Midjourney's editor: no /edit, no ✏️.
-    assert world.discord.find_command("edit", DEFAULT_GUILD_ID) is None
+    # The proxy does not run Midjourney's editor on its own jobs: no ✏️. /edit is there
+    # for an uploaded image only (/mj/submit/edits, issue 19).
+    edit = world.discord.find_command("edit", DEFAULT_GUILD_ID)
+    assert edit is not None and "upload" in {o["name"] for o in edit.get("options", [])}
     assert not any(label in EDIT_ROW for row in buttons_of(grid) for label in row)
 
 

@@ -13,7 +13,7 @@ from tests.fakes.discord.models import InteractionRecord, MessageRecord, Upload
 from tests.fakes.images import grid_png
 
 MIB = 1024 * 1024
-DESCRIBE_ROWS = [["1", "2", "3", "4", "🔄"]]
+DESCRIBE_ROWS = [["1", "2", "3", "4", "🔄"], ["Imagine all"]]  # 🎉 Imagine all (issue 19)
 
 
 def png(seed: str) -> Upload:
