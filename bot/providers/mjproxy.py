@@ -107,6 +107,7 @@ _BASE_OPERATIONS = frozenset(
         OperationKind.SHORTEN,
         OperationKind.RETEXTURE,
         OperationKind.UPLOAD_EDIT,
+        OperationKind.ENHANCE,  # the draft's own Enhance button, pressed like any other
     }
 )
 # PROVIDERS.md §8.4: videoType at creation is the HD choice; there is no HD follow-up.
@@ -132,6 +133,9 @@ _PIC_READER = re.compile(r"^MJ::Job::PicReader::([1-9])$", re.IGNORECASE)
 _PIC_READER_ALL = re.compile(r"^MJ::Job::PicReader::all", re.IGNORECASE)
 _PIC_READ_RETRY = re.compile(r"^MJ::Picread::Retry", re.IGNORECASE)
 _PROMPT_ANALYZER = re.compile(r"^MJ::Job::PromptAnalyzer::", re.IGNORECASE)
+# A draft's Enhance: its customId spelling is not documented (PROVIDERS.md §8 [?]), so the
+# button is known by an "enhance" in its id or its label.
+_ENHANCE = re.compile(r"^MJ::JOB::[a-z_]*enhance", re.IGNORECASE)
 _BOOKMARK = re.compile(r"BOOKMARK", re.IGNORECASE)
 _OUTPAINT_NAMES = {"50": "zoom_out_2x", "75": "zoom_out_1_5x", "100": "make_square"}
 
@@ -197,6 +201,8 @@ def neutral_action(custom_id: str, label: str | None = None) -> str | None:
         # One submit would start four tasks (result "id1,id2,…"): the bot tracks one per job.
         _log_dropped(cid, "'Imagine all' starts several tasks at once")
         return None
+    if _ENHANCE.match(cid) or (label or "").strip().lower() == "enhance":
+        return "enhance"
     if _PROMPT_ANALYZER.match(cid):
         # /shorten's own picks: the bot imagines the shortened prompt it shows.
         _log_dropped(cid, "the bot offers its own /shorten picks")
@@ -614,9 +620,9 @@ class MJProxyProvider:
         if op.kind is OperationKind.VIDEO and _animate_by_image(op, parent):
             body = self.video_from_job(op, parent, state=state)
             return await self._create("/mj/submit/video", body)
-        if op.kind in (OperationKind.EDIT, OperationKind.ENHANCE):
+        if op.kind is OperationKind.EDIT:
             raise UnsupportedOperationError(
-                f"midjourney-proxy cannot do {op.kind.value} (its /mj/submit/edits differs)."
+                "midjourney-proxy cannot edit its own jobs (its /mj/submit/edits takes an image)."
             )
         return await self._follow_up(op, parent, state)
 
@@ -830,6 +836,8 @@ class MJProxyProvider:
             raise InvalidRequestError("Variation needs a tile or subtle/strong.")
         if kind is OperationKind.REROLL:
             return ["reroll"]
+        if kind is OperationKind.ENHANCE:
+            return ["enhance"]  # only where the task's buttons offer it (a V7 draft)
         if kind is OperationKind.VIDEO:
             return [f"animate_{op.motion or 'low'}:{op.index or 1}"]
         if kind is OperationKind.INPAINT:

@@ -243,6 +243,9 @@ def _envelope(
     }
 
 
+_DRAFT_RE = re.compile(r"(?<!\S)--draft\b", re.IGNORECASE)
+
+
 def _ms(ts: float | None) -> int | None:
     return None if ts is None else round(ts * 1000)
 
@@ -836,6 +839,12 @@ class FakeMJProxy:
         if custom_id.startswith("MJ::Outpaint::100::"):
             ratio = (1, 1)
         prompt = parent.prompt
+        if custom_id.startswith("MJ::JOB::enhance::"):
+            if any(
+                t.custom_id == custom_id and t.status(now) != "FAILURE" for t in self.tasks.values()
+            ):
+                raise _Reply(4, f"task {task_id} has already been enhanced")
+            prompt = _DRAFT_RE.sub("", prompt).strip()  # the enhanced image is no draft
         if result == "picread":
             index = int(custom_id.rsplit("::", 1)[-1])
             prompt = self._suggestions(parent)[index - 1]
@@ -882,6 +891,8 @@ class FakeMJProxy:
             return "VARIATION", "grid", None, False
         if custom_id.startswith("MJ::JOB::reroll::"):
             return "REROLL", "grid", None, False
+        if custom_id.startswith("MJ::JOB::enhance::"):
+            return "ACTION", "grid", None, False
         if custom_id.startswith("MJ::JOB::pan_"):
             return "PAN", "grid", None, False
         if custom_id.startswith("MJ::Inpaint::"):
@@ -1126,6 +1137,8 @@ class FakeMJProxy:
                 _button(f"MJ::JOB::pan_up::1::{h}::SOLO", emoji="⬆️"),
                 _button(f"MJ::JOB::pan_down::1::{h}::SOLO", emoji="⬇️"),
             ]
+            if _DRAFT_RE.search(task.prompt):  # a V7 draft: Enhance renders it in full
+                buttons.append(_button(f"MJ::JOB::enhance::1::{h}::SOLO", "Enhance", "✨"))
             if self.enable_video:
                 buttons += [
                     _button(f"MJ::JOB::animate_high::1::{h}::SOLO", "Animate (High motion)", "🎞️"),

@@ -151,3 +151,23 @@ async def test_mjproxy_refusals_read_as_sentences(flow: Flow) -> None:
     with pytest.raises(ProviderError) as no_account:
         await flow.submit(SHORTEN)
     assert "{" not in no_account.value.message
+
+
+async def test_mjproxy_enhance_presses_the_drafts_button_once(flow: Flow) -> None:
+    from bot.actions import operation_for
+
+    grid, _ = await flow.run(Operation(OperationKind.IMAGINE, prompt="a fox --v 7 --draft"))
+    single, _ = await flow.run(operation_for("pick:3", grid), grid)
+    assert "enhance" in [a.name for a in single.actions]
+    enhanced, _ = await flow.run(operation_for("enhance", single), single)
+    assert enhanced.status is JobStatus.COMPLETED
+    post = flow.posts("/mj/submit/action")[-1]
+    assert post.body["taskId"] == single.provider_ref
+    assert post.body["customId"].startswith("MJ::JOB::enhance::1::")
+    with pytest.raises(ProviderError) as refused:
+        await flow.submit(operation_for("enhance", single), single)
+    assert "already been enhanced" in (refused.value.provider_text or refused.value.message)
+    # A grid that is no draft offers no Enhance on its images.
+    plain, _ = await flow.run(Operation(OperationKind.IMAGINE, prompt="a fox --v 7"))
+    picked, _ = await flow.run(operation_for("pick:1", plain), plain)
+    assert "enhance" not in [a.name for a in picked.actions]

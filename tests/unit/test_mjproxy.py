@@ -708,9 +708,14 @@ def test_capabilities() -> None:
     p = MJProxyProvider(base_url="http://x", api_secret=None)
     caps = p.capabilities
     assert caps.can_cancel and caps.follow_up_window is None and caps.max_prompt_length == 8192
-    for kind in (OperationKind.EDIT, OperationKind.ENHANCE, OperationKind.BLEND):
+    for kind in (OperationKind.EDIT, OperationKind.BLEND):
         assert not caps.supports(kind)
-    for kind in (OperationKind.IMAGINE, OperationKind.INPAINT, OperationKind.PROVIDER_ACTION):
+    # ENHANCE: a draft's own Enhance button; SHORTEN/RETEXTURE/UPLOAD_EDIT: issue 19.
+    for kind in (
+        *(OperationKind.IMAGINE, OperationKind.INPAINT, OperationKind.PROVIDER_ACTION),
+        *(OperationKind.ENHANCE, OperationKind.SHORTEN, OperationKind.RETEXTURE),
+        OperationKind.UPLOAD_EDIT,
+    ):
         assert caps.supports(kind)
 
 
