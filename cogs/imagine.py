@@ -77,6 +77,25 @@ def parse_aspect_ratio(value: str | None) -> str | None:
 
 
 _HAS_AR = re.compile(r"(?:--|—)(?:ar|aspect)\b", re.IGNORECASE)
+_TYPED_AR = re.compile(r"(?:--|—)(?:ar|aspect)\s+(\d+\s*:\s*\d+)", re.IGNORECASE)
+
+
+def reconcile_ratio(option: str | None, prompt: str) -> str | None:
+    """The aspect_ratio option beside a `--ar` typed in the prompt: the same ratio goes to
+    the service once (in the prompt), a different one is refused (issue 15 item 7)."""
+    found = _TYPED_AR.findall(prompt)
+    if option is None or not found:
+        return option
+    try:
+        typed = parse_aspect_ratio(found[-1].replace(" ", ""))
+    except OptionError:
+        return option  # the prompt check refuses a malformed --ar on its own
+    if typed != option:
+        raise OptionError(
+            f"Your prompt says `--ar {typed}` and the aspect_ratio option says {option}."
+            " Keep one of them."
+        )
+    return None
 
 
 def clean_prompt(prompt: str, *, max_length: int) -> str:
@@ -274,7 +293,7 @@ class Imagine(commands.Cog):
                 with_suffix=True,
             )
             text = clean_prompt(speed.prompt or "", max_length=prompt_limit(self.bot))
-            ratio = parse_aspect_ratio(aspect_ratio)
+            ratio = reconcile_ratio(parse_aspect_ratio(aspect_ratio), text)
             refs = reference_options(attachments, weights)
         except (OptionError, SpeedConflictError) as exc:
             await refuse(interaction, str(exc))

@@ -301,3 +301,44 @@ async def test_settings_answer_in_the_words_of_their_options(world: World) -> No
     assert settings is not None
     vague = [o["name"] for o in options_of(settings) if o.get("description") in ("…", "...")]
     assert vague == [], vague
+
+
+async def test_the_progress_line_reads_as_midjourneys_at_each_state(world: World) -> None:
+    """Item 7: every state's first line is Midjourney's `**prompt --ar 16:9** - <@id>
+    (state)`, the percentage shown once as `(25%) (fast)`, the elapsed time labelled; the
+    effective --ar (from the option) is shown; a typed --ar that contradicts the option
+    is refused privately, and one that agrees reaches the service once."""
+    await world.start_bot()
+    options = {"prompt": "a lighthouse", "aspect_ratio": "16:9", "mode": "fast"}
+    interaction = await slash(world, "imagine", options)
+    user = world.discord.resolve_user("tester").id
+    for _ in range(12):
+        await world.advance_piapi(3, settle=0.3)
+    final = await world.wait_message(
+        lambda m: m.id == interaction.original_message_id and bool(m.attachments),
+        what="the final grid",
+    )
+    head = f"**a lighthouse --ar 16:9** - <@{user}> "
+    states = set()
+    for text in all_versions(final):
+        first, *rest = text.splitlines() or [""]
+        if not first:
+            continue  # the deferred reply before the first render
+        assert first.startswith(head), text
+        state = first.removeprefix(head)
+        assert re.fullmatch(r"\(Waiting to start\)|\((\d{1,3})%\) \(fast\)|\(fast\)", state), text
+        assert len(re.findall(r"\d+%", text)) <= 1, text  # the percentage once
+        if state != "(fast)":
+            assert rest and re.fullmatch(r"(⌛|▰*▱*) ?(<10s|\d+s|\d+m( \d+s)?) elapsed", rest[-1])
+        states.add(re.sub(r"\d+", "N", state))
+    assert states >= {"(Waiting to start)", "(N%) (fast)", "(fast)"}, states
+
+    refused = await slash(world, "imagine", {**options, "prompt": "a lighthouse --ar 3:2"})
+    assert private_text(refused) == (
+        "Your prompt says `--ar 3:2` and the aspect_ratio option says 16:9. Keep one of them."
+    )
+    same = await slash(world, "imagine", {**options, "prompt": "a pier --ar 16:9"})
+    assert same.response_type == 5
+    await world.discord.wait_for(lambda: len(world.piapi.created()) == 2, timeout=10)
+    sent = world.piapi.created()[1].json["input"]
+    assert sent["prompt"].count("--ar") == 1 and not sent.get("aspect_ratio"), sent
