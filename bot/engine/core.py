@@ -855,7 +855,12 @@ class Engine:
         if job is None:
             return
         if not self.holds(job_id):
-            self._drop(job_id)  # its local deadline passed: act no more
+            # Its local deadline passed (a freeze, a database that did not answer): the job
+            # may be another process's now, so act no more and write nothing.
+            log.warning("job %s: lease deadline passed; dropped here", job_id)
+            if self.keeper is not None:
+                self.keeper.lost += 1
+            self._drop(job_id)
             return
         if job.status is JobStatus.QUEUED:
             self._pump()  # a delayed resubmission is due
