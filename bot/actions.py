@@ -44,6 +44,7 @@ _VARY_GRID = re.compile(r"^vary_grid:([1-4])$")
 _UPSCALE = re.compile(r"^(redo_)?upscale_(subtle|creative|2x|4x)$")
 _PAN = re.compile(r"^pan_(left|right|up|down)$")
 _EDIT_TILE = re.compile(r"^edit:([1-4])$")
+_ENHANCE_TILE = re.compile(r"^enhance:([1-4])$")  # Enhance image n of a draft grid
 _ANIMATE = re.compile(r"^animate_(low|high):([1-4])$")
 _EXTEND = re.compile(r"^extend_(low|high):([1-4])$")
 _VIDEO_HD = re.compile(r"^video_hd:([1-4])$")
@@ -82,6 +83,8 @@ def kind_of(action: str) -> OperationKind | None:
         return OperationKind.PAN
     if _EDIT_TILE.match(action):
         return OperationKind.EDIT
+    if _ENHANCE_TILE.match(action):
+        return OperationKind.ENHANCE
     if action in ZOOM_FIXED or action == "zoom_custom":
         return OperationKind.OUTPAINT
     if action.startswith("provider:"):
@@ -118,6 +121,8 @@ def operation_for(action: str, parent: Job, given: ActionInput | None = None) ->
 
     if m := _PICK.match(action):
         return follow(OperationKind.UPSCALE, index=int(m[1]))
+    if m := _ENHANCE_TILE.match(action):
+        return follow(OperationKind.ENHANCE, index=int(m[1]))
     if m := _VARY_GRID.match(action):
         return follow(
             OperationKind.VARIATION,

@@ -200,6 +200,13 @@ _FAMILIES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], ActionLook]]] =
     (re.compile(r"^describe_pick:(\d{1,2})$"), _tile("{n}", Group.DESCRIBE)),
     (re.compile(r"^shorten_pick:(\d{1,2})$"), _tile("{n}", Group.DESCRIBE)),
     (
+        # A draft grid's Enhance per image: its own row (a grid has no upscale buttons).
+        re.compile(r"^enhance:([1-4])$"),
+        lambda m: ActionLook(
+            f"Enhance image {m[1]}", "✨", Group.UPSCALE, int(m[1]), short=f"Enhance {m[1]}"
+        ),
+    ),
+    (
         re.compile(r"^edit:([1-4])$"),
         lambda m: ActionLook(f"Edit image {m[1]}", "✏️", Group.EDIT_GRID, int(m[1]), short=m[1]),
     ),

@@ -91,7 +91,7 @@ _FAMILY_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^zoom_\w+$"), "outpaint"),
     (re.compile(r"^pan_(left|right|up|down)$"), "pan"),
     (re.compile(r"^edit(:[1-4])?$"), "edit"),
-    (re.compile(r"^enhance$"), "enhance"),
+    (re.compile(r"^enhance(:[1-4])?$"), "enhance"),
     (re.compile(r"^reroll$"), "reroll"),
 ]
 
@@ -660,6 +660,14 @@ def _allowed(allow: dict[str, list[int]] | None, action: str, image_no: int) -> 
     return image_no in allow[family]
 
 
+def _is_draft(op: Operation | None) -> bool:
+    """A draft's images: the prompt says --draft, and they are not an Enhance's result
+    (which carries the draft's prompt on but is rendered in full)."""
+    if op is None or op.kind is OperationKind.ENHANCE:
+        return False
+    return bool(_DRAFT_FLAG.search(op.prompt or ""))
+
+
 def synthesize_actions(
     *,
     op: Operation | None,
@@ -684,6 +692,9 @@ def synthesize_actions(
             names.append(("reroll", 0))
         if OperationKind.EDIT in caps:
             names += [(f"edit:{n}", n - 1) for n in tiles]
+        if OperationKind.ENHANCE in caps and _is_draft(op):
+            # A draft grid: Enhance per image, as Midjourney offers it (issue 19).
+            names += [(f"enhance:{n}", n - 1) for n in tiles]
     else:
         single: list[str] = []
         if picked and OperationKind.UPSCALE in caps:

@@ -3,8 +3,9 @@ fake Discord and the fake Legnext.
 
 - a V6-only parameter refused on V7 (the default) and a V7-only one refused on V6, each
   privately and before anything is posted or sent;
-- draft mode: /imagine draft:True sends --draft, U2 on the draft grid is free and offers
-  Enhance, which sends /v1/enhance with the draft job's id and the image's index;
+- draft mode: /imagine draft:True sends --draft; the draft grid offers Enhance per image
+  (and U2, free, offers it too), which sends /v1/enhance with the draft job's id and the
+  image's index;
 - presets: an admin saves a server preset, a member uses it with /imagine preset:…, and
   presets go through the same prompt check as typed parameters.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import World, button_ids, open_world
+from tests.e2e.conftest import World, button_ids, buttons_of, open_world
 from tests.e2e.test_backends import click_for_message, run
 from tests.e2e.test_community import private_text, slash
 from tests.fakes.images import single_png
@@ -71,16 +72,23 @@ async def test_draft_grid_then_enhance_on_legnext(legnext: World) -> None:
     assert diffusion.body["text"].startswith("a lighthouse --draft"), diffusion.body
     draft_job = str(diffusion.task_id)
 
+    # The draft grid offers Enhance per image, in its own row.
+    enhance_row = ["Enhance 1", "Enhance 2", "Enhance 3", "Enhance 4"]
+    assert enhance_row in buttons_of(grid), buttons_of(grid)
+    # Enhance re-renders the draft at full quality: a new job with its own follow-ups.
+    enhanced = await click_for_message(world, grid, "Enhance 3", has="U1")
+    [enhance] = world.fake.created("enhance")
+    assert enhance.body == {"jobId": draft_job, "imageNo": 2}
+    assert enhanced.attachments
+    # An enhanced image is no draft any more: no Enhance under it.
+    assert not any(label.startswith("Enhance") for label in button_ids(enhanced))
+
+    # The same from a picked image: U2 is the bot's own (free), then ✨ Enhance.
     creates = len(world.fake.created())
     single = await click_for_message(world, grid, "U2", has="Enhance")
-    assert len(world.fake.created()) == creates  # U2 is the bot's own: free
-    # Enhance re-renders the draft at full quality: a new job with its own follow-ups.
-    enhanced = await click_for_message(world, single, "Enhance", has="U1")
-    [enhance] = world.fake.created("enhance")
-    assert enhance.body == {"jobId": draft_job, "imageNo": 1}
-    assert enhanced.attachments
-    # An enhanced image is no draft any more: no second Enhance under it.
-    assert "Enhance" not in button_ids(enhanced)
+    assert len(world.fake.created()) == creates
+    await click_for_message(world, single, "Enhance", has="U1")
+    assert world.fake.created("enhance")[1].body == {"jobId": draft_job, "imageNo": 1}
 
 
 async def test_server_preset_used_by_a_member(legnext: World) -> None:
