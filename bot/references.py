@@ -204,6 +204,21 @@ class FreshReferences:
         return dataclasses.replace(operation, prompt=prompt, image_urls=urls)
 
 
+async def with_fresh_references(keeper: ReferenceKeeper, job: Job) -> Job:
+    """A copy of `job` whose prompt and images carry re-signed reference links, for
+    showing it again (/job show); the job itself as it is when they are gone."""
+    try:
+        prompt = await keeper.refresh(job.operation.prompt)
+        urls = tuple([(await keeper.refresh(u)) or u for u in job.operation.image_urls])
+    except ReferenceGone:
+        return job
+    if prompt == job.operation.prompt and urls == job.operation.image_urls:
+        return job
+    fresh = copy.copy(job)
+    fresh.operation = dataclasses.replace(job.operation, prompt=prompt, image_urls=urls)
+    return fresh
+
+
 def discord_keeper(client: Any) -> ReferenceKeeper:
     """A keeper speaking to Discord through the discord.py client's own HTTP (its rate
     limits, its token). `client` is the bot; imported late so this module stays light."""

@@ -23,6 +23,7 @@ from bot.discord.submit import bot_actions, refuse
 from bot.discord.views import job_view
 from bot.domain import ErrorCode, Job, JobError, JobStatus
 from bot.engine import EngineError
+from bot.references import with_fresh_references
 
 if TYPE_CHECKING:
     from bot.app import MidjourneyBot
@@ -67,6 +68,8 @@ class Jobs(commands.GroupCog, group_name="job", group_description="Your jobs in 
         if job is None:
             return
         await interaction.response.defer(thinking=True)
+        # Reference images' links re-signed, so the prompt shown has working ones (issue 19).
+        job = await with_fresh_references(self.bot.references, job)
         rendered = render(
             job,
             now=self.bot.engine.clock.time(),

@@ -141,3 +141,16 @@ async def test_reroll_after_the_urls_expired_sends_fresh_working_urls(tmp_path: 
             assert await fetch_status(new) == 200
         # The job keeps the prompt as first sent; only the copy sent was refreshed.
         assert world.fake.created("imagine")[0].json["input"]["prompt"] == first
+
+        # /job show a day later: the prompt it shows carries working links too.
+        job_id = button_ids(grid)["U1"].rsplit(":", 1)[-1]
+        shown = await world.discord.slash("job show", {"id": job_id})
+        await world.discord.wait_for(lambda: shown.responded, timeout=10, what="/job show")
+        message = await world.wait_message(
+            lambda m: m.id == shown.original_message_id and "/attachments/" in (m.content or ""),
+            what="the job shown again",
+        )
+        shown_urls = re.findall(r"https?://[^\s*)>]+", message.content)
+        assert len(shown_urls) == 3 and set(shown_urls).isdisjoint(old_urls), message.content
+        for url in shown_urls:
+            assert await fetch_status(url) == 200
