@@ -6,6 +6,7 @@ answered exactly like one that does not exist, so ids reveal nothing across serv
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from bot.discord.presenter import render, to_discord_embed
 from bot.discord.spoilers import spoiler_name, spoilered
 from bot.discord.submit import bot_actions, refuse
 from bot.discord.views import job_view
-from bot.domain import ErrorCode, Job, JobError, JobStatus
+from bot.domain import ErrorCode, Job, JobError, JobStatus, OperationKind
 from bot.engine import EngineError
 from bot.references import with_fresh_references
 
@@ -33,6 +34,23 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = 10
 EXCERPT_LIMIT = 60
 PROVIDER_TEXT_LIMIT = 200
+NO_IMAGE = (
+    "\n-# The image is no longer available: the image service's link has expired and the"
+    " job's first message (or its upload) is gone. The buttons still work."
+)
+# Midjourney's words for each kind of job, as its buttons name them.
+_KIND_WORDS = {
+    OperationKind.IMAGINE: "Imagine",
+    OperationKind.UPSCALE: "Upscale",
+    OperationKind.VARIATION: "Vary",
+    OperationKind.REROLL: "Reroll",
+    OperationKind.OUTPAINT: "Zoom Out",
+    OperationKind.PAN: "Pan",
+    OperationKind.INPAINT: "Vary (Region)",
+    OperationKind.DESCRIBE: "Describe",
+    OperationKind.BLEND: "Blend",
+    OperationKind.SEED: "Seed",
+}
 _STATUS_ICON = {
     JobStatus.QUEUED: "⏳",
     JobStatus.SUBMITTED: "⏳",
@@ -84,12 +102,17 @@ class Jobs(commands.GroupCog, group_name="job", group_description="Your jobs in 
             )
         elif rendered.image is not None and rendered.image.kind == "result":
             fitted = await self.bot.publisher.fitted_result(job, interaction.filesize_limit)
-            if fitted is not None:
+            data = (fitted.data, fitted.filename) if fitted is not None else None
+            # The service's links expire within days; the first message's upload does not.
+            data = data or await self._original_upload(job, interaction.filesize_limit)
+            if data is not None:
                 # The first delivery's rule, for the channel this copy is shown in.
                 spoiler = await spoilered(self.bot.policy, job, interaction.channel)
-                filename = spoiler_name(fitted.filename, spoiler)
-                files = [discord.File(io.BytesIO(fitted.data), filename=filename)]
+                filename = spoiler_name(data[1], spoiler)
+                files = [discord.File(io.BytesIO(data[0]), filename=filename)]
                 rendered = rendered.with_attachment(filename)
+            else:
+                rendered = dataclasses.replace(rendered, content=rendered.content + NO_IMAGE)
         # Buttons are keyed by job id (persistent), so they work on this copy as well.
         await interaction.edit_original_response(
             content=rendered.content,
@@ -98,6 +121,26 @@ class Jobs(commands.GroupCog, group_name="job", group_description="Your jobs in 
             view=job_view(rendered.buttons, job.id),
             allowed_mentions=discord.AllowedMentions.none(),  # a re-post pings nobody
         )
+
+    async def _original_upload(self, job: Job, limit: int) -> tuple[bytes, str] | None:
+        """The image the bot uploaded with the job's own message, read back from Discord
+        (None when that message or its attachment is gone, or it is over `limit`)."""
+        delivery = await self.bot.store.deliveries.get(job.id)
+        if delivery is None or not delivery.message_id:
+            return None
+        try:
+            channel = self.bot.get_channel(int(delivery.channel_id))
+            if not isinstance(channel, discord.abc.Messageable):
+                channel = await self.bot.fetch_channel(int(delivery.channel_id))
+            assert isinstance(channel, discord.abc.Messageable)
+            message = await channel.fetch_message(int(delivery.message_id))
+            images = [a for a in message.attachments if a.size <= limit and a.width]
+            if not images:
+                return None
+            return await images[0].read(), images[0].filename
+        except (discord.HTTPException, AssertionError, ValueError) as exc:
+            log.info("job %s: its first message's image could not be read (%s)", job.id, exc)
+            return None
 
     @app_commands.command(name="cancel", description="Cancel one of your jobs that has not started")
     @app_commands.rename(job_id="id")
@@ -146,10 +189,8 @@ class Jobs(commands.GroupCog, group_name="job", group_description="Your jobs in 
         interaction: discord.Interaction[Any],
         page: app_commands.Range[int, 1, 10_000] = 1,
     ) -> None:
-        jobs = self.bot.store.jobs
-        user_id = str(interaction.user.id)
-        guild_id = str(interaction.guild_id)
-        total = await jobs.count_for_requester_since(user_id, 0.0, guild_id=guild_id)
+        user_id, guild_id = str(interaction.user.id), str(interaction.guild_id)
+        total = await self.bot.store.jobs.count_for_requester_since(user_id, 0.0, guild_id=guild_id)
         if total == 0:
             await refuse(interaction, "You have no jobs in this server yet. Try `/imagine`.")
             return
@@ -157,18 +198,62 @@ class Jobs(commands.GroupCog, group_name="job", group_description="Your jobs in 
         if page > pages:
             await refuse(interaction, f"There are only {pages} page(s) of jobs.")
             return
-        found = await jobs.list_for_requester(
+        embed = await self._history_page(user_id, guild_id, page, pages, total)
+        view = HistoryPages(self, user_id, guild_id, page, pages, total)
+        await interaction.response.send_message(embed=embed, view=view, ephemeral=True)
+
+    async def _history_page(
+        self, user_id: str, guild_id: str, page: int, pages: int, total: int
+    ) -> discord.Embed:
+        found = await self.bot.store.jobs.list_for_requester(
             user_id, guild_id=guild_id, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
         )
-        embed = discord.Embed(
-            title="Your jobs in this server",
-            description="\n".join(_history_line(job) for job in found),
-        )
+        lines = []
+        for job in found:
+            delivery = await self.bot.store.deliveries.get(job.id)
+            link = None
+            if delivery is not None and delivery.message_id:
+                link = (
+                    f"https://discord.com/channels/{guild_id}/"
+                    f"{delivery.channel_id}/{delivery.message_id}"
+                )
+            lines.append(_history_line(job, link))
+        embed = discord.Embed(title="Your jobs in this server", description="\n".join(lines))
         footer = f"Page {page} of {pages} · {total} job(s) · /job show id:<id> posts one again"
-        if page < pages:
-            footer += f" · /job history page:{page + 1} for older ones"
         embed.set_footer(text=footer)
-        await interaction.response.send_message(embed=embed, ephemeral=True)
+        return embed
+
+
+class HistoryPages(discord.ui.View):
+    """◀ ▶ under /job history: the member's own private list, turned in place."""
+
+    def __init__(
+        self, cog: Jobs, user_id: str, guild_id: str, page: int, pages: int, total: int
+    ) -> None:
+        super().__init__(timeout=600)
+        self.cog, self.user_id, self.guild_id = cog, user_id, guild_id
+        self.page, self.pages, self.total = page, pages, total
+        self._set_buttons()
+
+    def _set_buttons(self) -> None:
+        self.older.disabled = self.page >= self.pages
+        self.newer.disabled = self.page <= 1
+
+    async def _turn(self, interaction: discord.Interaction[Any], step: int) -> None:
+        self.page = max(1, min(self.pages, self.page + step))
+        self._set_buttons()
+        embed = await self.cog._history_page(
+            self.user_id, self.guild_id, self.page, self.pages, self.total
+        )
+        await interaction.response.edit_message(embed=embed, view=self)
+
+    @discord.ui.button(emoji="◀️", style=discord.ButtonStyle.secondary)
+    async def newer(self, interaction: discord.Interaction[Any], _: discord.ui.Button[Any]) -> None:
+        await self._turn(interaction, -1)
+
+    @discord.ui.button(emoji="▶️", style=discord.ButtonStyle.secondary)
+    async def older(self, interaction: discord.Interaction[Any], _: discord.ui.Button[Any]) -> None:
+        await self._turn(interaction, +1)
 
 
 def _status_text(job: Job) -> str:
@@ -177,9 +262,11 @@ def _status_text(job: Job) -> str:
     return job.status.value.replace("_", " ")
 
 
-def _history_line(job: Job) -> str:
+def _history_line(job: Job, link: str | None = None) -> str:
     op = job.operation
-    what = op.kind.value
+    what = _KIND_WORDS.get(op.kind, op.kind.value.replace("_", " ").title())
+    if op.kind is OperationKind.OUTPAINT and op.zoom_ratio == 1:
+        what = "Make Square"
     if op.prompt:
         prompt = clip(" ".join(op.prompt.split()), EXCERPT_LIMIT)
         what += f": {escape_mentions(escape_markdown(prompt))}"
@@ -188,7 +275,8 @@ def _history_line(job: Job) -> str:
     icon = _STATUS_ICON.get(job.status, "")
     # <t:…:R> is rendered by each member's client as "5 minutes ago", in their language.
     age = f"<t:{int(job.created_at)}:R>" if job.created_at > 0 else ""
-    return f"`{job.id}` {icon} {_status_text(job)} · {what} · {age}".rstrip(" ·")
+    line = f"`{job.id}` {icon} {_status_text(job)} · {what} · {age}".rstrip(" ·")
+    return f"{line} · [message](<{link}>)" if link else line
 
 
 def _cancel_refusal(error: JobError) -> str:

@@ -10,7 +10,7 @@ import socket
 import sys
 from urllib.parse import parse_qs, urlsplit
 
-from tests.e2e.conftest import World
+from tests.e2e.conftest import World, button_ids
 from tests.e2e.test_community import admin, private_text, slash
 from tests.e2e.test_imagine import imagine_to_grid
 from tests.fakes.discord import DEFAULT_GUILD_ID
@@ -342,3 +342,56 @@ async def test_the_progress_line_reads_as_midjourneys_at_each_state(world: World
     await world.discord.wait_for(lambda: len(world.piapi.created()) == 2, timeout=10)
     sent = world.piapi.created()[1].json["input"]
     assert sent["prompt"].count("--ar") == 1 and not sent.get("aspect_ratio"), sent
+
+
+async def test_job_show_reuses_the_first_upload_and_history_pages_with_links(
+    world: World,
+) -> None:
+    """Item 10: /job show of a job whose service link has expired re-posts the image the
+    bot uploaded the first time; /job history names Zoom Out, links each message and turns
+    its pages with ◀ ▶ in place."""
+    await world.start_bot()
+    await admin(world, "settings limits", {"at_once": 0})
+    grid = await imagine_to_grid(world, "an old castle")
+    [original] = grid.attachments
+    click = await world.discord.click(grid.id, button_ids(grid)["U1"])
+    await world.discord.wait_for(lambda: click.responded, timeout=5, what="U1")
+    for _ in range(12):
+        await world.advance_piapi(3, settle=0.3)
+    upscaled = await world.wait_message(
+        lambda m: bool(m.attachments) and "Zoom Out 2x" in button_ids(m), what="the upscale"
+    )
+    zoom = await world.discord.click(upscaled.id, button_ids(upscaled)["Zoom Out 2x"])
+    await world.discord.wait_for(lambda: zoom.responded, timeout=5, what="Zoom Out")
+    await world.discord.wait_for(lambda: world.piapi.created("outpaint"), timeout=10)
+
+    world.piapi.inject("GET", "/mj/", "500", times=None)  # the service's links are gone
+    job_id = re.search(r"mj_([0-9a-z]{12})", original.filename)
+    assert job_id is not None, original.filename
+    show = await slash(world, "job show", {"id": job_id[1]})
+    shown = await world.wait_message(
+        lambda m: m.id == show.original_message_id and bool(m.attachments),
+        what="the job posted again with its first image",
+    )
+    assert shown.attachments[0].data == original.data
+    assert "no longer available" not in shown.content
+
+    for n in range(9):  # eleven jobs or more: two pages
+        await slash(world, "imagine", {"prompt": f"filler {n}"})
+    history = await slash(world, "job history")
+    [embed] = (history.response_data or {})["embeds"]
+    assert "Zoom Out" in embed["description"] and "outpaint" not in embed["description"]
+    guild = world.discord.resolve_guild(None).id
+    link = f"[message](<https://discord.com/channels/{guild}/{grid.channel_id}/{grid.id}>)"
+    assert embed["footer"]["text"].startswith("Page 1 of 2")
+    listing = world.discord.messages[history.original_message_id or 0]
+    arrows = button_ids(listing)
+    assert set(arrows) == {"◀️", "▶️"}, arrows
+    assert listing.component(arrows["◀️"])["disabled"] is True  # type: ignore[index]
+    turned = await world.discord.click(listing.id, arrows["▶️"])
+    await world.discord.wait_for(lambda: turned.responded, timeout=5, what="▶")
+    assert turned.response_type == 7  # the same private message, turned in place
+    [page2] = (turned.response_data or {})["embeds"]
+    assert page2["footer"]["text"].startswith("Page 2 of 2"), page2
+    assert "Imagine: an old castle" in page2["description"], page2
+    assert link in page2["description"], page2["description"]  # the grid's own message
