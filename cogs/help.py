@@ -56,7 +56,29 @@ GUIDE: tuple[tuple[str, str, str], ...] = (
         "that has not started; `/job history` lists your jobs here.",
         "/job show id: 7k2m9q4x1bcd",
     ),
+    (
+        "prefs",
+        "Your own defaults: speed (mode), aspect ratio, version, a suffix for every prompt. "
+        "It is what Midjourney calls `/settings` (here `/settings` is the server's rules, "
+        "for admins).",
+        "/prefs mode: relax",
+    ),
+    (
+        "info",
+        "Your speed, the jobs and fast jobs you have left today, and when the day resets.",
+        "/info",
+    ),
     ("help", "This page.", "/help"),
+)
+
+# The Midjourney parameters members reach for first, each with what it does.
+PARAMETERS = (
+    "`--ar 16:9` aspect ratio (width:height) · `--no trees` leave something out\n"
+    "`--stylize 250` (`--s`) how strongly Midjourney's style applies, 0-1000\n"
+    "`--chaos 30` (`--c`) how different the four images are, 0-100\n"
+    "`--seed 1234` repeat a result · `--v 7` / `--niji 6` the model version\n"
+    "`--fast` `--relax` `--turbo` the speed of this one job · `--raw` less styling\n"
+    "`--sref <link>` borrow an image's style · `--iw 2` how much an image prompt weighs"
 )
 
 BUTTONS = (
@@ -87,6 +109,7 @@ def help_embed(commands_available: Sequence[SlashCommand]) -> discord.Embed:
         embed.add_field(
             name="More commands", value=clip("\n".join(others), MAX_FIELD_VALUE), inline=False
         )
+    embed.add_field(name="Parameters (after the prompt)", value=PARAMETERS, inline=False)
     embed.add_field(name="Buttons", value=BUTTONS, inline=False)
     embed.set_footer(text="Errors and this page are only shown to you.")
     return embed

@@ -152,7 +152,8 @@ class Info(commands.Cog):
         mode = await self.bot.policy.default_mode(member)
         lines = [
             "**Your info here**",
-            f"Speed: **{mode.value}** (change it with `/prefs`, or `--fast`/`--relax` on a prompt)",
+            f"Speed: **{mode.value}** (change it with `/prefs mode`,"
+            " or `--fast`/`--relax` on a prompt)",
             *left_today_lines(settings.limits_for(member.role_ids), counts, day_start),
         ]
         await interaction.response.send_message(

@@ -227,7 +227,7 @@ async def test_info_and_usage_me_say_what_is_left_today(world: World) -> None:
     lines = info.splitlines()
     assert lines[:5] == [
         "**Your info here**",
-        "Speed: **fast** (change it with `/prefs`, or `--fast`/`--relax` on a prompt)",
+        "Speed: **fast** (change it with `/prefs mode`, or `--fast`/`--relax` on a prompt)",
         "Jobs today: 1 of 5 used, **4 left**",
         "Fast/turbo jobs today: 1 of 2 used, **1 left**",
         "Running or waiting now: 0 (at once: 3)",
@@ -395,3 +395,20 @@ async def test_job_show_reuses_the_first_upload_and_history_pages_with_links(
     assert page2["footer"]["text"].startswith("Page 2 of 2"), page2
     assert "Imagine: an old castle" in page2["description"], page2
     assert link in page2["description"], page2["description"]  # the grid's own message
+
+
+async def test_help_teaches_the_parameters_and_names_prefs_as_midjourneys_settings(
+    world: World,
+) -> None:
+    """Item 10: /help teaches the common -- parameters and says /prefs is what Midjourney
+    calls /settings; /info is on the page."""
+    await world.start_bot()
+    helped = await slash(world, "help")
+    [embed] = (helped.response_data or {})["embeds"]
+    fields = {f["name"]: f["value"] for f in embed["fields"]}
+    parameters = fields["Parameters (after the prompt)"]
+    for flag in ("--ar 16:9", "--no", "--stylize", "--chaos", "--seed", "--v 7", "--relax"):
+        assert flag in parameters, (flag, parameters)
+    assert "It is what Midjourney calls `/settings`" in fields["/prefs"], fields["/prefs"]
+    assert "left today" in fields["/info"], fields
+    assert sum(len(f["name"]) + len(f["value"]) for f in embed["fields"]) < 6000
