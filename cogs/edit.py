@@ -80,6 +80,18 @@ class Edit(commands.Cog):
             await self._edit_upload(interaction, upload, prompt, canvas, position, scale)
             return
         assert job is not None
+        await self._edit_job(interaction, job, prompt, image, canvas, position, scale)
+
+    async def _edit_job(
+        self,
+        interaction: discord.Interaction[Any],
+        job: str,
+        prompt: str,
+        image: int | None,
+        canvas: str | None,
+        position: app_commands.Choice[str] | None,
+        scale: str | None,
+    ) -> None:
         parent = await self.bot.engine.get(job.strip().lower())
         if parent is None or parent.guild_id != optional_str(interaction.guild_id):
             await refuse(interaction, f"There is no job `{job.strip()[:20]}` in this server.")
