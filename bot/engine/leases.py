@@ -112,21 +112,29 @@ class LeaseKeeper:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             woken = self._wake.is_set()
             self._wake.clear()
-            self._drop_expired()  # first: after a freeze, nothing acts on a lapsed lease
+            renew = self._now() >= next_renew
+            scan = woken or self._now() >= next_scan
+            if renew:
+                next_renew = self._now() + s.renew_s
+            if scan:
+                next_scan = self._now() + s.scan_s
             try:
-                if self._now() >= next_renew:
-                    next_renew = self._now() + s.renew_s
-                    await self._renew()
-                if woken or self._now() >= next_scan:
-                    next_scan = self._now() + s.scan_s
-                    claimed = await self._claim()
-                    if claimed:
-                        await self._adopt(claimed)
+                await self.tick(renew=renew, scan=scan)
             except StoreError as exc:
                 # The local deadlines still stop us in time; try again on the next round.
                 log.warning("lease upkeep failed (%s); retrying", exc)
             except Exception:
                 log.exception("lease upkeep failed unexpectedly")
+
+    async def tick(self, *, renew: bool = True, scan: bool = True) -> list[ClaimedJob]:
+        """One round: drop what lapsed here, renew, take over what is free (and adopt it)."""
+        self._drop_expired()  # first: after a freeze, nothing acts on a lapsed lease
+        if renew:
+            await self._renew()
+        claimed = await self._claim() if scan else []
+        if claimed:
+            await self._adopt(claimed)
+        return claimed
 
     def _drop_expired(self) -> None:
         for job_id in self.leases.expired():

@@ -43,7 +43,10 @@ class HostRecord(discord_models.RequestRecord):
 
 
 @pytest.fixture
-async def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[World]:
+async def world(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_url: str
+) -> AsyncIterator[World]:
+    """The e2e world, whose bots stop before the test's database is dropped."""
     original = discord_rest.RestApi.handle
 
     async def handle(self: Any, request: Any) -> Any:
