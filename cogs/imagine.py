@@ -35,6 +35,7 @@ from bot.engine import EngineError
 from bot.references import References, compose_prompt
 from bot.speed import SpeedConflictError
 from bot.store.base import MemberPrefs, StoreError
+from cogs.retexture import refuse_after_public_ack
 
 if TYPE_CHECKING:
     from bot.app import MidjourneyBot
@@ -339,7 +340,7 @@ class Imagine(commands.Cog):
                 files,
             )
         except OptionError as exc:
-            await interaction.edit_original_response(content=f"❌ {exc}")
+            await refuse_after_public_ack(interaction, str(exc))
             return
         except discord.HTTPException as exc:
             log.warning("could not keep the reference images (%s)", exc.status)

@@ -75,6 +75,17 @@ async def keep_upload(
     return url, info
 
 
+async def refuse_after_public_ack(interaction: discord.Interaction[Any], text: str) -> None:
+    """Bad input found after the public "thinking" reply (the bytes of an upload): that
+    reply goes, and the reason is told to the member alone."""
+    try:
+        await interaction.delete_original_response()
+    except discord.HTTPException:
+        await interaction.edit_original_response(content=f"❌ {text}")
+        return
+    await interaction.followup.send(f"❌ {text}", ephemeral=True)
+
+
 def check_upload(image: discord.Attachment) -> str | None:
     """Refuse by Discord's own description of the file, before any download."""
     try:
@@ -133,7 +144,7 @@ class Retexture(commands.Cog):
                 use_token=True,
             )
         except UploadError as exc:
-            await interaction.edit_original_response(content=f"❌ {exc}")
+            await refuse_after_public_ack(interaction, str(exc))
         except EngineError as exc:
             await interaction.edit_original_response(content=f"❌ {exc.error.message}")
         except StoreError:

@@ -154,3 +154,29 @@ async def test_reroll_after_the_urls_expired_sends_fresh_working_urls(tmp_path: 
         assert len(shown_urls) == 3 and set(shown_urls).isdisjoint(old_urls), message.content
         for url in shown_urls:
             assert await fetch_status(url) == 200
+
+
+async def test_a_reference_that_is_not_an_image_is_refused_privately(tmp_path: Path) -> None:
+    async with open_world(tmp_path, "legnext") as world:
+        await world.start_bot()
+        # Named and typed as a PNG, so only its bytes tell: checked after the public ack.
+        interaction = await world.discord.slash(
+            "imagine",
+            {"prompt": "a knight"},
+            attachments={"style_reference": ("style.png", b"these bytes are no image")},
+        )
+        await world.discord.wait_for(lambda: interaction.responded, timeout=5, what="the ack")
+        private = await world.wait_message(
+            lambda m: m.ephemeral and "style reference" in (m.content or "").lower(),
+            what="the private answer",
+        )
+        assert private.content.startswith("❌ ")
+        # Nothing public is left behind, nothing was posted or sent.
+        assert interaction.response_type == 5  # acknowledged publicly first
+        original = interaction.original_message_id
+        assert original is not None
+        await world.discord.wait_for(
+            lambda: world.discord.messages[original].deleted, timeout=5, what="reply removed"
+        )
+        assert not any("Reference images" in (m.content or "") for m in world.channel_messages())
+        assert world.fake.created() == []
