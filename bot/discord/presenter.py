@@ -44,7 +44,7 @@ from bot import redaction
 from bot.discord.buttons_layout import ButtonSpec, clip, describe_action, layout_buttons
 from bot.discord.video_delivery import video_action_text
 from bot.discord.views import STYLES
-from bot.domain import ErrorCode, Job, JobStatus, OperationKind, SpeedMode
+from bot.domain import BlendDimension, ErrorCode, Job, JobStatus, OperationKind, SpeedMode
 
 MAX_CONTENT = 2000
 MAX_TITLE = 256
@@ -70,6 +70,12 @@ _ASPECT = re.compile(r"--(?:ar|aspect)\s+(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)")
 _PROMPT_LISTS = frozenset({OperationKind.DESCRIBE, OperationKind.SHORTEN})
 _RAW_DESCRIBE = re.compile(r"^provider:describe\d+$")
 _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+# Midjourney's /blend dimensions as aspect ratios.
+_BLEND_RATIOS = {
+    BlendDimension.SQUARE: "1:1",
+    BlendDimension.PORTRAIT: "2:3",
+    BlendDimension.LANDSCAPE: "3:2",
+}
 # Codes whose provider text speaks to the member (what was refused and why).
 _QUOTABLE = frozenset({ErrorCode.MODERATED, ErrorCode.GENERATION_FAILED, ErrorCode.INVALID_REQUEST})
 _IDENTIFIER = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Timeout)\b")
@@ -408,10 +414,28 @@ def _subject(job: Job) -> str:
             prompt += f" --ar {op.aspect_ratio}"  # the ratio it runs at, from option or /prefs
         return prompt
     if op.image_urls:
-        return " ".join(op.image_urls)
+        return _images_subject(job)
     if op.kind is OperationKind.PROVIDER_ACTION:
         return describe_action(f"provider:{op.raw_action or 'action'}")[0]
     return describe_action(op.kind.value)[0]  # "Seed", "Describe", …
+
+
+def _images_subject(job: Job) -> str:
+    """A short header for a job of images alone: their file names, never the signed
+    links (they are long and expire); a blend shows the ratio its dimension makes."""
+    op = job.operation
+    names = [_file_name(url) for url in op.image_urls]
+    if op.kind is OperationKind.BLEND:
+        ratio = op.aspect_ratio or _BLEND_RATIOS.get(op.dimension or BlendDimension.SQUARE)
+        return f"Blend of {' + '.join(names)} --ar {ratio}"
+    if op.kind is OperationKind.DESCRIBE:
+        return f"Describe {names[0]}"
+    return " ".join(names)
+
+
+def _file_name(url: str) -> str:
+    name = posixpath.basename(urlsplit(url).path) or "image"
+    return clip(name, 40)
 
 
 def _compose_content(subject: str, head_suffix: str, tail_lines: list[str]) -> str:
@@ -586,8 +610,9 @@ def _describe_embed(job: Job) -> EmbedSpec:
         for i, p in enumerate(prompts)
     ]
     description = clip("\n\n".join(blocks), MAX_DESCRIPTION)
-    thumbnail = job.operation.image_urls[0] if job.operation.image_urls else None
-    return EmbedSpec(description=description, thumbnail_url=thumbnail, colour=COLOUR_DONE)
+    # The source image as the embed's own image (Midjourney's), not a thumbnail.
+    source = job.operation.image_urls[0] if job.operation.image_urls else None
+    return EmbedSpec(description=description, image_url=source, colour=COLOUR_DONE)
 
 
 def _result_filename(job: Job) -> str:

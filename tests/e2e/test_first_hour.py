@@ -11,8 +11,9 @@ import sys
 from urllib.parse import parse_qs, urlsplit
 
 from tests.e2e.conftest import World, button_ids
+from tests.e2e.test_commands import advance_until, png
 from tests.e2e.test_community import admin, private_text, slash
-from tests.e2e.test_imagine import imagine_to_grid
+from tests.e2e.test_imagine import imagine_to_grid, is_final_grid
 from tests.fakes.discord import DEFAULT_GUILD_ID
 from tests.fakes.discord.models import MessageRecord, default_guild
 
@@ -412,3 +413,38 @@ async def test_help_teaches_the_parameters_and_names_prefs_as_midjourneys_settin
     assert "It is what Midjourney calls `/settings`" in fields["/prefs"], fields["/prefs"]
     assert "left today" in fields["/info"], fields
     assert sum(len(f["name"]) + len(f["value"]) for f in embed["fields"]) < 6000
+
+
+async def test_describe_and_blend_headers_are_short_and_show_the_source(world: World) -> None:
+    """Item 6: /describe's header names the file (no signed CDN link), the source image is
+    the embed's image, Imagine all is offered; /blend's shows its --ar and speed."""
+    await world.start_bot()
+    described = await slash(world, "describe", attachments={"image": png("photo")})
+
+    def done(m: MessageRecord) -> bool:
+        return "Imagine all" in button_ids(m)
+
+    await advance_until(
+        world, lambda: any(done(m) for m in world.channel_messages()), what="the describe result"
+    )
+    [result] = [m for m in world.channel_messages() if done(m)]
+    user = world.discord.resolve_user("tester").id
+    assert result.content == f"**Describe photo.png** - <@{user}> (fast)", result.content
+    assert "?ex=" not in result.content and "/attachments/" not in result.content
+    [embed] = result.embeds
+    [create] = world.piapi.created("describe")
+    assert embed["image"]["url"] == create.json["input"]["image_url"] and "thumbnail" not in embed
+    assert "Imagine all" in button_ids(result)
+    assert described.response_type == 5
+
+    await slash(
+        world,
+        "blend",
+        {"dimension": "portrait"},
+        attachments={"image1": png("left"), "image2": png("right")},
+    )
+    await advance_until(
+        world, lambda: any(is_final_grid(m) for m in world.channel_messages()), what="the blend"
+    )
+    [blend] = [m for m in world.channel_messages() if is_final_grid(m)]
+    assert blend.content == f"**Blend of left.png + right.png --ar 2:3** - <@{user}> (fast)"

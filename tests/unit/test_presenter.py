@@ -376,13 +376,13 @@ def test_describe_lists_prompts_and_offers_pick_buttons() -> None:
         actions=actions("provider:describe1", "provider:describe2", "provider:describe_all"),
     )
     r = render(job, now=1e9, follow_up_window=60)
-    assert r.content == "**https://img/in.png** - <@111> (fast)"
+    assert r.content == "**Describe in.png** - <@111> (fast)"  # not the (signed) link
     assert r.embed is not None
     assert r.embed.description == (
         "1️⃣ a red fox, watercolor\n\n2️⃣ fox in snow --ar 3:2\n\n3️⃣ <@\u200b222222222222222222> fox"
         "\n\n4️⃣ minimal fox logo"
     )
-    assert r.embed.thumbnail_url == "https://img/in.png"
+    assert r.embed.image_url == "https://img/in.png" and r.embed.thumbnail_url is None
     assert r.image is None
     assert [(b.action, b.label or b.emoji, b.row) for b in r.buttons] == [
         ("describe_pick:1", "1", 0),
