@@ -66,6 +66,7 @@ async def click(world: World, message: MessageRecord, custom_id: str, *, has: st
     return await world.wait_message(
         lambda m: m.id not in before and bool(m.attachments) and has in ids_by_action(m),
         what=f"the message after {custom_id}",
+        limit_s=45,  # four downloads and uploads; bounded, generous on a loaded machine
     )
 
 
