@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from bot.store.base import DailyUsage
 
-__all__ = ["HEIGHT", "WIDTH", "chart_values", "format_value", "render_daily_chart"]
+__all__ = ["HEIGHT", "WIDTH", "axis_ticks", "chart_values", "format_value", "render_daily_chart"]
 
 WIDTH, HEIGHT = 800, 360
 _MARGIN_LEFT, _MARGIN_RIGHT, _MARGIN_TOP, _MARGIN_BOTTOM = 64, 20, 48, 40
@@ -54,6 +54,21 @@ def format_value(value: Decimal, unit: str) -> str:
         return f"${value.quantize(Decimal('0.0001')).normalize():f}"  # per-job prices
     text = f"{value.normalize():,f}" if value != value.to_integral() else f"{int(value):,}"
     return f"{text} {_UNIT_NAMES.get(unit, unit)}"
+
+
+def axis_ticks(peak: Decimal, unit: str) -> list[str]:
+    """The y axis labels, bottom to top: 0 and each quarter of the peak, in the unit's
+    short form ("$0.50", "1,500"; job counts as whole numbers where they fall)."""
+    ticks = []
+    for quarter in range(5):
+        value = peak * quarter / 4
+        if unit == "jobs" and value != value.to_integral():
+            value = value.quantize(Decimal("0.1"))
+        if unit == "usd" and peak >= 1:
+            ticks.append(f"${value.quantize(Decimal('0.01')):,}")  # one form up the axis
+            continue
+        ticks.append(format_value(value, unit).split(" ")[0])
+    return ticks
 
 
 def _text_width(draw: ImageDraw.ImageDraw, text: str, font: FontType) -> float:
@@ -95,12 +110,12 @@ def render_daily_chart(days: Sequence[DailyUsage], *, title: str, unit: str) -> 
         draw.text((8, bottom - 8), "0", fill=_AXIS, font=font)
         return _png(image)
 
-    # Grid lines at quarters of the peak; the axis is labelled with 0 and the peak.
-    for quarter in (1, 2, 3, 4):
+    # Grid lines at quarters of the peak, each labelled on the axis (not just 0 and the
+    # peak: a reader should not have to guess what a bar half-way up means).
+    for quarter, tick in enumerate(axis_ticks(peak, shown_unit)):
         y = bottom - (bottom - top) * quarter / 4
-        draw.line([(left + 1, y), (right, y)], fill=_GRID, width=1)
-    for value, y in ((Decimal(0), bottom), (peak, top)):
-        tick = format_value(value, shown_unit).split(" ")[0]
+        if quarter:
+            draw.line([(left + 1, y), (right, y)], fill=_GRID, width=1)
         draw.text((left - 6 - _text_width(draw, tick, font), y - 8), tick, fill=_AXIS, font=font)
 
     slot = (right - left) / len(days)

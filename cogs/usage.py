@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -26,6 +26,7 @@ from cogs.info import left_today_lines
 if TYPE_CHECKING:
     from bot.accounts.pool import Account
     from bot.app import MidjourneyBot
+    from bot.providers.base import AccountInfo
     from bot.store.base import UsageSummary, VideoCounts
 
 log = logging.getLogger(__name__)
@@ -34,20 +35,43 @@ CHART_DAYS = 30
 UNIT_NAMES = {"usd": "USD", "point": "credits"}
 
 
-def format_costs(costs: dict[str, Decimal]) -> str:
+def usd_per_credit(info: AccountInfo | None) -> Decimal | None:
+    """What one credit is worth, where the service says: PiAPI's account read gives the
+    balance both in credits and as `equivalent_in_usd` (issue 15 item 9)."""
+    if info is None or not info.credits or info.credits <= 0:
+        return None
+    try:
+        usd = Decimal(str(info.raw.get("equivalent_in_usd")))
+    except (InvalidOperation, ValueError):
+        return None
+    return usd / info.credits if usd.is_finite() and usd > 0 else None
+
+
+def money(amount: Decimal, rate: Decimal | None) -> str:
+    """` (≈ $0.26)` beside an amount of credits, when their worth is known."""
+    if rate is None:
+        return ""
+    usd = amount * rate
+    if usd >= 1 or usd == 0:
+        return f" (≈ ${usd.quantize(Decimal('0.01')):,f})"
+    return f" (≈ ${usd.quantize(Decimal('0.0001')).normalize():,f})"  # a job's few cents
+
+
+def format_costs(costs: dict[str, Decimal], rate: Decimal | None = None) -> str:
     parts = []
     for unit, amount in sorted(costs.items()):
         if unit == "usd":
             parts.append(f"${amount.quantize(Decimal('0.01'))}")
         else:
-            parts.append(f"{amount.normalize():,f} {UNIT_NAMES.get(unit, unit)}")
+            worth = money(amount, rate) if unit == "point" else ""
+            parts.append(f"{amount.normalize():,f} {UNIT_NAMES.get(unit, unit)}{worth}")
     return " + ".join(parts) or "nothing reported"
 
 
-def summary_line(summary: UsageSummary) -> str:
+def summary_line(summary: UsageSummary, rate: Decimal | None = None) -> str:
     return (
         f"{summary.jobs} job(s), {summary.completed} completed, {summary.fast} fast/turbo; "
-        f"cost {format_costs(summary.costs)}"
+        f"cost {format_costs(summary.costs, rate)}"
     )
 
 
@@ -89,8 +113,8 @@ class Usage(commands.GroupCog, group_name="usage", group_description="What has b
         counts = await usage.quota_counts(guild, user, day_start)
         left = "\n".join(left_today_lines(limits, counts, day_start))
         text = (
-            f"**Your usage here**\nToday: {summary_line(today)}\n"
-            f"This month: {summary_line(month)}\n{left}"
+            f"**Your usage here**\nToday: {summary_line(today, self._rate())}\n"
+            f"This month: {summary_line(month, self._rate())}\n{left}"
         )
         text += videos_line(videos_today, videos_month, settings.video_weight)
         await interaction.response.send_message(text, ephemeral=True)
@@ -123,20 +147,29 @@ class Usage(commands.GroupCog, group_name="usage", group_description="What has b
         png = await asyncio.to_thread(
             render_daily_chart, days, title=f"Last {CHART_DAYS} days", unit=unit
         )
+        account = await self._account_line()  # first: it reads what a credit is worth
+        rate = self._rate()
         lines = [
             "**Server usage**",
-            f"Today: {summary_line(today)}",
-            f"This month: {summary_line(month)}",
+            f"Today: {summary_line(today, rate)}",
+            f"This month: {summary_line(month, rate)}",
         ]
         if top:
             lines.append("**Top members this month**")
-            lines += [f"{i}. <@{uid}> — {summary_line(s)}" for i, (uid, s) in enumerate(top, 1)]
-        lines.append(await self._account_line())
+            lines += [
+                f"{i}. <@{uid}> — {summary_line(s, rate)}" for i, (uid, s) in enumerate(top, 1)
+            ]
+        lines.append(account)
         await interaction.edit_original_response(
             content=clip("\n".join(lines), 2000),
             attachments=[discord.File(io.BytesIO(png), filename="usage.png")],
             allowed_mentions=discord.AllowedMentions.none(),
         )
+
+    def _rate(self) -> Decimal | None:
+        """A credit's worth in USD from the accounts' last balance read, where told."""
+        rates = {usd_per_credit(a.balance) for a in self.bot.engine.pool.accounts} - {None}
+        return next(iter(rates)) if len(rates) == 1 else None  # two prices: say none
 
     async def _account_line(self) -> str:
         pool = self.bot.engine.pool
@@ -153,7 +186,10 @@ class Usage(commands.GroupCog, group_name="usage", group_description="What has b
         if account.credits is None:
             return "Provider account: this image service does not report its balance."
         unit = UNIT_NAMES.get(account.credits_unit or "", account.credits_unit or "")
-        return f"Provider account: **{account.credits.normalize():,f} {unit}** left."
+        if len(pool.accounts) == 1:
+            pool.accounts[0].balance = account  # the freshest read, for the worth of a credit
+        worth = money(account.credits, usd_per_credit(account))
+        return f"Provider account: **{account.credits.normalize():,f} {unit}** left{worth}."
 
 
 def _balance_of(account: Account) -> str:
@@ -162,7 +198,8 @@ def _balance_of(account: Account) -> str:
     if info is None or info.credits is None:
         return "balance not reported" + state
     unit = UNIT_NAMES.get(info.credits_unit or "", info.credits_unit or "")
-    return f"**{info.credits.normalize():,f} {unit}** left{state}"
+    worth = money(info.credits, usd_per_credit(info))
+    return f"**{info.credits.normalize():,f} {unit}**{worth} left{state}"
 
 
 async def setup(bot: MidjourneyBot) -> None:

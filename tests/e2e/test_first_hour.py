@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import sys
+from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 from tests.e2e.conftest import World, button_ids
@@ -16,6 +17,7 @@ from tests.e2e.test_community import admin, private_text, slash
 from tests.e2e.test_imagine import imagine_to_grid, is_final_grid
 from tests.fakes.discord import DEFAULT_GUILD_ID
 from tests.fakes.discord.models import MessageRecord, default_guild
+from tests.fakes.piapi import POINTS_PER_USD
 
 
 def closed_port_url() -> str:
@@ -448,3 +450,25 @@ async def test_describe_and_blend_headers_are_short_and_show_the_source(world: W
     )
     [blend] = [m for m in world.channel_messages() if is_final_grid(m)]
     assert blend.content == f"**Blend of left.png + right.png --ar 2:3** - <@{user}> (fast)"
+
+
+async def test_usage_server_puts_money_beside_credits(world: World) -> None:
+    """Item 9: PiAPI's account read says what its credits are worth; /usage server shows
+    the job costs and the balance with their dollar worth beside the credits."""
+    await world.start_bot()
+    await imagine_to_grid(world, "worth something")
+    consumed = world.piapi.initial_credits - world.piapi.balance()
+    server = await slash(world, "usage server", user="admin")
+    answer = await world.wait_message(
+        lambda m: m.id == server.original_message_id and "Server usage" in m.content,
+        what="/usage server",
+    )
+    usd = Decimal(consumed) / POINTS_PER_USD
+    assert f"cost {consumed:,} credits (≈ ${usd.quantize(Decimal('0.0001')).normalize():,f})" in (
+        answer.content
+    ), answer.content
+    left = Decimal(world.piapi.balance()) / POINTS_PER_USD
+    assert (
+        f"**{world.piapi.balance():,} credits** left (≈ ${left.quantize(Decimal('0.01')):,f})."
+        in answer.content
+    ), answer.content
