@@ -902,7 +902,9 @@ class LegnextFamilyProvider:
             request = UpstreamRequest(request.op, {**request.params, "callback": self.callback})
         snap = await self._create(request, operation)
         if operation.kind.is_video and (source := video_source(operation, parent)):
+            # Shown while it works (Legnext sends no video preview), and its cover after.
             snap.data["video_source"] = source
+            snap.preview_url = snap.preview_url or source
         return snap
 
     def build_request(self, operation: Operation, *, parent: Job | None) -> UpstreamRequest:

@@ -75,10 +75,14 @@ async def test_legnext_upscale_animate_extend_and_hd(legnext: Any) -> None:
     upscaled = await run(provider, clock, operation_for("upscale_subtle", grid), grid, step=5)
     assert "animate_low:1" in [a.name for a in upscaled.actions]
 
+    # While it works, the still it starts from is its preview (Legnext sends none).
+    job = Job(id="probe", operation=operation_for("animate_low:1", upscaled), provider="legnext")
+    first = await provider.submit(job.operation, job=job, parent=upscaled)
+    assert first.preview_url == upscaled.result_url
     started = clock.time()
     video = await run(provider, clock, operation_for("animate_low:1", upscaled), upscaled)
     assert clock.time() - started >= 240  # minutes, as Midjourney takes (on the fake clock)
-    [create] = fake.created("video-diffusion")
+    create = fake.created("video-diffusion")[-1]
     assert create.body == {
         "jobId": upscaled.provider_ref,
         "imageNo": 0,
