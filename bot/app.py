@@ -61,6 +61,16 @@ def engine_settings(settings: Settings) -> EngineSettings:
     )
 
 
+def _shard_options(settings: Settings) -> dict[str, Any]:
+    """This process's slice of the gateway (issue 17); every shard when unset."""
+    options: dict[str, Any] = {}
+    if settings.discord_shard_count is not None:
+        options["shard_count"] = settings.discord_shard_count
+    if settings.discord_shard_ids:
+        options["shard_ids"] = settings.discord_shard_ids
+    return options
+
+
 class MidjourneyBot(commands.AutoShardedBot):
     store: Store
     provider: Provider
@@ -88,6 +98,7 @@ class MidjourneyBot(commands.AutoShardedBot):
             intents=intents,
             guild_ready_timeout=settings.discord_guild_ready_timeout,
             chunk_guilds_at_startup=False,
+            **_shard_options(settings),
         )
         self.settings = settings
         # Members' text is scrubbed of every configured secret, as the logs are (embedded

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     discord_guild_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     # Seconds discord.py waits after the last GUILD_CREATE before on_ready (tests: 0.1).
     discord_guild_ready_timeout: float = Field(default=2.0, ge=0, le=60)
+    # Shards (issue 17): the total, and the ones this process connects (all when unset).
+    # Jobs may run on any process sharing the database; a command reaches the one holding
+    # its guild's shard.
+    discord_shard_count: int | None = Field(default=None, ge=1)
+    discord_shard_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
 
     # --- provider ------------------------------------------------------------------------
     # Legnext by default: PiAPI stopped its Midjourney service in 2025 (GoAPI and other
@@ -140,6 +145,25 @@ class Settings(BaseSettings):
     # --- storage and logs ----------------------------------------------------------------
     database_url: str = "sqlite:///data/bot.db"
     log_level: str = "INFO"
+
+    @field_validator("discord_shard_ids", mode="before")
+    @classmethod
+    def _split_shard_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            if not all(p.isdigit() for p in parts):
+                raise ValueError("must be a comma-separated list of shard numbers (0, 1, ...)")
+            return [int(p) for p in parts]
+        return value
+
+    @model_validator(mode="after")
+    def _shards_fit(self) -> Settings:
+        if self.discord_shard_ids and self.discord_shard_count is None:
+            raise ValueError("DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT (the total)")
+        count = self.discord_shard_count
+        if count is not None and any(i >= count for i in self.discord_shard_ids):
+            raise ValueError(f"DISCORD_SHARD_IDS must be below DISCORD_SHARD_COUNT ({count})")
+        return self
 
     @field_validator("discord_guild_ids", mode="before")
     @classmethod
