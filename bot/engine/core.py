@@ -442,6 +442,15 @@ class Engine:
             stored = await self.jobs.get(job_id)
             if stored is None:
                 raise EngineError(JobError(ErrorCode.NOT_FOUND, "There is no such job."))
+            if self.keeper is not None and stored.status.is_active:
+                # Run by another process sharing the database: only its owner may act.
+                raise EngineError(
+                    JobError(
+                        ErrorCode.INVALID_REQUEST,
+                        "This job is being run by another of the bot's processes, which "
+                        "cannot be asked to cancel it yet; it will finish on its own.",
+                    )
+                )
             return stored
         if job.id in self._queue:
             self._queue.remove(job.id)

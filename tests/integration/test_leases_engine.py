@@ -17,7 +17,7 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.domain import ErrorCode, Job, JobStatus, Operation, OperationKind, new_job_id
-from bot.engine import Engine, JobEvent
+from bot.engine import Engine, EngineError, JobEvent
 from bot.engine.leases import LeaseKeeper, LeaseSettings, leases_of
 from bot.store import open_store
 from bot.store.postgres import PostgresStore
@@ -245,3 +245,15 @@ async def test_on_sqlite_the_engine_keeps_no_leases(tmp_path: object) -> None:
         assert engine.keeper is None and engine.holds("any job")
     finally:
         await store.close()
+
+
+async def test_cancel_of_a_job_another_engine_runs_is_refused_with_a_reason(pair: Pair) -> None:
+    job = await pair.a.engine.submit(imagine(), requester_id="u")
+    await pair.run_until(
+        lambda: status_of(pair.a.engine, job.id) is JobStatus.RUNNING, pair.a.engine
+    )
+    with pytest.raises(EngineError, match="another of the bot's processes"):
+        await pair.b.engine.cancel(job.id)
+    assert status_of(pair.a.engine, job.id) is JobStatus.RUNNING  # untouched
+    [(status,)] = await pair.rows("SELECT status FROM jobs")
+    assert status == "running"
