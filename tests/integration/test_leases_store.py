@@ -186,6 +186,7 @@ async def test_a_final_delivery_is_fenced_and_written_once(pg_url: str) -> None:
         await rows(pg_url, "UPDATE jobs SET lease_expires_at = now() - interval '1 second'")
         # A completed job whose final is not delivered is claimed for its delivery.
         [taken] = await b.leases.claim()
+        assert taken.job.id == job.id and taken.job.status is JobStatus.COMPLETED
         delivery.final_delivered_at = 5.0
         assert await a.leases.deliver_final(delivery) is False
         assert await rows(pg_url, "SELECT final_delivered_at FROM deliveries") == [(None,)]
