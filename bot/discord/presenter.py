@@ -158,7 +158,15 @@ class RenderedMessage:
         image = self.image
         if image is None or image.kind != "result":
             image = ImageRef(kind="result", url=None)
-        return dataclasses.replace(self, image=dataclasses.replace(image, filename=filename))
+        embed = self.embed
+        if embed is None and not filename.startswith("SPOILER_"):
+            # The upload shown in the embed's image slot, where the previews were: the
+            # message does not jump when it completes (issue 15 item 7). A spoilered one
+            # stays a plain attachment: an embed would show it unblurred.
+            embed = EmbedSpec(image_url=f"attachment://{filename}", colour=COLOUR_DONE)
+        return dataclasses.replace(
+            self, image=dataclasses.replace(image, filename=filename), embed=embed
+        )
 
 
 def with_original_link(rendered: RenderedMessage, url: str) -> RenderedMessage:

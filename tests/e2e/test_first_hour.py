@@ -335,6 +335,14 @@ async def test_the_progress_line_reads_as_midjourneys_at_each_state(world: World
             assert rest and re.fullmatch(r"(⌛|▰*▱*) ?(<10s|\d+s|\d+m( \d+s)?) elapsed", rest[-1])
         states.add(re.sub(r"\d+", "N", state))
     assert states >= {"(Waiting to start)", "(N%) (fast)", "(fast)"}, states
+    # The previews and the final share the embed's image slot: nothing jumps at the end.
+    previews = [
+        v for v in final.history if any((e.get("image") or {}).get("url") for e in v["embeds"])
+    ]
+    assert previews, "previews were shown in the embed"
+    [attachment] = final.attachments
+    [embed] = final.embeds
+    assert embed["image"]["url"] == f"attachment://{attachment.filename}", embed
 
     refused = await slash(world, "imagine", {**options, "prompt": "a lighthouse --ar 3:2"})
     assert private_text(refused) == (
