@@ -6,6 +6,7 @@ answered exactly like one that does not exist, so ids reveal nothing across serv
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 import logging
@@ -20,11 +21,12 @@ from bot import redaction
 from bot.discord.buttons_layout import clip
 from bot.discord.presenter import render, to_discord_embed
 from bot.discord.spoilers import spoiler_name, spoilered
-from bot.discord.submit import bot_actions, refuse
+from bot.discord.submit import answer_storage_error, bot_actions, refuse, refused_by_policy
 from bot.discord.views import job_view
-from bot.domain import ErrorCode, Job, JobError, JobStatus, OperationKind
-from bot.engine import EngineError
+from bot.domain import ErrorCode, Job, JobError, JobStatus, Operation, OperationKind
+from bot.engine import Engine, EngineError, JobEvent
 from bot.references import with_fresh_references
+from bot.store.base import StoreError
 
 if TYPE_CHECKING:
     from bot.app import MidjourneyBot
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 10
+SEED_WAIT_S = 14 * 60.0  # an interaction's reply can be edited for 15 minutes
 EXCERPT_LIMIT = 60
 PROVIDER_TEXT_LIMIT = 200
 NO_IMAGE = (
@@ -66,7 +69,65 @@ _STATUS_ICON = {
 class Jobs(commands.GroupCog, group_name="job", group_description="Your jobs in this server"):
     def __init__(self, bot: MidjourneyBot) -> None:
         self.bot = bot
+        self._tasks: set[asyncio.Task[None]] = set()
         super().__init__()
+
+    async def cog_load(self) -> None:
+        # 🌱 answers privately, as Midjourney's seed does, instead of a public job message.
+        self.bot.follow_ups.register("seed", self.on_seed)
+
+    async def on_seed(
+        self, interaction: discord.Interaction[Any], action: str, job_id: str
+    ) -> None:
+        parent = await self.bot.engine.get(job_id)
+        if parent is None or parent.guild_id != str(interaction.guild_id):
+            await refuse(interaction, "This button belongs to a job this bot does not know.")
+            return
+        if parent.seed:  # known already: no need to ask the service
+            await refuse(interaction, _seed_text(parent.id, parent.seed))
+            return
+        if parent.status is not JobStatus.COMPLETED:
+            await refuse(interaction, "That job has not finished.")
+            return
+        operation = Operation(OperationKind.SEED, parent_job_id=parent.id)
+        if await refused_by_policy(self.bot, interaction, operation, parent=parent):
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            # No delivery hint: this job has no public message, at a restart neither.
+            job = await self.bot.engine.submit(
+                operation,
+                requester_id=str(interaction.user.id),
+                guild_id=str(interaction.guild_id),
+                channel_id=str(interaction.channel_id),
+                idempotency_key=f"click:{parent.id}:seed:{interaction.user.id}",
+            )
+        except EngineError as exc:
+            await interaction.edit_original_response(content=exc.error.message)
+            return
+        except StoreError as exc:
+            await answer_storage_error(interaction, exc)
+            return
+        task = asyncio.create_task(self._answer_seed(interaction, job.id, parent.id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer_seed(
+        self, interaction: discord.Interaction[Any], job_id: str, parent_id: str
+    ) -> None:
+        """Edit the private reply once the seed job ends (within the token's 15 minutes)."""
+        ended = await _wait_for_end(self.bot.engine, job_id, SEED_WAIT_S)
+        if ended is None:
+            text = "The image service has not answered yet; try 🌱 again later."
+        elif ended.status is JobStatus.COMPLETED and ended.seed:
+            text = _seed_text(parent_id, ended.seed)
+        else:
+            reason = ended.error.message if ended.error else "The seed could not be read."
+            text = f"No seed: {reason}"
+        try:
+            await interaction.edit_original_response(content=text)
+        except discord.HTTPException as exc:
+            log.info("job %s: the seed's private answer was not delivered (%s)", job_id, exc)
 
     async def _job_here(self, interaction: discord.Interaction[Any], job_id: str) -> Job | None:
         """The job if it belongs to this server; otherwise answers "no such job" itself."""
@@ -254,6 +315,31 @@ class HistoryPages(discord.ui.View):
     @discord.ui.button(emoji="▶️", style=discord.ButtonStyle.secondary)
     async def older(self, interaction: discord.Interaction[Any], _: discord.ui.Button[Any]) -> None:
         await self._turn(interaction, +1)
+
+
+def _seed_text(job_id: str, seed: str) -> str:
+    safe = clip(seed.replace("`", ""), 40)
+    return f"🌱 Seed: `{safe}` (job `{job_id}`). Add `--seed {safe}` to a prompt to start from it."
+
+
+async def _wait_for_end(engine: Engine, job_id: str, limit_s: float) -> Job | None:
+    """The job once it has ended, or None after `limit_s`."""
+    done: asyncio.Future[Job] = asyncio.get_running_loop().create_future()
+
+    def on_event(event: JobEvent) -> None:
+        if event.job.id == job_id and event.job.is_terminal and not done.done():
+            done.set_result(event.job)
+
+    unsubscribe = engine.subscribe(on_event)
+    try:
+        current = await engine.get(job_id)
+        if current is not None and current.is_terminal:
+            return current
+        return await asyncio.wait_for(done, timeout=limit_s)
+    except TimeoutError:
+        return None
+    finally:
+        unsubscribe()
 
 
 def _status_text(job: Job) -> str:

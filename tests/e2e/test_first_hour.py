@@ -480,3 +480,26 @@ async def test_usage_server_puts_money_beside_credits(world: World) -> None:
         f"**{world.piapi.balance():,} credits** left (≈ ${left.quantize(Decimal('0.01')):,f})."
         in answer.content
     ), answer.content
+
+
+async def test_the_seed_answers_privately(world: World) -> None:
+    """Item 10: 🌱 answers the clicker privately, as Midjourney's seed does; no job
+    message is posted in the channel."""
+    await world.start_bot()
+    grid = await imagine_to_grid(world, "a seeded garden")
+    public_before = {m.id for m in world.channel_messages()}
+    click = await world.discord.click(grid.id, button_ids(grid)["Seed"])
+    await world.discord.wait_for(lambda: click.responded, timeout=5, what="the click")
+    for _ in range(3):
+        await world.advance_piapi(1, settle=0.2)
+    answer = await world.wait_message(
+        lambda m: m.id == click.original_message_id and "Seed:" in m.content,
+        what="the private seed",
+    )
+    assert answer.ephemeral
+    [seed_task] = world.piapi.created("seed")
+    seed = world.piapi.task_json(seed_task.task_id)["output"]["seed"]
+    assert answer.content.startswith(f"🌱 Seed: `{seed}` (job `"), answer.content
+    assert f"Add `--seed {seed}` to a prompt" in answer.content
+    await world.advance_piapi(1, settle=0.5)
+    assert {m.id for m in world.channel_messages()} == public_before  # nothing public
