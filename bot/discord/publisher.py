@@ -111,7 +111,7 @@ class Publisher:
         self._client = client
         # Without the app's ledger (hooked into discord.py's session) turns are never held.
         self._ledger = ledger or BucketLedger()
-        self._queue = WriteQueue(self._ledger, clock.time)
+        self._queue = WriteQueue(self._ledger)
         self._metrics = metrics
         self._engine = engine
         self._deliveries = deliveries
@@ -314,7 +314,7 @@ class Publisher:
         """Wait for this message's turn in Discord's buckets; the write made inside goes
         out on the room reserved for it (rate_limits.RESERVED)."""
         ticket = await self._queue.turn(
-            target, lambda: self._write_for(target), lambda: self._priority(target)
+            target, lambda: self._write_for(target), lambda: self._rank(target)
         )
         target.by_channel = ticket.write.bot_token
         reset = RESERVED.set(ticket)
@@ -342,15 +342,18 @@ class Publisher:
     def _token_alive(self, target: _Target) -> bool:
         return target.interaction is not None and self._clock.time() < target.token_deadline
 
-    def _priority(self, target: _Target) -> Priority:
+    def _rank(self, target: _Target) -> tuple[Priority, float]:
+        """Whose write goes first (write_queue.py): finals by when their job ended, the
+        rest round-robin by their message's last write."""
         job = target.latest
         if job is None or job.is_terminal:
-            return Priority.FINAL
+            ended = job.finished_at if job is not None else None
+            return Priority.FINAL, ended or target.last_edit_at
         if target.edits == 0:
-            return Priority.FIRST
+            return Priority.FIRST, target.delivery.created_at
         if target.last_substance != _substance(job):
-            return Priority.PROGRESS
-        return Priority.COSMETIC
+            return Priority.PROGRESS, target.last_edit_at
+        return Priority.COSMETIC, target.last_edit_at
 
     def _observe_latency(self, since: float | None) -> None:
         if self._metrics is not None and since is not None:
@@ -394,7 +397,6 @@ class Publisher:
                 log.info(
                     "job %s: upload refused as too large; retrying within %d bytes", job.id, limit
                 )
-        self._queue.forget(target)
         target.delivery.final_delivered_at = self._clock.time()
         target.delivery.updated_at = target.delivery.final_delivered_at
         # A fenced write when processes share the database: the lease holder's alone.

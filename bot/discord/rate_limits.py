@@ -105,12 +105,26 @@ class _Bucket:
 
 @dataclass
 class _State:
-    """One bucket as counted for one resource."""
+    """One bucket as counted for one resource.
 
-    remaining: int
-    reset_at: float
-    sent: int = 0  # sent by us in the current window
-    inflight: int = 0
+    Discord's windows are fixed, but start when the first request after the last window
+    arrives, which a client cannot see: so we never send more than the bucket's limit in
+    any stretch of one window (plus a margin for the way there). Any fixed window Discord
+    keeps then holds at most the limit, wherever it starts. Answers add what we cannot
+    count: a bucket Discord says is empty stays shut until the reset it names.
+    """
+
+    sends: deque[float] = field(default_factory=deque)  # ours, by when we sent them
+    # What the last answer said was left (others may use the bucket too): `left`, less
+    # what we sent after that answer's request, until Discord's reset.
+    left: int = 0
+    left_after: float = 0.0
+    left_until: float = 0.0
+
+    def sent_within(self, span: float, now: float) -> int:
+        while self.sends and self.sends[0] <= now - span:
+            self.sends.popleft()
+        return len(self.sends)
 
 
 @dataclass
@@ -145,6 +159,7 @@ class BucketLedger:
         # also for a bucket found only now (its route was in it all along).
         self._recent: deque[tuple[float, Write]] = deque()
         self._longest_period = 1.0
+        self._last_sent = 0.0
         self._global_until = 0.0
         self._tokens: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
         self._channel_guild: dict[str, str] = {}
@@ -208,16 +223,40 @@ class BucketLedger:
         buckets = self._route_buckets.get(write.route, {})
         return tuple((b, write.resource(self._buckets[b].level)) for b in buckets)
 
-    def _state(self, key: Key, now: float) -> _State:
-        bucket = self._buckets[key[0]]
+    def _state(self, key: Key) -> _State:
         state = self._states.get(key)
-        if state is None or now >= state.reset_at:
-            # A new window: whatever is still in flight was counted in the old one.
-            fresh = _State(bucket.limit, now + bucket.period)
-            if state is not None:
-                fresh.inflight = state.inflight
-            self._states[key] = state = fresh
+        if state is None:
+            # A bucket just found, or just widened: our recent writes to its routes and
+            # resource were in it all along.
+            bucket = self._buckets[key[0]]
+            state = _State(
+                deque(
+                    at
+                    for at, write in self._recent
+                    if write.route in bucket.routes and write.resource(bucket.level) == key[1]
+                )
+            )
+            self._states[key] = state
         return state
+
+    @staticmethod
+    def _span(bucket: _Bucket) -> float:
+        """The stretch in which at most `limit` of our writes may go: a window, plus the
+        way to Discord (our clock starts a request before Discord's does)."""
+        return bucket.period * 1.05 + WINDOW_SLACK_S
+
+    def _key_wait(self, key: Key, now: float) -> float:
+        bucket = self._buckets[key[0]]
+        state = self._state(key)
+        wait = 0.0
+        if now < state.left_until:
+            after = sum(1 for at in state.sends if at > state.left_after)
+            if state.left - after <= 0:
+                wait = state.left_until - now
+        span = self._span(bucket)
+        if state.sent_within(span, now) >= bucket.limit:
+            wait = max(wait, state.sends[-bucket.limit] + span - now)
+        return max(wait, 0.0)
 
     def wait_for(self, write: Write) -> tuple[float | None, tuple[Key, ...]]:
         """(seconds until `write` may be sent: 0 now, None until an answer comes; the keys
@@ -230,9 +269,9 @@ class BucketLedger:
         wait = 0.0
         blocking: list[Key] = []
         for key in keys:
-            state = self._state(key, now)
-            if state.remaining <= 0:
-                wait = max(wait, state.reset_at - now)
+            key_wait = self._key_wait(key, now)
+            if key_wait > 0:
+                wait = max(wait, key_wait)
                 blocking.append(key)
         if write.bot_token:
             global_wait = self._global_wait(now)
@@ -252,13 +291,11 @@ class BucketLedger:
 
     def reserve(self, write: Write) -> Ticket:
         """Count `write` as sent now (call only when `wait_for` said 0)."""
-        now = self._clock()
+        # Strictly increasing: a send's time also says which came after an answer's.
+        now = self._last_sent = max(self._clock(), self._last_sent + 1e-6)
         keys = self.keys(write)
         for key in keys:
-            state = self._state(key, now)
-            state.remaining -= 1
-            state.sent += 1
-            state.inflight += 1
+            self._state(key).sends.append(now)
         probe = not keys
         if probe:
             self._probing.add((write.route, write.major))
@@ -289,10 +326,10 @@ class BucketLedger:
         ticket.used = True
         for key in ticket.keys:
             state = self._states.get(key)
-            if state is not None:
-                state.remaining += 1
-                state.sent = max(0, state.sent - 1)
-                state.inflight = max(0, state.inflight - 1)
+            if state is not None and ticket.sent_at in state.sends:
+                state.sends.remove(ticket.sent_at)
+        with contextlib.suppress(ValueError):
+            self._recent.remove((ticket.sent_at, ticket.write))
         if ticket.probe:
             self._probing.discard((ticket.write.route, ticket.write.major))
         self._notify(frozenset(ticket.keys))
@@ -315,10 +352,6 @@ class BucketLedger:
     def settle(self, ticket: Ticket, status: int | None, headers: Any) -> None:
         """Learn from the answer to `ticket` (status None: no answer came)."""
         now = self._clock()
-        for key in ticket.keys:
-            state = self._states.get(key)
-            if state is not None and state.inflight > 0:
-                state.inflight -= 1
         self._probing.discard((ticket.write.route, ticket.write.major))
         learned: Key | None = None
         try:
@@ -351,23 +384,34 @@ class BucketLedger:
             return None
         write = ticket.write
         bucket = self._learn_bucket(bucket_id, write, limit, reset_after, headers)
-        key = (bucket_id, write.resource(bucket.level))
         if not any(k[0] == bucket_id for k in ticket.keys):
-            # The first time this route is seen in this bucket: count this request in it.
-            self._state(key, now).sent += 1
+            # The first answer of this route in this bucket: count its request in it.
+            self._count_in(self._state((bucket_id, write.resource(bucket.level))), ticket)
         used = limit - remaining + (1 if status == 429 else 0)
         self._widen(bucket, write, used, now, reset_after, refused=status == 429)
         key = (bucket_id, write.resource(bucket.level))
-        state = self._state(key, now)
-        reset_at = now + reset_after
+        state = self._state(key)
         if status == 429:
-            state.remaining, state.reset_at = 0, reset_at
-        elif reset_at > state.reset_at + WINDOW_SLACK_S:  # Discord is in a later window
-            state.remaining, state.reset_at, state.sent = remaining - state.inflight, reset_at, 1
-        else:
-            state.remaining = min(state.remaining, remaining - state.inflight)
-            state.reset_at = reset_at
+            log.info(
+                "Discord refused a write in bucket %s per %s (%s): %d of ours in its last "
+                "window, Discord's resets in %.2f s",
+                bucket_id,
+                bucket.level.name.lower(),
+                write.route,
+                state.sent_within(self._span(bucket), now),
+                reset_after,
+            )
+        state.left = 0 if status == 429 else remaining
+        state.left_after, state.left_until = ticket.sent_at, now + reset_after
         return key
+
+    @staticmethod
+    def _count_in(state: _State, ticket: Ticket) -> None:
+        if ticket.sent_at not in state.sends:
+            at = len(state.sends)
+            while at and state.sends[at - 1] > ticket.sent_at:
+                at -= 1
+            state.sends.insert(at, ticket.sent_at)
 
     def _learn_bucket(
         self, bucket_id: str, write: Write, limit: int, reset_after: float, headers: Any
@@ -404,7 +448,7 @@ class BucketLedger:
             return
         sends = [(at, w) for at, w in self._recent if w.route in bucket.routes]
         state = self._states.get((bucket.id, write.resource(bucket.level)))
-        if state is not None and state.sent >= used and not refused:
+        if state is not None and state.sent_within(self._span(bucket), now) >= used and not refused:
             return  # the usual case: our own writes explain it
         mine = _count(sends, write, bucket.level, since=now - 2 * bucket.period - WINDOW_SLACK_S)
         # A 429 is evidence only when we could not have emptied the bucket ourselves.

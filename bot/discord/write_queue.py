@@ -9,7 +9,8 @@ bucket, the turns go:
    changes of queue position or elapsed time alone;
 2. within one class, round-robin between messages: the one whose last write is oldest
    goes first, so with `n` messages in a bucket refilled at `r` writes per second each
-   message still changes about every `n / r` seconds.
+   message still changes about every `n / r` seconds; finals in the order their jobs
+   ended (first come, first served keeps the longest wait for a final shortest).
 
 A waiting write that a higher one is blocked on does not let a lower one take the room it
 needs (a final waiting on a guild bucket holds that bucket for itself). A write may name
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -39,8 +39,8 @@ class Priority(enum.IntEnum):
 class _Turn:
     owner: object
     write: Callable[[], tuple[Write, ...]]  # alternatives, preferred first
-    priority: Callable[[], Priority]
-    last_turn_at: float
+    # (class, then the earlier goes first: the job's end for finals, else the last write)
+    rank: Callable[[], tuple[Priority, float]]
     granted: asyncio.Future[Ticket] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -52,11 +52,9 @@ class WriteQueue:
     reset time: with thousands of messages waiting in hundreds of buckets, an answer costs
     a look at its own bucket's waiting writes, not at all of them."""
 
-    def __init__(self, ledger: BucketLedger, clock: Callable[[], float]) -> None:
+    def __init__(self, ledger: BucketLedger) -> None:
         self._ledger = ledger
-        self._clock = clock
         self._turns: dict[object, _Turn] = {}
-        self._last_turn: dict[object, float] = {}
         self._fresh: list[_Turn] = []  # not looked at yet
         self._parked: dict[Key, dict[object, _Turn]] = {}
         self._timers: dict[Key, asyncio.TimerHandle] = {}
@@ -80,11 +78,11 @@ class WriteQueue:
         self,
         owner: object,
         write: Callable[[], tuple[Write, ...]],
-        priority: Callable[[], Priority],
+        rank: Callable[[], tuple[Priority, float]],
     ) -> Ticket:
         """Wait for `owner`'s turn to write; the room is reserved in the returned Ticket.
-        `write` and `priority` are read again at every look, as the state moves on."""
-        turn = _Turn(owner, write, priority, self._last_turn.get(owner, -math.inf))
+        `write` and `rank` are read again at every look, as the state moves on."""
+        turn = _Turn(owner, write, rank)
         previous = self._turns.get(owner)
         if previous is not None and not previous.granted.done():
             previous.granted.cancel()
@@ -100,12 +98,7 @@ class WriteQueue:
         finally:
             if self._turns.get(owner) is turn:
                 del self._turns[owner]
-        self._last_turn[owner] = self._clock()
         return ticket
-
-    def forget(self, owner: object) -> None:
-        """`owner` will write no more (its final is out)."""
-        self._last_turn.pop(owner, None)
 
     # --- looking again ----------------------------------------------------------------------
 
@@ -135,7 +128,7 @@ class WriteQueue:
         for key in keys:
             found.extend(self._parked.pop(key, {}).values())
         live = [t for t in found if not t.granted.done() and self._turns.get(t.owner) is t]
-        return sorted(live, key=lambda t: (t.priority(), t.last_turn_at))
+        return sorted(live, key=lambda t: t.rank())
 
     def _grant(self) -> None:
         self._scheduled = False
