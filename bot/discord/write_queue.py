@@ -135,6 +135,7 @@ class WriteQueue:
         held: set[Key] = set()
         for turn in self._candidates():
             parked: tuple[Key, float | None] | None = None
+            holds: set[Key] = set()  # what this turn, if it cannot go, keeps from lower ones
             for write in turn.write():
                 keys = self._ledger.keys(write)
                 blocked_by = [k for k in keys if k in held]
@@ -149,11 +150,12 @@ class WriteQueue:
                 if wait == 0:
                     turn.granted.set_result(self._ledger.reserve(write))
                     break
-                held.update(keys)
-                held.update(blocking)
+                holds.update(keys)
+                holds.update(blocking)
                 if parked is None or (wait is not None and (parked[1] or 0) > wait):
                     parked = ((blocking or (PROBE_KEY,))[0], wait)
             else:
+                held |= holds
                 key, wait = parked or (PROBE_KEY, 1.0)
                 self._park(turn, key, wait)
 

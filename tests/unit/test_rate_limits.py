@@ -270,3 +270,22 @@ def test_greedy_writes_never_overfill_a_window_that_starts_when_discord_says() -
             ledger.settle(ticket, 200 if ok else 429, headers)
     assert refused == 0
     assert sent >= 50  # and still close to 5 per window: 60 s allow at most 60
+
+
+async def test_the_alternative_may_use_the_channel_bucket_its_first_choice_shares() -> None:
+    """Token edits are in the channel's bucket and the guild's; channel edits only in the
+    channel's. With the guild's empty and the channel's not, the channel edit goes."""
+    clock = Clock()
+    ledger = BucketLedger(clock=clock)
+    queue = WriteQueue(ledger)
+    by_token = _token_write(ledger, "t1", 11, 22)
+    by_channel = ledger.channel_write("PATCH", "11", message=True)
+    ledger.settle(ledger.reserve(by_channel), 200, _headers("chan", 5, 4, 5.0))
+    ledger.settle(ledger.reserve(by_token), 200, _headers("chan", 5, 3, 4.9))
+    ledger.settle(ledger.reserve(by_token), 200, _headers("hooks", 5, 0, 1.0))
+    assert {b for b, _ in ledger.keys(by_token)} == {"chan", "hooks"}
+    assert ledger.wait_for(by_token)[0] > 0
+    ticket = await asyncio.wait_for(
+        queue.turn("job", lambda: (by_token, by_channel), progress_rank), timeout=2
+    )
+    assert ticket.write is by_channel
