@@ -823,17 +823,17 @@ class Engine:
         self, job: Job, exc: ProviderError, retry_after: float | None
     ) -> None:
         now = self.clock.time()
-        left = self.settings.submit_retry_window_s - (now - job.created_at)
-        if left <= 0:
+        if now - job.created_at > self.settings.submit_retry_window_s:
             await self._finish(job, JobStatus.FAILED, _gave_up(exc, now - job.created_at))
             return
         attempt = self._submit_attempts[job.id] = self._submit_attempts.get(job.id, 0) + 1
+        # Doubling from the base, capped: the last try comes at most one cap (or the
+        # service's Retry-After) past the window, so giving up takes about two minutes.
         backoff = min(
             self.settings.submit_retry_base_s * 2 ** min(attempt - 1, 10),
             self.settings.submit_retry_max_s,
         )
-        # The last try lands at the window's end, so giving up is never later than it.
-        delay = min(retry_after if retry_after is not None else backoff, max(left, 0.5))
+        delay = retry_after if retry_after is not None else backoff
         # Nothing was created at the provider: clear the mark so a restart may send it.
         job.submit_started_at = None
         self.pool.release(job.id)
