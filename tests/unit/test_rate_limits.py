@@ -289,3 +289,20 @@ async def test_the_alternative_may_use_the_channel_bucket_its_first_choice_share
         queue.turn("job", lambda: (by_token, by_channel), progress_rank), timeout=2
     )
     assert ticket.write is by_channel
+
+
+async def test_writes_waiting_are_counted_per_bucket_for_metrics() -> None:
+    clock = Clock()
+    ledger = BucketLedger(clock=clock)
+    queue = WriteQueue(ledger)
+    write = ledger.channel_write("PATCH", "11", message=True)
+    ledger.settle(ledger.reserve(write), 200, _headers("chan", 5, 0, 5.0))
+    waiting = [
+        asyncio.create_task(queue.turn(n, lambda: (write,), progress_rank)) for n in range(3)
+    ]
+    await asyncio.sleep(0)
+    assert queue.waiting_by_bucket() == {"chan": 3}
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
+    assert queue.waiting_by_bucket() == {}
