@@ -78,6 +78,9 @@ _WORDS = {
     "limits.concurrent_jobs": "at_once",
     "limits.jobs_per_day": "per_day",
     "limits.fast_jobs_per_day": "fast_per_day",
+    "concurrent_jobs": "at_once",  # a role's limits: `role_limits <@&1>.concurrent_jobs`
+    "jobs_per_day": "per_day",
+    "fast_jobs_per_day": "fast_per_day",
     "allowed_channel_ids": "channels",
     "allowed_role_ids": "roles",
     "default_mode": "default speed",
@@ -102,7 +105,7 @@ _BARE_ID = re.compile(r"(?<![<#&@\d])(\d{15,})(?![\d>])")
 
 def in_words(change: str) -> str:
     """`limits.concurrent_jobs: 3 → 1` as `at_once: 3 → 1` (issue 15 item 8)."""
-    text = _WORD_KEYS.sub(lambda m: _WORDS[m.group()], change)
+    text = _WORD_KEYS.sub(lambda m: _WORDS[m.group()], change.replace(">.", "> "))
     text = _BARE_ID.sub(r"<#\1>", text)  # the log channel's id, as the channel
     text = re.sub(r":  → ", ": none → ", re.sub(r" → (?=;|$)", " → none", text))
     return text.replace("→ requester", "→ requester and moderators")

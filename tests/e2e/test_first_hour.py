@@ -293,6 +293,11 @@ async def test_settings_answer_in_the_words_of_their_options(world: World) -> No
         await admin(world, "settings limits", {"moderation_refusals": 5})
         == "Saved: moderation_refusals: 3 → 5"
     )
+    artists = world.discord.resolve_guild(None).roles[1]  # "Artists"
+    saved = await admin(world, "settings limits", {"role": "Artists", "per_day": 5})
+    assert saved == (
+        f"Saved: role limits <@&{artists.id}>: added (at_once 1, per_day 5, fast_per_day 25)"
+    ), saved
     shown = await admin(world, "settings show")
     assert (
         "Moderation refusals per member per day before a pause until midnight UTC: 5"
