@@ -508,3 +508,36 @@ async def test_the_seed_answers_privately(world: World) -> None:
     assert f"Add `--seed {seed}` to a prompt" in answer.content
     await world.advance_piapi(1, settle=0.5)
     assert {m.id for m in world.channel_messages()} == public_before  # nothing public
+
+
+async def test_a_job_cancelled_before_it_started_says_so_once_and_costs_nothing(
+    world: World,
+) -> None:
+    """Items 10 and 4: `🚫 Cancelled` (no `: Cancelled.` after it), and a job cancelled
+    while it still waited in the bot's queue does not count in the member's day."""
+    await world.start_bot(MJ_MAX_CONCURRENT_JOBS="1")  # the second job waits in the bot
+    await admin(world, "settings limits", {"per_day": 5})
+    await slash(world, "imagine", {"prompt": "the one that runs"})
+    await world.discord.wait_for(lambda: len(world.piapi.created()) == 1, timeout=10)
+    waiting = await slash(world, "imagine", {"prompt": "the one that waits"})
+    await world.wait_message(
+        lambda m: m.id == waiting.original_message_id and "Queued" in m.content,
+        what="the second job queued",
+    )
+    history = await slash(world, "job history")
+    [embed] = (history.response_data or {})["embeds"]
+    job_id = re.search(r"`([0-9a-z]{12})`[^\n]*the one that waits", embed["description"])
+    assert job_id is not None, embed["description"]
+    done = await slash(world, "job cancel", {"id": job_id[1]})
+    await world.wait_message(
+        lambda m: m.id == done.original_message_id and "is cancelled" in m.content,
+        what="the cancel's answer",
+    )
+    cancelled = await world.wait_message(
+        lambda m: m.id == waiting.original_message_id and "🚫" in m.content,
+        what="the cancelled job's message",
+    )
+    assert cancelled.content.splitlines()[1:] == ["🚫 Cancelled"], cancelled.content
+    assert len(world.piapi.created()) == 1  # it never reached the service
+    info = private_text(await slash(world, "info"))
+    assert "Jobs today: 1 of 5 used, **4 left**" in info, info
