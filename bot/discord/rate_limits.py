@@ -281,12 +281,15 @@ class BucketLedger:
         return wait, tuple(blocking)
 
     def _global_wait(self, now: float) -> float:
+        # As for buckets (see _State): at most the limit in any second and the way there,
+        # wherever Discord's second starts.
+        span = 1.0 + WINDOW_SLACK_S
         sends = self._global_sends
-        while sends and sends[0] <= now - 1.0:
+        while sends and sends[0] <= now - span:
             sends.popleft()
         wait = self._global_until - now
         if len(sends) >= self._global_per_s:
-            wait = max(wait, sends[0] + 1.0 - now)
+            wait = max(wait, sends[-self._global_per_s] + span - now)
         return max(wait, 0.0)
 
     def reserve(self, write: Write) -> Ticket:

@@ -130,10 +130,10 @@ def test_the_global_limit_holds_bot_token_routes_only() -> None:
     ledger.settle(ledger.reserve(bot_route), 200, {})  # an answer without bucket headers
     for _ in range(2):
         ledger.reserve(bot_route)
-    assert ledger.wait_for(bot_route) == (1.0, (("global", "*"),))
+    assert ledger.wait_for(bot_route) == (1.25, (("global", "*"),))  # a second and the way
     token_route = _token_write(ledger, "t", 11, 22)
     assert ledger.wait_for(token_route)[0] == 0
-    clock.now += 1.0
+    clock.now += 1.25
     assert ledger.wait_for(bot_route)[0] == 0
 
 
