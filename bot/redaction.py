@@ -12,6 +12,7 @@ can never disagree about what to hide.
 
 from __future__ import annotations
 
+import bisect
 import re
 import threading
 import time
@@ -26,6 +27,7 @@ INTERACTION_TOKEN_TTL_S = 16 * 60.0
 # A live token can only hide in a long run of token characters; texts without one (most
 # of them: prompts, progress lines) skip the per-token search.
 _MIN_TOKEN_LENGTH = 32
+_SWEEP_S = 60.0
 _LONG_RUN = re.compile(rf"[A-Za-z0-9_\-.]{{{_MIN_TOKEN_LENGTH},}}")
 
 
@@ -45,6 +47,7 @@ class SecretRegistry:
         self._expiring: dict[str, float] = {}  # token → when it may be forgotten
         self._ordered: tuple[str, ...] = ()  # permanent ones and odd-shaped tokens
         self._tokens: tuple[str, ...] = ()  # tokens that are one long run (see _LONG_RUN)
+        self._next_sweep = 0.0
         self.add(*secrets)
 
     def add(self, *secrets: str | None) -> None:
@@ -61,9 +64,22 @@ class SecretRegistry:
             return
         now = self._clock()
         with self._lock:
+            known = token in self._expiring
             self._expiring[token] = now + ttl_s
-            self._expiring = {t: until for t, until in self._expiring.items() if until > now}
-            self._reorder()
+            # Expired tokens are dropped in one sweep a minute, not at every add: a busy
+            # bot adds thousands, and rebuilding the lists each time was quadratic.
+            if now >= self._next_sweep:
+                self._next_sweep = now + _SWEEP_S
+                self._expiring = {t: u for t, u in self._expiring.items() if u > now}
+                self._reorder()
+            elif not known:
+                self._insert(token)
+
+    def _insert(self, token: str) -> None:
+        if _LONG_RUN.fullmatch(token):
+            self._tokens = _inserted(self._tokens, token)
+        else:
+            self._ordered = _inserted(self._ordered, token)
 
     def _reorder(self) -> None:
         runs = {t for t in self._expiring if _LONG_RUN.fullmatch(t)}
@@ -90,6 +106,12 @@ class SecretRegistry:
 
 def _longest_first(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(values, key=len, reverse=True))
+
+
+def _inserted(ordered: tuple[str, ...], value: str) -> tuple[str, ...]:
+    """`ordered` (longest first) with `value` in its place."""
+    at = bisect.bisect_left([-len(v) for v in ordered], -len(value))
+    return (*ordered[:at], value, *ordered[at:])
 
 
 # The process's registry: fed by setup_logging and the bot, read by every scrubber.

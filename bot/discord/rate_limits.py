@@ -101,6 +101,7 @@ class _Bucket:
     scope: str = "user"
     # The routes seen to fall into it: their recent sends tell whom it is shared by.
     routes: set[str] = field(default_factory=set)
+    next_look: float = 0.0  # widening evidence is looked at at most once a window
 
 
 @dataclass
@@ -449,10 +450,13 @@ class BucketLedger:
         """
         if bucket.level >= Level.GUILD:
             return
-        sends = [(at, w) for at, w in self._recent if w.route in bucket.routes]
         state = self._states.get((bucket.id, write.resource(bucket.level)))
         if state is not None and state.sent_within(self._span(bucket), now) >= used and not refused:
             return  # the usual case: our own writes explain it
+        if now < bucket.next_look and not refused:
+            return  # looked at the evidence this window already: the scan is not free
+        bucket.next_look = now + bucket.period
+        sends = [(at, w) for at, w in self._recent if w.route in bucket.routes]
         mine = _count(sends, write, bucket.level, since=now - 2 * bucket.period - WINDOW_SLACK_S)
         # A 429 is evidence only when we could not have emptied the bucket ourselves.
         if mine >= (bucket.limit if refused else used):
