@@ -14,7 +14,9 @@ limit; the rest is learned:
   or the channel of a bot-token route). When an answer shows more of the bucket used than
   this bot sent to that resource in the window, someone else draws from it: the bucket is
   widened to the finest resource that explains what was used (own resource → channel → guild).
-- **How much is left**: counted down locally as writes are sent, corrected by each answer.
+- **How much is left**: never more than the bucket's limit of our writes in any stretch of
+  one window (Discord's windows start when it says, which no client sees), and never more
+  than the last answer said was left until the reset it named.
 
 `BucketLedger` holds that knowledge; `ratelimit_trace` hooks it into discord.py's aiohttp
 session, so that every request discord.py makes (bot-token routes and interaction
@@ -50,6 +52,8 @@ GLOBAL_LIMIT_PER_S = 50
 WINDOW_SLACK_S = 0.25
 # Interaction tokens live 15 minutes; remember where this many of them were used.
 MAX_TOKENS = 20_000
+# Every this many writes, the states of quiet resources are dropped.
+PRUNE_EVERY = 1000
 
 _API_PATH = re.compile(r"/api/v\d+(/.*)$")
 _WEBHOOK = re.compile(r"^/webhooks/(\d+)/([^/]+)(/messages/[^/]+)?$")
@@ -161,6 +165,7 @@ class BucketLedger:
         self._recent: deque[tuple[float, Write]] = deque()
         self._longest_period = 1.0
         self._last_sent = 0.0
+        self._reserved = 0
         self._global_until = 0.0
         self._tokens: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
         self._channel_guild: dict[str, str] = {}
@@ -305,11 +310,24 @@ class BucketLedger:
             self._probing.add((write.route, write.major))
         if write.bot_token:
             self._global_sends.append(now)
+        self._reserved += 1
+        if self._reserved % PRUNE_EVERY == 0:
+            self._prune(now)
         self._recent.append((now, write))
         horizon = now - 2 * self._longest_period - WINDOW_SLACK_S
         while self._recent and self._recent[0][0] < horizon:
             self._recent.popleft()
         return Ticket(write, keys, now, probe=probe)
+
+    def _prune(self, now: float) -> None:
+        """Forget resources that are quiet: a bot runs for weeks through millions of tokens."""
+        for key in [
+            key
+            for key, state in self._states.items()
+            if now >= state.left_until
+            and state.sent_within(self._span(self._buckets[key[0]]), now) == 0
+        ]:
+            del self._states[key]
 
     async def acquire(self, write: Write) -> Ticket:
         """Wait until `write` may be sent, then reserve it (writes other than the publisher's)."""

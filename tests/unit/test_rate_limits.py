@@ -306,3 +306,19 @@ async def test_writes_waiting_are_counted_per_bucket_for_metrics() -> None:
         task.cancel()
     await asyncio.gather(*waiting, return_exceptions=True)
     assert queue.waiting_by_bucket() == {}
+
+
+def test_quiet_resources_are_forgotten() -> None:
+    from bot.discord import rate_limits
+
+    clock = Clock()
+    ledger = BucketLedger(clock=clock)
+    for n in range(rate_limits.PRUNE_EVERY):
+        write = _token_write(ledger, f"token-{n}", 11, 22)
+        ledger.settle(ledger.reserve(write), 200, _headers("tok", 5, 4, 2.0))
+    assert len(ledger._states) >= 1
+    clock.now += 60.0
+    late = _token_write(ledger, "late", 11, 22)
+    for _ in range(rate_limits.PRUNE_EVERY):
+        ledger.reserve(late)
+    assert list(ledger._states) == [("tok", "mlate")]
