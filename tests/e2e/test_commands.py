@@ -78,7 +78,11 @@ async def test_describe_shows_four_prompts_and_a_pick_imagines_one(world: World)
     await world.discord.wait_for(lambda: world.piapi.created("describe"), timeout=10)
     [create] = world.piapi.created("describe")
     [record] = [a for a in world.discord.attachments.values() if a.filename == photo.filename]
-    assert create.json["input"]["image_url"] == record.url(world.discord.base_url)
+    # The same file, signed as Discord signed it in the interaction (Discord re-signs each
+    # payload, so a URL built now may carry a later `is`; the path names the file).
+    sent_url = create.json["input"]["image_url"]
+    assert sent_url.split("?")[0] == record.url(world.discord.base_url).split("?")[0]
+    assert "hm=" in sent_url
     assert any(f"/{record.id}/" in path for path, _ in world.discord.downloads)
 
     def finished() -> MessageRecord | None:
