@@ -50,6 +50,8 @@ GLOBAL_LIMIT_PER_S = 50
 # Sends dispatched up to this long before the window Discord reports are counted in it:
 # our clock starts a request slightly before Discord's does.
 WINDOW_SLACK_S = 0.25
+# The most of a window left for the way to Discord (see _Bucket.margin).
+MAX_MARGIN = 0.2
 # Interaction tokens live 15 minutes; remember where this many of them were used.
 MAX_TOKENS = 20_000
 # Every this many writes, the states of quiet resources are dropped.
@@ -106,6 +108,8 @@ class _Bucket:
     # The routes seen to fall into it: their recent sends tell whom it is shared by.
     routes: set[str] = field(default_factory=set)
     next_look: float = 0.0  # widening evidence is looked at at most once a window
+    # Of a window, the room left for the way to Discord; doubled by each 429.
+    margin: float = 0.02
 
 
 @dataclass
@@ -249,7 +253,7 @@ class BucketLedger:
     def _span(bucket: _Bucket) -> float:
         """The stretch in which at most `limit` of our writes may go: a window, plus the
         way to Discord (our clock starts a request before Discord's does)."""
-        return bucket.period * 1.05 + WINDOW_SLACK_S
+        return bucket.period * (1 + bucket.margin) + WINDOW_SLACK_S / 2
 
     def _key_wait(self, key: Key, now: float) -> float:
         bucket = self._buckets[key[0]]
@@ -423,6 +427,8 @@ class BucketLedger:
                 state.sent_within(self._span(bucket), now),
                 reset_after,
             )
+            # Our writes reached Discord closer together than we sent them: leave more room.
+            bucket.margin = min(bucket.margin * 2, MAX_MARGIN)
         state.left = 0 if status == 429 else remaining
         state.left_after, state.left_until = ticket.sent_at, now + reset_after
         return key

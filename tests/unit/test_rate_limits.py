@@ -322,3 +322,17 @@ def test_quiet_resources_are_forgotten() -> None:
     for _ in range(rate_limits.PRUNE_EVERY):
         ledger.reserve(late)
     assert list(ledger._states) == [("tok", "mlate")]
+
+
+def test_a_429_leaves_more_room_for_the_way_to_discord() -> None:
+    clock = Clock()
+    ledger = BucketLedger(clock=clock)
+    write = ledger.channel_write("PATCH", "11", message=True)
+    ledger.settle(ledger.reserve(write), 200, _headers("chan", 5, 4, 5.0))
+    before = ledger._span(ledger._buckets["chan"])
+    ledger.settle(ledger.reserve(write), 429, _headers("chan", 5, 0, 4.0))
+    after = ledger._span(ledger._buckets["chan"])
+    assert after > before
+    for _ in range(10):
+        ledger.settle(ledger.reserve(write), 429, _headers("chan", 5, 0, 4.0))
+    assert ledger._span(ledger._buckets["chan"]) <= 5.0 * 1.2 + 0.125 + 1e-9
