@@ -1,0 +1,113 @@
+"""One place that answers what went wrong during a command, a click or a form.
+
+Handlers raise `Refusal(text)` for anything the member should be told (bad input, no
+permission, an unknown job); `answer_error` is the one answer for everything raised:
+refusals and storage failures get their sentence, anything unexpected a short private
+apology and one log line with its traceback. Nothing is ever left "thinking", and the
+member never reads an exception's name.
+
+`tree.on_error` calls it for slash commands (bot/app.py); the persistent items and the
+forms of bot/interactions call it around their own callbacks, because discord.py's
+default for those is to log and let Discord show "This interaction failed".
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from bot.store.base import StoreError
+
+log = logging.getLogger(__name__)
+
+
+class Refusal(Exception):
+    """What a member is told, privately, when the bot will not do what they asked.
+
+    Raised from a check or a handler; costs nothing at the provider."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+STORAGE_DOWN = (
+    "I can't save anything right now, so nothing was started and nothing was charged. "
+    "Please try again in a few minutes."
+)
+APOLOGY = (
+    "Sorry, something went wrong on my side while handling that. If a job was started, "
+    "it will still appear in this channel; otherwise please try again."
+)
+
+
+async def answer_refusal(interaction: discord.Interaction[Any], text: str) -> None:
+    """Tell the member `text` privately, whatever was answered before: as the first answer,
+    in place of our own "thinking" reply (which goes: a public one must not show it), or
+    as a private follow-up after a click was acknowledged."""
+    response = interaction.response
+    if not response.is_done():
+        await response.send_message(text, ephemeral=True)
+        return
+    if response.type is discord.InteractionResponseType.deferred_channel_message:
+        try:
+            await interaction.delete_original_response()
+        except discord.HTTPException:
+            await interaction.edit_original_response(content=f"❌ {text}")
+            return
+        await interaction.followup.send(f"❌ {text}", ephemeral=True)
+        return
+    await interaction.followup.send(text, ephemeral=True)
+
+
+async def answer_storage_error(interaction: discord.Interaction[Any], exc: Exception) -> None:
+    """Tell the member, privately, that nothing was saved or charged: as the first answer,
+    or in place of a "thinking" reply (never left thinking), or as a private follow-up."""
+    log.warning("storage failed during an interaction: %s", exc)
+    if not interaction.response.is_done():
+        await interaction.response.send_message(STORAGE_DOWN, ephemeral=True)
+        return
+    if interaction.response.type is discord.InteractionResponseType.deferred_channel_message:
+        # Our own "thinking" reply (public or private): it becomes the answer.
+        await interaction.edit_original_response(content=f"❌ {STORAGE_DOWN}")
+    else:
+        await interaction.followup.send(STORAGE_DOWN, ephemeral=True)
+
+
+async def answer_error(
+    interaction: discord.Interaction[Any], error: BaseException, *, where: str
+) -> None:
+    """The one answer to anything a command, click or form raised. `where` names the
+    handler in the log ("/imagine", "button pick:1", "form vary_region")."""
+    original = getattr(error, "original", error)  # app_commands.CommandInvokeError
+    try:
+        if isinstance(original, Refusal):
+            log.info("%s refused for member %s: %s", where, interaction.user.id, original.text)
+            await answer_refusal(interaction, original.text)
+        elif isinstance(original, StoreError):
+            await answer_storage_error(interaction, original)
+        elif isinstance(original, app_commands.CheckFailure):
+            # A failed check (guild_only, a cooldown) has been answered by discord.py.
+            log.info(
+                "%s refused for member %s (%s)", where, interaction.user.id, type(original).__name__
+            )
+        else:
+            log.error(
+                "%s failed", where, exc_info=(type(original), original, original.__traceback__)
+            )
+            await answer_refusal(interaction, APOLOGY)
+    except discord.HTTPException as exc:
+        # The token expired or Discord is down: the log is all that is left.
+        log.warning("%s: could not answer the member (HTTP %s)", where, exc.status)
+
+
+async def on_app_command_error(
+    interaction: discord.Interaction[Any], error: app_commands.AppCommandError
+) -> None:
+    """`tree.on_error`: every slash command's failure answered in one place."""
+    command = interaction.command
+    name = f"/{command.qualified_name}" if command is not None else "a command"
+    await answer_error(interaction, error, where=name)
