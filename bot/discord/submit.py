@@ -22,6 +22,11 @@ from bot.discord.publisher import DEFAULT_UPLOAD_LIMIT
 from bot.discord.views import actions_with_style, job_view, used_actions
 from bot.domain import Job, Operation, OperationKind
 from bot.engine import EngineError
+from bot.interactions.errors import (
+    answer_refusal,
+    answer_storage_error,
+    mark_answered,
+)
 from bot.speed import decide_speed
 from bot.store.base import Delivery, StoreError
 
@@ -292,12 +297,26 @@ async def refused_by_policy(
 ) -> bool:
     """Check the server's rules (bot/discord/policy.py) for `operation`; when they refuse,
     say why privately (the interaction must not be acknowledged yet) and return True."""
+    return await refused_by(bot.policy, interaction, operation, parent=parent)
+
+
+async def refused_by(
+    policy: Policy | None,
+    interaction: discord.Interaction[Any],
+    operation: Operation,
+    *,
+    parent: Job | None = None,
+) -> bool:
+    """`refused_by_policy` for who holds the rules themselves (None: no rules, no refusal);
+    a click on `parent` is checked against its rules too."""
+    if policy is None:
+        return False
     member = Member.of(interaction)
     reason = None
     if parent is not None:
-        reason = await bot.policy.check_click(member, parent)
+        reason = await policy.check_click(member, parent)
     if reason is None:
-        reason = await bot.policy.check_job(member, operation, parent=parent)
+        reason = await policy.check_job(member, operation, parent=parent)
     if reason is None:
         return False
     await refuse(interaction, reason)
@@ -331,47 +350,23 @@ async def mark_clicked(
         await interaction.response.edit_message(view=view)
 
 
-STORAGE_DOWN = (
-    "I can't save anything right now, so nothing was started and nothing was charged. "
-    "Please try again in a few minutes."
-)
-
-
-async def answer_storage_error(interaction: discord.Interaction[Any], exc: Exception) -> None:
-    """Tell the member, privately, that nothing was saved or charged: as the first answer,
-    or in place of a "thinking" reply (never left thinking), or as a private follow-up."""
-    log.warning("storage failed during an interaction: %s", exc)
-    if not interaction.response.is_done():
-        await interaction.response.send_message(STORAGE_DOWN, ephemeral=True)
-        return
-    try:
-        if interaction.response.type is discord.InteractionResponseType.deferred_channel_message:
-            # Our own "thinking" reply (public or private): it becomes the answer.
-            await interaction.edit_original_response(content=f"❌ {STORAGE_DOWN}")
-        else:
-            await interaction.followup.send(STORAGE_DOWN, ephemeral=True)
-    except discord.HTTPException as error:
-        log.warning("could not tell the member about the storage failure (%s)", error.status)
-
-
 async def answer_if_storage_error(
     interaction: discord.Interaction[Any], error: BaseException
 ) -> bool:
-    """For the cogs' `cog_app_command_error`: a command that failed because the store
-    could not save gets the private "nothing was saved or charged" answer."""
+    """For a cog's `cog_app_command_error`: a command that failed because the store could
+    not save gets the private "nothing was saved or charged" answer, once (the tree's
+    handler after it knows)."""
     original = getattr(error, "original", error)  # app_commands.CommandInvokeError
     if not isinstance(original, StoreError):
         return False
-    try:
-        await answer_storage_error(interaction, original)
-    except discord.HTTPException as exc:
-        log.warning("could not tell the member about the storage failure (%s)", exc.status)
+    await answer_storage_error(interaction, original)
+    mark_answered(original)
     return True
 
 
 async def refuse(interaction: discord.Interaction[Any], text: str) -> None:
     """A private answer that costs nothing: bad input, no permission, unknown job."""
-    await interaction.response.send_message(text, ephemeral=True)
+    await answer_refusal(interaction, text)
 
 
 def optional_str(value: int | None) -> str | None:

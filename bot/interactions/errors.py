@@ -70,11 +70,23 @@ async def answer_storage_error(interaction: discord.Interaction[Any], exc: Excep
     if not interaction.response.is_done():
         await interaction.response.send_message(STORAGE_DOWN, ephemeral=True)
         return
-    if interaction.response.type is discord.InteractionResponseType.deferred_channel_message:
-        # Our own "thinking" reply (public or private): it becomes the answer.
-        await interaction.edit_original_response(content=f"❌ {STORAGE_DOWN}")
-    else:
-        await interaction.followup.send(STORAGE_DOWN, ephemeral=True)
+    try:
+        if interaction.response.type is discord.InteractionResponseType.deferred_channel_message:
+            # Our own "thinking" reply (public or private): it becomes the answer.
+            await interaction.edit_original_response(content=f"❌ {STORAGE_DOWN}")
+        else:
+            await interaction.followup.send(STORAGE_DOWN, ephemeral=True)
+    except discord.HTTPException as error:
+        log.warning("could not tell the member about the storage failure (%s)", error.status)
+
+
+def mark_answered(error: BaseException) -> None:
+    """Note that a cog's own handler has answered `error`, so `answer_error` (called by the
+    tree after it) does not answer the member a second time."""
+    error.__dict__[_ANSWERED] = True
+
+
+_ANSWERED = "_mj_answered"
 
 
 async def answer_error(
@@ -83,6 +95,8 @@ async def answer_error(
     """The one answer to anything a command, click or form raised. `where` names the
     handler in the log ("/imagine", "button pick:1", "form vary_region")."""
     original = getattr(error, "original", error)  # app_commands.CommandInvokeError
+    if original.__dict__.get(_ANSWERED):
+        return
     try:
         if isinstance(original, Refusal):
             log.info("%s refused for member %s: %s", where, interaction.user.id, original.text)
