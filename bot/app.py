@@ -10,7 +10,6 @@ from typing import Any
 
 import aiohttp
 import discord
-from discord import app_commands
 from discord.ext import commands
 
 from bot import redaction
@@ -26,6 +25,7 @@ from bot.discord.views import JobButton
 from bot.domain import Job
 from bot.engine import Engine, EngineSettings
 from bot.engine.leases import leases_of
+from bot.interactions.errors import on_app_command_error
 from bot.logging_setup import setup_logging
 from bot.media import FetchPolicy, origin_of
 from bot.metrics import Metrics
@@ -88,9 +88,7 @@ class MidjourneyBot(commands.AutoShardedBot):
         # Every request discord.py makes is paced by the buckets Discord's answers name
         # (bot/discord/rate_limits.py); the publisher's writes take turns within them.
         self.rate_ledger = BucketLedger(
-            on_rate_limited=lambda scope: self.metrics.discord_rate_limited.inc(
-                bucket_scope=scope
-            )
+            on_rate_limited=lambda scope: self.metrics.discord_rate_limited.inc(bucket_scope=scope)
         )
         super().__init__(
             http_trace=ratelimit_trace(self.rate_ledger),
@@ -111,19 +109,8 @@ class MidjourneyBot(commands.AutoShardedBot):
         self.web_servers: list[WebServer] = []
         # Where each interaction writes to, before any cog or click writes through it.
         self.add_listener(self._register_interaction, "on_interaction")
-        self.tree.on_error = self._on_app_command_error  # type: ignore[method-assign]
-
-    async def _on_app_command_error(
-        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
-    ) -> None:
-        """A failed check (a refusal the member has already been told of) is no error."""
-        if isinstance(error, app_commands.CheckFailure):
-            name = interaction.command.qualified_name if interaction.command else "a command"
-            log.info(
-                "/%s refused for member %s (%s)", name, interaction.user.id, type(error).__name__
-            )
-            return
-        await app_commands.CommandTree.on_error(self.tree, interaction, error)
+        # One answer for every command's failure (bot/interactions/errors.py).
+        self.tree.on_error = on_app_command_error  # type: ignore[method-assign]
 
     async def _register_interaction(self, interaction: discord.Interaction[Any]) -> None:
         self.rate_ledger.register_interaction(

@@ -35,7 +35,7 @@ from bot.discord.modals import (
     read_form,
     submitted_values,
 )
-from bot.discord.policy import Member, Policy
+from bot.discord.policy import Policy
 from bot.discord.publisher import Publisher
 from bot.discord.submit import (
     answer_storage_error,
@@ -43,10 +43,12 @@ from bot.discord.submit import (
     mark_clicked,
     optional_str,
     refuse,
+    refused_by,
     start_job,
 )
 from bot.domain import Job, JobStatus, Operation, OperationKind
 from bot.engine import Engine, EngineError
+from bot.interactions.errors import answer_error
 from bot.providers.base import Capabilities
 from bot.speed import SpeedConflictError
 from bot.store.base import MemberPrefsRepository, StoreError
@@ -151,15 +153,10 @@ class FollowUps:
         action, job_id = parsed
         try:
             await self._submit_form(interaction, action, job_id, submitted_values(data))
-        except StoreError as exc:
-            await answer_storage_error(interaction, exc)
-        except Exception:
-            log.exception("form %s on job %s failed", action, job_id)
-            text = "Something went wrong with that form; nothing was started."
-            if interaction.response.is_done():
-                await interaction.followup.send(text, ephemeral=True)
-            else:
-                await refuse(interaction, text)
+        except Exception as exc:
+            # A listener's error would only be logged, and Discord would tell the member
+            # "This interaction failed": one private answer instead (errors.py).
+            await answer_error(interaction, exc, where=f"form {action} on job {job_id}")
 
     async def _submit_form(
         self,
@@ -221,16 +218,7 @@ class FollowUps:
         self, interaction: discord.Interaction[Any], operation: Operation, parent: Job
     ) -> bool:
         """The server's rules (policy.py): True after telling the member why not."""
-        if self._policy is None:
-            return False
-        member = Member.of(interaction)
-        reason = await self._policy.check_click(member, parent)
-        if reason is None:
-            reason = await self._policy.check_job(member, operation, parent=parent)
-        if reason is None:
-            return False
-        await refuse(interaction, reason)
-        return True
+        return await refused_by(self._policy, interaction, operation, parent=parent)
 
     def _unsupported(self, action: str) -> str | None:
         """Why the backend cannot serve `action` (a button from before a backend switch)."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.discord.buttons_layout import CUSTOM_ID_PATTERN, ButtonSpec, custom_id_for, parse_custom_id
+from bot.interactions.errors import answer_error
 
 if TYPE_CHECKING:
     from bot.app import MidjourneyBot
@@ -60,7 +61,12 @@ class JobButton(
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         bot: MidjourneyBot = interaction.client
-        await bot.follow_ups.on_click(interaction, self.action, self.job_id)
+        try:
+            await bot.follow_ups.on_click(interaction, self.action, self.job_id)
+        except Exception as exc:
+            # discord.py's default would only log it, and Discord would tell the member
+            # "This interaction failed": one private answer instead (errors.py).
+            await answer_error(interaction, exc, where=f"button {self.action} on job {self.job_id}")
 
 
 def job_view(buttons: list[ButtonSpec], job_id: str) -> discord.ui.View:
