@@ -20,7 +20,6 @@ from discord.ext import commands
 from bot.discord.attachments import AttachmentError, check_attachment, check_metadata
 from bot.discord.policy import Member
 from bot.discord.submit import (
-    answer_if_storage_error,
     prompt_limit,
     refuse,
     refused_by_policy,
@@ -40,11 +39,6 @@ BATCHES = [app_commands.Choice(name=f"{n} video{'s' if n > 1 else ''}", value=n)
 class Animate(commands.Cog):
     def __init__(self, bot: MidjourneyBot) -> None:
         self.bot = bot
-
-    async def cog_app_command_error(
-        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
-    ) -> None:
-        await answer_if_storage_error(interaction, error)
 
     @app_commands.command(name="animate", description="Make short videos from an image")
     @app_commands.guild_only()

@@ -16,7 +16,6 @@ from discord.ext import commands
 from bot.discord.attachments import AttachmentError, check_all_metadata, check_attachments
 from bot.discord.policy import Member
 from bot.discord.submit import (
-    answer_if_storage_error,
     refuse,
     refused_by_policy,
     start_after_private_ack,
@@ -30,13 +29,6 @@ if TYPE_CHECKING:
 class Blend(commands.Cog):
     def __init__(self, bot: MidjourneyBot) -> None:
         self.bot = bot
-
-    async def cog_app_command_error(
-        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
-    ) -> None:
-        # The store could not save (disk full, file gone): a private answer, never silence
-        # or a reply left "thinking".
-        await answer_if_storage_error(interaction, error)
 
     @app_commands.command(name="blend", description="Blend 2 to 5 images into new ones")
     # Server rules (channels, roles, quotas, speeds) need a server: no DMs, no user installs.

@@ -27,7 +27,6 @@ from bot.discord.attachments import (
 )
 from bot.discord.policy import Member
 from bot.discord.submit import (
-    answer_if_storage_error,
     answer_storage_error,
     mark_clicked,
     prompt_limit,
@@ -63,13 +62,6 @@ class Describe(commands.Cog):
 
     async def cog_unload(self) -> None:
         await self._http.aclose()
-
-    async def cog_app_command_error(
-        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
-    ) -> None:
-        # The store could not save (disk full, file gone): a private answer, never silence
-        # or a reply left "thinking".
-        await answer_if_storage_error(interaction, error)
 
     @app_commands.command(name="describe", description="Get four prompts that fit an image")
     # Server rules (channels, roles, quotas, speeds) need a server: no DMs, no user installs.

@@ -17,7 +17,6 @@ from discord.ext import commands
 from bot.actions import ActionInput, ActionInputError, operation_for
 from bot.discord.policy import Member
 from bot.discord.submit import (
-    answer_if_storage_error,
     follow_up_speed,
     optional_str,
     prompt_limit,
@@ -38,13 +37,6 @@ if TYPE_CHECKING:
 class Edit(commands.Cog):
     def __init__(self, bot: MidjourneyBot) -> None:
         self.bot = bot
-
-    async def cog_app_command_error(
-        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
-    ) -> None:
-        # The store could not save (disk full, file gone): a private answer, never silence
-        # or a reply left "thinking".
-        await answer_if_storage_error(interaction, error)
 
     @app_commands.command(name="edit", description="Edit one of your images with a new prompt")
     # Server rules (channels, roles, quotas, speeds) need a server: no DMs, no user installs.

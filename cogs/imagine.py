@@ -22,7 +22,6 @@ from bot.community import GuildSettings
 from bot.discord.attachments import AttachmentError, check_metadata, format_size
 from bot.discord.policy import Member
 from bot.discord.submit import (
-    answer_if_storage_error,
     optional_str,
     prompt_limit,
     refuse,
@@ -197,13 +196,6 @@ def reference_options(
 class Imagine(commands.Cog):
     def __init__(self, bot: MidjourneyBot) -> None:
         self.bot = bot
-
-    async def cog_app_command_error(
-        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
-    ) -> None:
-        # The store could not save (disk full, file gone): a private answer, never silence
-        # or a reply left "thinking".
-        await answer_if_storage_error(interaction, error)
 
     @app_commands.command(name="imagine", description="Create four images from a prompt")
     # Server rules (channels, roles, quotas, speeds) need a server: no DMs, no user installs.

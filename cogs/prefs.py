@@ -13,7 +13,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.community import GuildSettings, check_mode
-from bot.discord.submit import answer_if_storage_error, optional_str
+from bot.discord.submit import optional_str
 from bot.domain import SpeedMode
 from bot.prompt_check import CURRENT_VERSIONS
 from bot.speed import SpeedConflictError, decide_speed, split_speed_flags
@@ -73,13 +73,6 @@ class Prefs(commands.GroupCog, group_name="prefs", group_description="Your own p
     def __init__(self, bot: MidjourneyBot) -> None:
         self.bot = bot
         super().__init__()
-
-    async def cog_app_command_error(
-        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
-    ) -> None:
-        # The store could not save (disk full, file gone): a private answer, never silence
-        # or a reply left "thinking".
-        await answer_if_storage_error(interaction, error)
 
     async def _load(self, interaction: discord.Interaction[Any]) -> MemberPrefs:
         return await self.bot.store.prefs.get(

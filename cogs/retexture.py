@@ -21,7 +21,6 @@ from bot.actions import ActionInputError
 from bot.discord.attachments import AttachmentError, check_metadata, format_size
 from bot.discord.policy import Member
 from bot.discord.submit import (
-    answer_if_storage_error,
     prompt_limit,
     refuse,
     refused_by_policy,
@@ -98,11 +97,6 @@ def check_upload(image: discord.Attachment) -> str | None:
 class Retexture(commands.Cog):
     def __init__(self, bot: MidjourneyBot) -> None:
         self.bot = bot
-
-    async def cog_app_command_error(
-        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
-    ) -> None:
-        await answer_if_storage_error(interaction, error)
 
     @app_commands.command(name="retexture", description="A new look for your image, shapes kept")
     @app_commands.guild_only()

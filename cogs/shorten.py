@@ -18,7 +18,6 @@ from discord.ext import commands
 
 from bot.discord.policy import Member
 from bot.discord.submit import (
-    answer_if_storage_error,
     answer_storage_error,
     mark_clicked,
     prompt_limit,
@@ -92,11 +91,6 @@ class Shorten(commands.Cog):
     def __init__(self, bot: MidjourneyBot) -> None:
         self.bot = bot
         self.bot.follow_ups.register("shorten_pick", self.on_click)
-
-    async def cog_app_command_error(
-        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
-    ) -> None:
-        await answer_if_storage_error(interaction, error)
 
     @app_commands.command(name="shorten", description="Shorter versions of a prompt")
     @app_commands.guild_only()
