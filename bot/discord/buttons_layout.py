@@ -13,8 +13,9 @@ Midjourney's own rows (PROVIDERS.md §7) are the model:
     video     per video: 1️⃣ Extend (Low motion) 1️⃣ Extend (High motion) 1️⃣ HD / 2️⃣ … (upscaled
               images add 🎞️ Animate (Low motion) 🎞️ Animate (High motion) after the upscales)
 
-Labels are derived from the action names (an exact table, then anchored families), so
-an action the bot has never heard of still gets a readable button instead of vanishing.
+Labels are derived from the action names (an exact table, then the neutral grammar of
+bot.actions.parse_action, then raw provider spellings), so an action the bot has never
+heard of still gets a readable button instead of vanishing.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+
+from bot.actions import ParsedAction, parse_action
 
 log = logging.getLogger(__name__)
 
@@ -153,36 +156,25 @@ _PAN_LOOK = {
 }
 
 
-def _tile(title: str, group: Group) -> Callable[[re.Match[str]], ActionLook]:
-    return lambda m: ActionLook(title.format(n=int(m[1])), None, group, int(m[1]))
-
-
-def _upscale(m: re.Match[str]) -> ActionLook:
-    variant = m[2]
+def _upscale_look(variant: str, redo: bool) -> ActionLook:
     title = variant if variant[:1].isdigit() else variant.title()
-    prefix = "Redo Upscale" if m[1] else "Upscale"
+    prefix = "Redo Upscale" if redo else "Upscale"
     return ActionLook(f"{prefix} ({title})", None, Group.UPSCALE, _UPSCALE_ORDER.get(variant, 6))
 
 
-def _pan(m: re.Match[str]) -> ActionLook:
-    emoji, order = _PAN_LOOK[m[1]]
-    return ActionLook(f"Pan {m[1].title()}", emoji, Group.PAN, order, emoji_only=True)
+def _pan_look(direction: str) -> ActionLook:
+    emoji, order = _PAN_LOOK[direction]
+    return ActionLook(f"Pan {direction.title()}", emoji, Group.PAN, order, emoji_only=True)
 
 
 _KEYCAP = ("1️⃣", "2️⃣", "3️⃣", "4️⃣")
 _VIDEO_GROUPS = (Group.VIDEO_1, Group.VIDEO_2, Group.VIDEO_3, Group.VIDEO_4)
 
 
-def _animate(m: re.Match[str]) -> ActionLook:
-    order = 0 if m[1] == "low" else 1
-    return ActionLook(f"Animate ({m[1].title()} motion)", "🎞️", Group.ANIMATE, order)
-
-
-def _video(m: re.Match[str]) -> ActionLook:
+def _video_look(n: int, kind: str) -> ActionLook:
     """Midjourney's labels for one video; its keycap tells the videos of a batch apart."""
-    n = int(m[2])
-    title = "HD" if m[1] == "hd" else f"Extend ({m[1].title()} motion)"
-    order = {"low": 0, "high": 1, "hd": 2}[m[1]]
+    title = "HD" if kind == "hd" else f"Extend ({kind.title()} motion)"
+    order = {"low": 0, "high": 1, "hd": 2}[kind]
     return ActionLook(title, _KEYCAP[n - 1], _VIDEO_GROUPS[n - 1], order)
 
 
@@ -191,37 +183,60 @@ def _zoom(ratio: str) -> ActionLook:
     return ActionLook(f"Zoom Out {ratio}x", "🔍", Group.ZOOM, 4)
 
 
-# Anchored families, tried in order after the exact table. Neutral names first, then raw
-# provider spellings (PROVIDERS.md §7 step 1) so `provider:upscale5` still reads `U5`.
-_P = re.escape(PROVIDER_PREFIX)
-_FAMILIES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], ActionLook]]] = [
-    (re.compile(r"^pick:(\d{1,2})$"), _tile("U{n}", Group.PICK)),
-    (re.compile(r"^vary_grid:(\d{1,2})$"), _tile("V{n}", Group.VARY_GRID)),
-    (re.compile(r"^describe_pick:(\d{1,2})$"), _tile("{n}", Group.DESCRIBE)),
-    (re.compile(r"^shorten_pick:(\d{1,2})$"), _tile("{n}", Group.DESCRIBE)),
-    (
+_TILE_LOOK = {  # family -> (title, group) of a numbered button
+    "pick": ("U{n}", Group.PICK),
+    "vary_grid": ("V{n}", Group.VARY_GRID),
+    "describe_pick": ("{n}", Group.DESCRIBE),
+    "shorten_pick": ("{n}", Group.DESCRIBE),
+}
+
+
+def _neutral_look(p: ParsedAction) -> ActionLook | None:
+    """The look of a neutral name taken apart by bot.actions' grammar (None: not one)."""
+    n = p.index or 0
+    if p.family in _TILE_LOOK:
+        title, group = _TILE_LOOK[p.family]
+        return ActionLook(title.format(n=n), None, group, n)
+    if p.family == "enhance" and p.index is not None:
         # A draft grid's Enhance per image: its own row (a grid has no upscale buttons).
-        re.compile(r"^enhance:([1-4])$"),
-        lambda m: ActionLook(
-            f"Enhance image {m[1]}", "✨", Group.UPSCALE, int(m[1]), short=f"Enhance {m[1]}"
-        ),
-    ),
+        return ActionLook(f"Enhance image {n}", "✨", Group.UPSCALE, n, short=f"Enhance {n}")
+    if p.family == "edit" and p.index is not None:
+        return ActionLook(f"Edit image {n}", "✏️", Group.EDIT_GRID, n, short=str(n))
+    if p.family == "upscale" and p.variant:
+        return _upscale_look(p.variant, p.redo)
+    if p.family == "animate" and p.motion:
+        order = 0 if p.motion == "low" else 1
+        return ActionLook(f"Animate ({p.motion.title()} motion)", "🎞️", Group.ANIMATE, order)
+    if p.family == "extend" and p.motion:
+        return _video_look(n, p.motion)
+    if p.family == "video_hd":
+        return _video_look(n, "hd")
+    if p.direction is not None:
+        return _pan_look(p.direction.value)
+    if p.zoom is not None:
+        return _zoom(str(p.zoom))
+    return None
+
+
+def _provider_tile(title: str, group: Group) -> Callable[[re.Match[str]], ActionLook]:
+    return lambda m: ActionLook(title.format(n=int(m[1])), None, group, int(m[1]))
+
+
+# Raw provider spellings (PROVIDERS.md §7 step 1), tried after the neutral grammar, so
+# `provider:upscale5` still reads `U5`: a provider's own names are not bot.actions' grammar
+# (PiAPI's outpaint_3x has no neutral name), so they keep their own looser patterns here.
+_P = re.escape(PROVIDER_PREFIX)
+_PROVIDER_FAMILIES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], ActionLook]]] = [
+    (re.compile(rf"^{_P}upscale(\d{{1,2}})$"), _provider_tile("U{n}", Group.PICK)),
+    (re.compile(rf"^{_P}variation(\d{{1,2}})$"), _provider_tile("V{n}", Group.VARY_GRID)),
     (
-        re.compile(r"^edit:([1-4])$"),
-        lambda m: ActionLook(f"Edit image {m[1]}", "✏️", Group.EDIT_GRID, int(m[1]), short=m[1]),
+        re.compile(rf"^{_P}(redo_)?upscale_([a-z0-9]{{1,20}})$"),
+        lambda m: _upscale_look(m[2], bool(m[1])),
     ),
-    (re.compile(r"^(redo_)?upscale_([a-z0-9]{1,20})$"), _upscale),
-    (re.compile(r"^animate_(low|high):[1-4]$"), _animate),
-    (re.compile(r"^extend_(low|high):([1-4])$"), _video),
-    (re.compile(r"^video_(hd):([1-4])$"), _video),
-    (re.compile(r"^pan_(left|right|up|down)$"), _pan),
-    (re.compile(r"^zoom_out_(\d{1,2}(?:_\d{1,2})?)x$"), lambda m: _zoom(m[1].replace("_", "."))),
-    (re.compile(rf"^{_P}upscale(\d{{1,2}})$"), _tile("U{n}", Group.PICK)),
-    (re.compile(rf"^{_P}variation(\d{{1,2}})$"), _tile("V{n}", Group.VARY_GRID)),
-    (re.compile(rf"^{_P}(redo_)?upscale_([a-z0-9]{{1,20}})$"), _upscale),
-    (re.compile(rf"^{_P}pan_(left|right|up|down)$"), _pan),
+    (re.compile(rf"^{_P}pan_(left|right|up|down)$"), lambda m: _pan_look(m[1])),
     (re.compile(rf"^{_P}outpaint_(\d{{1,2}}(?:\.\d{{1,2}})?)x$"), lambda m: _zoom(m[1])),
 ]
+
 
 _WORD_SPLIT = re.compile(r"[\s_:/\-]+")
 
@@ -245,7 +260,10 @@ def look_of(action: str) -> ActionLook | None:
     """The catalog entry for an action, or None when the bot has no name for it."""
     if (look := _EXACT.get(action)) is not None:
         return look
-    for pattern, build in _FAMILIES:
+    parsed = parse_action(action)
+    if parsed is not None and (look := _neutral_look(parsed)) is not None:
+        return look
+    for pattern, build in _PROVIDER_FAMILIES:
         if match := pattern.match(action):
             return build(match)
     return None
