@@ -18,7 +18,7 @@ from typing import Any
 
 import discord
 
-from bot.actions import MAX_ZOOM, MIN_ZOOM, REMIXABLE, ActionInputError
+from bot.actions import MAX_ZOOM, MIN_ZOOM, REMIXABLE, ActionInputError, parse_action
 from bot.domain import Placement, Size
 from bot.edit_canvas import POSITIONS, check_edit_prompt, edit_geometry
 from bot.media import PRESETS
@@ -38,8 +38,6 @@ FIELD_POSITION = "position"
 FIELD_SCALE = "scale"
 
 _CUSTOM_ID = re.compile(rf"^{MODAL_PREFIX}:(?P<action>.+):(?P<job_id>[0-9a-z]+)$", re.DOTALL)
-_VARY_GRID = re.compile(r"^vary_grid:[1-4]$")
-_EDIT = re.compile(r"^edit(?::([1-4]))?$")
 
 REGION_LABELS = {
     "center": "Centre",
@@ -70,12 +68,17 @@ def has_modal(action: str) -> bool:
     return action in ("zoom_custom", "vary_region") or is_edit(action) or is_remixable(action)
 
 
+def _family(action: str) -> str | None:
+    parsed = parse_action(action)
+    return None if parsed is None else parsed.family
+
+
 def is_edit(action: str) -> bool:
-    return bool(_EDIT.match(action))
+    return _family(action) == "edit"
 
 
 def is_remixable(action: str) -> bool:
-    return action in REMIXABLE or bool(_VARY_GRID.match(action))
+    return action in REMIXABLE or _family(action) == "vary_grid"
 
 
 # --- the forms ---------------------------------------------------------------------------
@@ -163,8 +166,8 @@ class EditModal(_Form):
     def __init__(
         self, action: str, job_id: str, prompt: str | None, *, max_length: int, aspect: str | None
     ) -> None:
-        tile = _EDIT.match(action)
-        title = f"Edit image {tile[1]}" if tile and tile[1] else "Edit"
+        tile = parse_action(action)
+        title = f"Edit image {tile.index}" if tile and tile.index else "Edit"
         super().__init__(title=title, action=action, job_id=job_id)
         self.add_item(_prompt_input(prompt, max_length=max_length, required=True))
         self.add_item(

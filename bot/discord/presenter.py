@@ -41,6 +41,7 @@ import discord
 from discord.utils import escape_markdown, escape_mentions
 
 from bot import redaction
+from bot.actions import parse_action
 from bot.discord.buttons_layout import ButtonSpec, clip, describe_action, layout_buttons
 from bot.discord.video_delivery import video_action_text
 from bot.discord.views import STYLES
@@ -68,7 +69,18 @@ _MODE_TEXT = {SpeedMode.FAST: "fast", SpeedMode.RELAX: "relaxed", SpeedMode.TURB
 _KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣", "9️⃣", "🔟")
 _ASPECT = re.compile(r"--(?:ar|aspect)\s+(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)")
 _PROMPT_LISTS = frozenset({OperationKind.DESCRIBE, OperationKind.SHORTEN})
-_RAW_DESCRIBE = re.compile(r"^provider:describe\d+$")
+
+
+def _is_raw_describe(action: str) -> bool:
+    """A provider's own describe button (`provider:describe3`, `provider:describe_all`)."""
+    parsed = parse_action(action)
+    raw = parsed.raw if parsed is not None and parsed.family == "provider" else None
+    if raw is None or not raw.startswith("describe"):
+        return False
+    rest = raw.removeprefix("describe")
+    return rest == "_all" or (rest.isascii() and rest.isdigit())
+
+
 _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif")
 # Midjourney's /blend dimensions as aspect ratios.
 _BLEND_RATIOS = {
@@ -670,7 +682,7 @@ def _buttons(
         # window, and it replaces the provider's raw describe1..4 buttons.
         # The provider's own "describe all" ([?] on PiAPI) gives way to the bot's 🎉
         # Imagine all, which starts one tracked job per prompt.
-        names = [n for n in names if not _RAW_DESCRIBE.match(n) and n != "provider:describe_all"]
+        names = [n for n in names if not _is_raw_describe(n)]
         count = min(len(job.prompts or []), len(_KEYCAPS))
         if job.operation.kind is OperationKind.SHORTEN:
             extra = [*(f"shorten_pick:{n}" for n in range(1, min(count, 5) + 1)), *extra]

@@ -33,6 +33,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from bot.actions import parse_action
 from bot.domain import (
     Action,
     ErrorCode,
@@ -81,27 +82,28 @@ _DRAFT_FLAG = re.compile(r"(?<!\S)--draft\b", re.IGNORECASE)
 _MODERATION_WORDS = ("banned", "moderation", "moderat", "nsfw", "prohibited", "not allowed")
 _CREDIT_WORDS = ("balance", "credit", "insufficient", "quota")
 
-# Neutral action -> the Legnext family its allow-list (`available_actions`) names.
-_FAMILY_PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"^pick:[1-4]$"), "upscale"),
-    (re.compile(r"^(redo_)?upscale_\w+$"), "upscale"),
-    (re.compile(r"^vary_grid:[1-4]$"), "variation"),
-    (re.compile(r"^vary_(subtle|strong)$"), "variation"),
-    (re.compile(r"^vary_region$"), "inpaint"),
-    (re.compile(r"^zoom_\w+$"), "outpaint"),
-    (re.compile(r"^pan_(left|right|up|down)$"), "pan"),
-    (re.compile(r"^edit(:[1-4])?$"), "edit"),
-    (re.compile(r"^enhance(:[1-4])?$"), "enhance"),
-    (re.compile(r"^reroll$"), "reroll"),
-]
+# Neutral action family (bot.actions.parse_action) -> the Legnext family its allow-list
+# (`available_actions`) names. make_square has none: Legnext governs it by no key.
+_LEGNEXT_FAMILY = {
+    "pick": "upscale",
+    "upscale": "upscale",
+    "vary_grid": "variation",
+    "vary_subtle": "variation",
+    "vary_strong": "variation",
+    "vary_region": "inpaint",
+    "zoom_out": "outpaint",
+    "zoom_custom": "outpaint",
+    "pan": "pan",
+    "edit": "edit",
+    "enhance": "enhance",
+    "reroll": "reroll",
+}
 
 
 def family_of(action: str) -> str | None:
     """The Legnext `available_actions` key that governs a neutral action."""
-    for pattern, family in _FAMILY_PATTERNS:
-        if pattern.match(action):
-            return family
-    return None
+    parsed = parse_action(action)
+    return None if parsed is None else _LEGNEXT_FAMILY.get(parsed.family)
 
 
 # --- requests ---------------------------------------------------------------------------------
