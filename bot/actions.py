@@ -55,7 +55,7 @@ _GRAMMAR = re.compile(
     | zoom_out_(?P<zoom>[12](?:_[0-9]{{1,2}})?)x
     | (?P<word>reroll|vary_subtle|vary_strong|vary_region|zoom_custom|make_square|remix
               |edit|enhance|seed|describe_reroll|describe_all)
-    )$"""
+    )\Z"""  # \Z, not $: "reroll\n" is no action
 )
 _PROVIDER = "provider:"
 
