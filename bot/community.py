@@ -32,6 +32,7 @@ __all__ = [
     "Limits",
     "Refusal",
     "RoleLimits",
+    "SettingsEdit",
     "check_mode",
     "check_quota",
     "describe_change",
@@ -535,6 +536,30 @@ def describe_change(before: GuildSettings, after: GuildSettings) -> str:
         else:
             parts.append(f"{name}: {_value_text(old)} → {_value_text(new)}")
     return "; ".join(parts)
+
+
+class SettingsEdit:
+    """One admin's change to a server's settings, inside `GuildSettingsRepository.edit`.
+
+    `before` is the row as read under the store's lock; set `settings` (or call `update`)
+    to the changed version. On leaving the block the store saves `settings` and one audit
+    row saying `change` — or nothing at all when `change` is "" (nothing changed).
+    """
+
+    def __init__(self, before: GuildSettings) -> None:
+        self.before = before
+        self.settings = before
+
+    def update(self, **changes: Any) -> GuildSettings:
+        self.settings = self.settings.with_changes(**changes)
+        return self.settings
+
+    @property
+    def change(self) -> str:
+        """What the audit row says changed; "" when nothing did."""
+        if self.settings.guild_id != self.before.guild_id:
+            raise ValueError("an edit cannot move settings to another server")
+        return describe_change(self.before, self.settings)
 
 
 def _limits_diff(prefix: str, old: Limits, new: Limits) -> list[str]:

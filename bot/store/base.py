@@ -7,11 +7,12 @@ implementing the same protocols and raising the same errors.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
-from bot.community import GuildSettings
+from bot.community import GuildSettings, SettingsEdit
 from bot.domain import ErrorCode, Job, JobStatus
 
 
@@ -206,7 +207,16 @@ class GuildSettingsRepository(Protocol):
         ...
 
     async def save(self, settings: GuildSettings) -> None:
-        """Store `settings` over any earlier version for the same server."""
+        """Store `settings` over any earlier version for the same server (no audit row)."""
+        ...
+
+    def edit(
+        self, guild_id: str, actor_id: str, action: str, *, at: float
+    ) -> AbstractAsyncContextManager[SettingsEdit]:
+        """`async with guilds.edit(...) as edit:` — one transaction that reads the server's
+        row under a lock (a concurrent edit of the same server waits), yields it to change,
+        and on normal exit writes the row and its audit row (`actor_id`, `action`, `at`,
+        the change) together. An exception in the block, or no change, writes nothing."""
         ...
 
 

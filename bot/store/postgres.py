@@ -40,7 +40,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from bot.community import DAY_SECONDS, FAST_MODES, GuildSettings, utc_day_start
+from bot.community import DAY_SECONDS, FAST_MODES, GuildSettings, SettingsEdit, utc_day_start
 from bot.domain import VIDEO_KINDS, ErrorCode, Job, JobStatus
 from bot.store.base import (
     UNSPENT_JOB_SQL,
@@ -326,6 +326,27 @@ class PostgresDatabase:
                 raise StoreUnavailableError(f"nothing was saved: {self._problem}") from exc
             self._problem = None
             return result
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """`async with db.transaction() as conn:` — the caller's block in one transaction on
+        one pooled connection (for `SELECT … FOR UPDATE` read-modify-writes), committed on
+        normal exit, rolled back on an exception. Not retried: the block is the caller's."""
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                yield conn
+        except _BUSY_ERRORS as exc:
+            raise StoreBusyError(f"database stayed locked: {exc}") from exc
+        except _UNREACHABLE as exc:
+            why = _CLOSED if isinstance(exc, asyncpg.InternalClientError) else str(exc)
+            self._problem = f"PostgreSQL at {self.where} is unreachable ({why})"
+            raise StoreUnavailableError(self._problem) from exc
+        except _CANNOT_WRITE as exc:
+            self._problem = f"PostgreSQL at {self.where} cannot take writes ({exc})"
+            raise StoreUnavailableError(f"nothing was saved: {self._problem}") from exc
+        self._problem = None
 
     async def _back_off(self, exc: Exception, attempt: int) -> None:
         delay = min(_MAX_BACKOFF, self._retry_backoff * 2**attempt)
@@ -763,6 +784,49 @@ class PostgresGuildSettingsRepository:
 
         async with self._db.rows.hold(f"guild:{settings.guild_id}"):
             await self._db.write_statement(work)
+
+    @contextlib.asynccontextmanager
+    async def edit(
+        self, guild_id: str, actor_id: str, action: str, *, at: float
+    ) -> AsyncIterator[SettingsEdit]:
+        """See `GuildSettingsRepository.edit`: the row `SELECT … FOR UPDATE` in one
+        transaction, so an edit from another process waits for this one to commit."""
+        key = _t(str(guild_id))
+        async with self._db.rows.hold(f"guild:{guild_id}"), self._db.transaction() as conn:
+            # A server that never saved settings has no row to lock: make an empty one
+            # (the defaults) first, so a concurrent first edit waits here too.
+            await conn.execute(
+                "INSERT INTO guild_settings (guild_id, data, updated_at) VALUES ($1, '{}', $2)"
+                " ON CONFLICT (guild_id) DO NOTHING",
+                key,
+                time.time(),
+            )
+            raw = await conn.fetchval(
+                "SELECT data FROM guild_settings WHERE guild_id = $1 FOR UPDATE", key
+            )
+            data = json.loads(raw) if raw is not None else {}
+            edit = SettingsEdit(
+                GuildSettings.from_data(str(guild_id), data if isinstance(data, dict) else {})
+            )
+            yield edit
+            change = edit.change
+            if not change:
+                return
+            await conn.execute(
+                "UPDATE guild_settings SET data = $2, updated_at = $3 WHERE guild_id = $1",
+                key,
+                json.dumps(edit.settings.to_data(), ensure_ascii=False, allow_nan=False),
+                time.time(),
+            )
+            await conn.execute(
+                "INSERT INTO audit_log (guild_id, actor_id, action, detail, at)"
+                " VALUES ($1, $2, $3, $4, $5)",
+                key,
+                _t(str(actor_id)),
+                _t(action),
+                _t(change),
+                at,
+            )
 
 
 class PostgresAuditRepository:

@@ -11,13 +11,14 @@ the write lock, the write is retried a bounded number of times and then raises
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import re
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -28,7 +29,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from bot.community import DAY_SECONDS, FAST_MODES, GuildSettings, utc_day_start
+from bot.community import DAY_SECONDS, FAST_MODES, GuildSettings, SettingsEdit, utc_day_start
 from bot.domain import VIDEO_KINDS, ErrorCode, Job, JobStatus
 from bot.store.base import (
     UNSPENT_JOB_SQL,
@@ -238,6 +239,10 @@ def _identity(path: str) -> tuple[int, int]:
     return info.st_dev, info.st_ino
 
 
+async def _begin(conn: aiosqlite.Connection) -> None:
+    await conn.execute("BEGIN IMMEDIATE")
+
+
 class SqliteDatabase:
     """One aiosqlite connection that runs one transaction at a time, retrying on locks."""
 
@@ -351,41 +356,80 @@ class SqliteDatabase:
         writing = conn is None
         conn = self._conn if conn is None else conn
         async with self._lock if lock is None else lock:
-            if self._closed:
-                raise RuntimeError("the store is closed")
-            if writing:
-                self._check_file()
-                if self._problem is not None:
-                    raise StoreUnavailableError(f"nothing was saved: {self._problem}")
-            attempt = 0
-            while True:
+            self._ready(writing=writing)
+            return await self._retrying(work, conn, transaction=transaction, writing=writing)
+
+    def _ready(self, *, writing: bool) -> None:
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        if writing:
+            self._check_file()
+            if self._problem is not None:
+                raise StoreUnavailableError(f"nothing was saved: {self._problem}")
+
+    async def _retrying(
+        self,
+        work: Callable[[aiosqlite.Connection], Awaitable[T]],
+        conn: aiosqlite.Connection,
+        *,
+        transaction: bool,
+        writing: bool,
+    ) -> T:
+        attempt = 0
+        while True:
+            try:
+                result = await self._attempt(work, conn, transaction=transaction)
+                if writing:
+                    self._write_failure = None
+                return result
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    # Disk full, I/O error, read-only file: the write is lost, say so
+                    # in the store's own terms (callers tell the member).
+                    raise self._cannot(exc, writing=writing) from exc
+                if attempt >= self._lock_retries:
+                    raise StoreBusyError(
+                        f"database stayed locked after {attempt + 1} attempts: {exc}"
+                    ) from exc
+                delay = min(_MAX_BACKOFF, self._retry_backoff * 2**attempt)
+                attempt += 1
+                self.busy_retries += 1
+                log.warning(
+                    "database is locked (%s); retry %d/%d in %.2fs",
+                    exc,
+                    attempt,
+                    self._lock_retries,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+    def _cannot(self, exc: sqlite3.OperationalError, *, writing: bool) -> StoreUnavailableError:
+        if writing:
+            self._write_failure = f"the database cannot be written ({exc})"
+        return StoreUnavailableError(f"the database cannot be used: {exc}")
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """`async with db.transaction() as conn:` — one BEGIN IMMEDIATE … COMMIT around the
+        caller's block, holding the writer's lock throughout, for a read-modify-write that
+        no other write may come between. Only BEGIN is retried on a busy database (nothing
+        has run yet); an exception in the block rolls everything back and propagates."""
+        async with self._lock:
+            self._ready(writing=True)
+            conn = self._conn
+            await self._retrying(_begin, conn, transaction=False, writing=True)
+            try:
+                yield conn
+                await conn.execute("COMMIT")
+            except BaseException as exc:
                 try:
-                    result = await self._attempt(work, conn, transaction=transaction)
-                    if writing:
-                        self._write_failure = None
-                    return result
-                except sqlite3.OperationalError as exc:
-                    if not _is_busy(exc):
-                        # Disk full, I/O error, read-only file: the write is lost, say so
-                        # in the store's own terms (callers tell the member).
-                        if writing:
-                            self._write_failure = f"the database cannot be written ({exc})"
-                        raise StoreUnavailableError(f"the database cannot be used: {exc}") from exc
-                    if attempt >= self._lock_retries:
-                        raise StoreBusyError(
-                            f"database stayed locked after {attempt + 1} attempts: {exc}"
-                        ) from exc
-                    delay = min(_MAX_BACKOFF, self._retry_backoff * 2**attempt)
-                    attempt += 1
-                    self.busy_retries += 1
-                    log.warning(
-                        "database is locked (%s); retry %d/%d in %.2fs",
-                        exc,
-                        attempt,
-                        self._lock_retries,
-                        delay,
-                    )
-                    await asyncio.sleep(delay)
+                    await conn.rollback()
+                except Exception:
+                    log.exception("rollback failed")
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise self._cannot(exc, writing=True) from exc
+                raise
+            self._write_failure = None
 
     async def _attempt(
         self,
@@ -751,6 +795,42 @@ class SqliteGuildSettingsRepository:
             )
 
         await self._db.write(work)
+
+    @contextlib.asynccontextmanager
+    async def edit(
+        self, guild_id: str, actor_id: str, action: str, *, at: float
+    ) -> AsyncIterator[SettingsEdit]:
+        """See `GuildSettingsRepository.edit`: BEGIN IMMEDIATE on the store's connection,
+        under its lock, so no other write of this process or another comes between."""
+        guild_id = str(guild_id)
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "SELECT data FROM guild_settings WHERE guild_id = ?", (guild_id,)
+            ) as cursor:
+                row = await cursor.fetchone()
+            data = json.loads(row[0]) if row is not None else {}
+            edit = SettingsEdit(
+                GuildSettings.from_data(guild_id, data if isinstance(data, dict) else {})
+            )
+            yield edit
+            change = edit.change
+            if not change:
+                return
+            await conn.execute(
+                "INSERT INTO guild_settings (guild_id, data, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (guild_id)"
+                " DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                (guild_id, _settings_json(edit.settings), time.time()),
+            )
+            await conn.execute(
+                "INSERT INTO audit_log (guild_id, actor_id, action, detail, at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (guild_id, str(actor_id), action, change, at),
+            )
+
+
+def _settings_json(settings: GuildSettings) -> str:
+    return json.dumps(settings.to_data(), ensure_ascii=False, allow_nan=False)
 
 
 class SqliteAuditRepository:
