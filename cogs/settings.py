@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.community import MAX_VIDEO_WEIGHT, GuildSettings, Limits, describe_change
+from bot.community import MAX_VIDEO_WEIGHT, GuildSettings, Limits
 from bot.discord.buttons_layout import clip
-from bot.discord.submit import answer_if_storage_error
 from bot.domain import SpeedMode
+from bot.interactions.errors import Refusal
 
 if TYPE_CHECKING:
     from bot.app import MidjourneyBot
@@ -111,6 +113,24 @@ def in_words(change: str) -> str:
     return text.replace("→ requester", "→ requester and moderators")
 
 
+def _reset_limits(role_id: str | None, s: GuildSettings) -> GuildSettings:
+    """The role's own limits removed (with a role), or the defaults back."""
+    if role_id is None:
+        return s.with_changes(limits=Limits())
+    role_limits = dict(s.role_limits)
+    role_limits.pop(role_id, None)
+    return s.with_changes(role_limits=role_limits)
+
+
+def _set_limits(role_id: str | None, changes: dict[str, Any], s: GuildSettings) -> GuildSettings:
+    """`changes` over the role's limits (the server's when it has none) or the server's."""
+    if role_id is None:
+        return s.with_changes(limits=dataclasses.replace(s.limits, **changes))
+    role_limits = dict(s.role_limits)
+    role_limits[role_id] = dataclasses.replace(role_limits.get(role_id, s.limits), **changes)
+    return s.with_changes(role_limits=role_limits)
+
+
 def _no_mentions() -> discord.AllowedMentions:
     return discord.AllowedMentions.none()
 
@@ -130,13 +150,6 @@ class Settings(
         self.bot = bot
         super().__init__()
 
-    async def cog_app_command_error(
-        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
-    ) -> None:
-        # The store could not save (disk full, file gone): a private answer, never silence
-        # or a reply left "thinking".
-        await answer_if_storage_error(interaction, error)
-
     async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
         # default_permissions only hides the command; a server can override it per role,
         # so the bot checks Manage Server itself too.
@@ -155,19 +168,29 @@ class Settings(
         return await self.bot.store.guilds.get(str(interaction.guild_id))
 
     async def _change(
-        self, interaction: discord.Interaction[Any], after: GuildSettings, action: str
+        self,
+        interaction: discord.Interaction[Any],
+        action: str,
+        build: Callable[[GuildSettings], GuildSettings],
     ) -> None:
-        before = await self._load(interaction)
-        change = describe_change(before, after)
+        """Apply `build` to the server's settings as stored now, in one locked transaction
+        with its audit row: two admins changing different settings at once both keep theirs.
+        `build` raises Refusal to change nothing and tell the admin why."""
+        assert interaction.guild_id is not None
+        async with self.bot.store.guilds.edit(
+            str(interaction.guild_id),
+            str(interaction.user.id),
+            action,
+            at=self.bot.engine.clock.time(),
+        ) as edit:
+            edit.settings = build(edit.before)
+        change = edit.change
         if not change:
             await interaction.response.send_message(
                 "Nothing changed.", ephemeral=True, allowed_mentions=_no_mentions()
             )
             return
-        await self.bot.policy.save_settings(after)
-        await self.bot.store.audit.record(
-            after.guild_id, str(interaction.user.id), action, change, self.bot.engine.clock.time()
-        )
+        self.bot.policy.remember(edit.settings)
         await interaction.response.send_message(
             f"Saved: {clip(in_words(change), 1800)}",
             ephemeral=True,
@@ -187,42 +210,52 @@ class Settings(
     async def channels_add(
         self, interaction: discord.Interaction[Any], channel: discord.TextChannel
     ) -> None:
-        s = await self._load(interaction)
-        ids = tuple(dict.fromkeys([*s.allowed_channel_ids, str(channel.id)]))
-        await self._change(interaction, s.with_changes(allowed_channel_ids=ids), "channels add")
+        def build(s: GuildSettings) -> GuildSettings:
+            ids = tuple(dict.fromkeys([*s.allowed_channel_ids, str(channel.id)]))
+            return s.with_changes(allowed_channel_ids=ids)
+
+        await self._change(interaction, "channels add", build)
 
     @channels.command(name="remove", description="Stop allowing a channel")
     @app_commands.describe(channel="The channel to take off the list")
     async def channels_remove(
         self, interaction: discord.Interaction[Any], channel: discord.TextChannel
     ) -> None:
-        s = await self._load(interaction)
-        ids = tuple(c for c in s.allowed_channel_ids if c != str(channel.id))
-        await self._change(interaction, s.with_changes(allowed_channel_ids=ids), "channels remove")
+        def build(s: GuildSettings) -> GuildSettings:
+            ids = tuple(c for c in s.allowed_channel_ids if c != str(channel.id))
+            return s.with_changes(allowed_channel_ids=ids)
+
+        await self._change(interaction, "channels remove", build)
 
     @channels.command(name="clear", description="Allow generating in every channel")
     async def channels_clear(self, interaction: discord.Interaction[Any]) -> None:
-        s = await self._load(interaction)
-        await self._change(interaction, s.with_changes(allowed_channel_ids=()), "channels clear")
+        await self._change(
+            interaction, "channels clear", lambda s: s.with_changes(allowed_channel_ids=())
+        )
 
     @roles.command(name="add", description="Allow a role to generate (then only listed roles may)")
     @app_commands.describe(role="A role whose members may generate")
     async def roles_add(self, interaction: discord.Interaction[Any], role: discord.Role) -> None:
-        s = await self._load(interaction)
-        ids = tuple(dict.fromkeys([*s.allowed_role_ids, str(role.id)]))
-        await self._change(interaction, s.with_changes(allowed_role_ids=ids), "roles add")
+        def build(s: GuildSettings) -> GuildSettings:
+            ids = tuple(dict.fromkeys([*s.allowed_role_ids, str(role.id)]))
+            return s.with_changes(allowed_role_ids=ids)
+
+        await self._change(interaction, "roles add", build)
 
     @roles.command(name="remove", description="Stop allowing a role")
     @app_commands.describe(role="The role to take off the list")
     async def roles_remove(self, interaction: discord.Interaction[Any], role: discord.Role) -> None:
-        s = await self._load(interaction)
-        ids = tuple(r for r in s.allowed_role_ids if r != str(role.id))
-        await self._change(interaction, s.with_changes(allowed_role_ids=ids), "roles remove")
+        def build(s: GuildSettings) -> GuildSettings:
+            ids = tuple(r for r in s.allowed_role_ids if r != str(role.id))
+            return s.with_changes(allowed_role_ids=ids)
+
+        await self._change(interaction, "roles remove", build)
 
     @roles.command(name="clear", description="Allow everyone to generate")
     async def roles_clear(self, interaction: discord.Interaction[Any]) -> None:
-        s = await self._load(interaction)
-        await self._change(interaction, s.with_changes(allowed_role_ids=()), "roles clear")
+        await self._change(
+            interaction, "roles clear", lambda s: s.with_changes(allowed_role_ids=())
+        )
 
     @app_commands.command(name="modes", description="Default and allowed speed modes")
     @app_commands.describe(
@@ -238,36 +271,30 @@ class Settings(
         mode: app_commands.Choice[str] | None = None,
         allowed: app_commands.Choice[str] | None = None,
     ) -> None:
-        s = await self._load(interaction)
-        modes = list(s.allowed_modes)
-        if mode is not None and allowed is not None:
-            if allowed.value == "on" and mode.value not in modes:
-                modes.append(mode.value)
-            elif allowed.value == "off":
-                modes = [m for m in modes if m != mode.value]
-        elif (mode is None) != (allowed is None):
-            await interaction.response.send_message(
-                "Give both `mode` and `allowed` to allow or forbid a speed.", ephemeral=True
+        if (mode is None) != (allowed is None):
+            raise Refusal("Give both `mode` and `allowed` to allow or forbid a speed.")
+
+        def build(s: GuildSettings) -> GuildSettings:
+            modes = list(s.allowed_modes)
+            if mode is not None and allowed is not None:
+                if allowed.value == "on" and mode.value not in modes:
+                    modes.append(mode.value)
+                elif allowed.value == "off":
+                    modes = [m for m in modes if m != mode.value]
+            new_default = default.value if default is not None else s.default_mode
+            if not modes:
+                raise Refusal("At least one speed must stay allowed.")
+            if new_default not in modes:
+                raise Refusal(
+                    f"The default speed **{new_default}** must be one of the allowed ones "
+                    f"({', '.join(modes)})."
+                )
+            order = [m.value for m in SpeedMode]
+            return s.with_changes(
+                default_mode=new_default, allowed_modes=tuple(sorted(modes, key=order.index))
             )
-            return
-        new_default = default.value if default is not None else s.default_mode
-        if not modes:
-            await interaction.response.send_message(
-                "At least one speed must stay allowed.", ephemeral=True
-            )
-            return
-        if new_default not in modes:
-            await interaction.response.send_message(
-                f"The default speed **{new_default}** must be one of the allowed ones "
-                f"({', '.join(modes)}).",
-                ephemeral=True,
-            )
-            return
-        order = [m.value for m in SpeedMode]
-        after = s.with_changes(
-            default_mode=new_default, allowed_modes=tuple(sorted(modes, key=order.index))
-        )
-        await self._change(interaction, after, "modes")
+
+        await self._change(interaction, "modes", build)
 
     @app_commands.command(name="clicks", description="Who may use the buttons under a job")
     @app_commands.describe(who="anyone, or only the member who asked (and moderators)")
@@ -280,8 +307,9 @@ class Settings(
     async def clicks(
         self, interaction: discord.Interaction[Any], who: app_commands.Choice[str]
     ) -> None:
-        s = await self._load(interaction)
-        await self._change(interaction, s.with_changes(follow_up_clicks=who.value), "clicks")
+        await self._change(
+            interaction, "clicks", lambda s: s.with_changes(follow_up_clicks=who.value)
+        )
 
     @app_commands.command(name="limits", description="Per-member limits (0 = no limit)")
     @app_commands.describe(
@@ -303,29 +331,20 @@ class Settings(
         reset: bool = False,
         moderation_refusals: app_commands.Range[int, 1, 100] | None = None,
     ) -> None:
-        s = await self._load(interaction)
         if moderation_refusals is not None:
             # A server-wide setting: not per role, and not mixed with the limits above.
             others = (at_once, per_day, fast_per_day, role)
             if reset or any(v is not None for v in others):
-                await interaction.response.send_message(
-                    "Give `moderation_refusals` on its own: it applies to every member.",
-                    ephemeral=True,
-                )
-                return
-            after = s.with_changes(moderation_error_budget=moderation_refusals)
-            await self._change(interaction, after, "limits")
+                raise Refusal("Give `moderation_refusals` on its own: it applies to every member.")
+            budget = moderation_refusals
+            await self._change(
+                interaction, "limits", lambda s: s.with_changes(moderation_error_budget=budget)
+            )
             return
-        role_limits = dict(s.role_limits)
+        role_id = str(role.id) if role is not None else None
         if reset:
-            if role is not None:
-                role_limits.pop(str(role.id), None)
-                after = s.with_changes(role_limits=role_limits)
-            else:
-                after = s.with_changes(limits=Limits())
-            await self._change(interaction, after, "limits reset")
+            await self._change(interaction, "limits reset", partial(_reset_limits, role_id))
             return
-        base = role_limits.get(str(role.id), s.limits) if role is not None else s.limits
         changes: dict[str, int | None] = {}
         for name, value in (
             ("concurrent_jobs", at_once),
@@ -335,19 +354,11 @@ class Settings(
             if value is not None:
                 changes[name] = value or None  # 0 = no limit
         if not changes:
-            await interaction.response.send_message(
+            raise Refusal(
                 "Give at least one of `at_once`, `per_day`, `fast_per_day`,"
-                " `moderation_refusals` (or `reset`).",
-                ephemeral=True,
+                " `moderation_refusals` (or `reset`)."
             )
-            return
-        limits = dataclasses.replace(base, **changes)
-        if role is not None:
-            role_limits[str(role.id)] = limits
-            after = s.with_changes(role_limits=role_limits)
-        else:
-            after = s.with_changes(limits=limits)
-        await self._change(interaction, after, "limits")
+        await self._change(interaction, "limits", partial(_set_limits, role_id, changes))
 
     @app_commands.command(
         name="spoiler", description="Spoiler flagged results outside NSFW channels"
@@ -357,9 +368,8 @@ class Settings(
     async def spoiler(
         self, interaction: discord.Interaction[Any], state: app_commands.Choice[str]
     ) -> None:
-        s = await self._load(interaction)
-        after = s.with_changes(spoiler_flagged=state.value == "on")
-        await self._change(interaction, after, "spoiler")
+        on = state.value == "on"
+        await self._change(interaction, "spoiler", lambda s: s.with_changes(spoiler_flagged=on))
 
     # Video (issue 18): a small block of its own.
     @app_commands.command(name="video", description="Videos (Animate, /animate) on or off")
@@ -374,11 +384,10 @@ class Settings(
         state: app_commands.Choice[str],
         weight: app_commands.Range[int, 1, MAX_VIDEO_WEIGHT] | None = None,
     ) -> None:
-        s = await self._load(interaction)
         changes: dict[str, Any] = {"video_enabled": state.value == "on"}
         if weight is not None:
             changes["video_weight"] = weight
-        await self._change(interaction, s.with_changes(**changes), "video")
+        await self._change(interaction, "video", lambda s: s.with_changes(**changes))
 
     @app_commands.command(
         name="log_channel", description="Where the details of failed jobs go, for admins"
@@ -394,42 +403,42 @@ class Settings(
         clear: bool = False,
     ) -> None:
         if channel is None and not clear:
-            await interaction.response.send_message(
-                "Give a `channel`, or `clear` to stop.", ephemeral=True
-            )
-            return
-        s = await self._load(interaction)
+            raise Refusal("Give a `channel`, or `clear` to stop.")
         value = "" if clear or channel is None else str(channel.id)
-        await self._change(interaction, s.with_changes(log_channel_id=value), "log channel")
+        await self._change(
+            interaction, "log channel", lambda s: s.with_changes(log_channel_id=value)
+        )
 
     @banned.command(name="add", description="Refuse prompts containing a word or phrase")
     @app_commands.describe(word="A word or phrase; disguised spellings are caught too")
     async def banned_add(self, interaction: discord.Interaction[Any], word: str) -> None:
         word = " ".join(word.lower().split())[:100]
         if not word:
-            await interaction.response.send_message("Give a word or phrase.", ephemeral=True)
-            return
-        s = await self._load(interaction)
-        after = s.with_changes(
-            banned_words_added=tuple(dict.fromkeys([*s.banned_words_added, word])),
-            banned_words_removed=tuple(w for w in s.banned_words_removed if w != word),
-        )
-        await self._change(interaction, after, "banned add")
+            raise Refusal("Give a word or phrase.")
+
+        def build(s: GuildSettings) -> GuildSettings:
+            return s.with_changes(
+                banned_words_added=tuple(dict.fromkeys([*s.banned_words_added, word])),
+                banned_words_removed=tuple(w for w in s.banned_words_removed if w != word),
+            )
+
+        await self._change(interaction, "banned add", build)
 
     @banned.command(name="remove", description="Allow a word again (yours or a default one)")
     @app_commands.describe(word="The word or phrase to allow again")
     async def banned_remove(self, interaction: discord.Interaction[Any], word: str) -> None:
         word = " ".join(word.lower().split())[:100]
-        s = await self._load(interaction)
-        if word in s.banned_words_added:
-            after = s.with_changes(
-                banned_words_added=tuple(w for w in s.banned_words_added if w != word)
-            )
-        else:
-            after = s.with_changes(
+
+        def build(s: GuildSettings) -> GuildSettings:
+            if word in s.banned_words_added:
+                return s.with_changes(
+                    banned_words_added=tuple(w for w in s.banned_words_added if w != word)
+                )
+            return s.with_changes(
                 banned_words_removed=tuple(dict.fromkeys([*s.banned_words_removed, word]))
             )
-        await self._change(interaction, after, "banned remove")
+
+        await self._change(interaction, "banned remove", build)
 
     @banned.command(name="list", description="The server's own banned words and lifted defaults")
     async def banned_list(self, interaction: discord.Interaction[Any]) -> None:

@@ -125,6 +125,10 @@ class Policy:
 
     async def save_settings(self, settings: GuildSettings) -> None:
         await self._store.guilds.save(settings)
+        self.remember(settings)
+
+    def remember(self, settings: GuildSettings) -> None:
+        """Settings just saved (`store.guilds.edit` in /settings): served without a read."""
         self._settings[settings.guild_id] = (self._clock.time(), settings)
 
     def banned_words(self, settings: GuildSettings | None) -> BannedWords:

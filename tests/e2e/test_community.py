@@ -199,3 +199,20 @@ async def test_a_banned_word_typed_into_a_form_is_refused(world: World) -> None:
     assert "not allow" in private_text(submitted)
     await world.advance_piapi(1, settle=0.3)
     assert world.piapi.created("variation") == []
+
+
+async def test_a_refused_settings_change_saves_nothing_and_says_why(world: World) -> None:
+    await world.start_bot()
+    await admin(world, "settings modes", {"default": "relax"})
+    # Forbidding the default speed is refused inside the edit: nothing saved, no audit row.
+    refused = await slash(
+        world, "settings modes", {"mode": "relax", "allowed": "off"}, user="admin"
+    )
+    assert "default speed **relax** must be one of the allowed" in private_text(refused)
+    shown = private_text(await slash(world, "settings show", user="admin"))
+    assert "default **relax**, allowed relax, fast, turbo" in shown, shown
+    audit = private_text(await slash(world, "settings audit", user="admin"))
+    assert audit.count("**modes**") == 1, audit
+    # A refusal that needs no settings read: half an option pair.
+    refused = await slash(world, "settings modes", {"mode": "fast"}, user="admin")
+    assert "Give both `mode` and `allowed`" in private_text(refused)
