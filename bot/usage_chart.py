@@ -86,69 +86,98 @@ def render_daily_chart(days: Sequence[DailyUsage], *, title: str, unit: str) -> 
     values, shown_unit = chart_values(days, unit)
     image = Image.new("RGB", (WIDTH, HEIGHT), _BACKGROUND)
     draw = ImageDraw.Draw(image)
-    title_font, font = _font(16), _font(12)
+    font = _font(12)
+    _draw_frame(draw, title, f"{_UNIT_NAMES.get(shown_unit, shown_unit)} per day (UTC)", font)
+    peak = max(values, default=Decimal(0))
+    if not days or peak <= 0:
+        _draw_empty(draw, font)
+        return _png(image)
+    _draw_grid(draw, peak, shown_unit, font)
+    peak_index = values.index(peak)
+    _draw_bars(draw, days, values, peak_index, font)
+    _draw_peak_label(draw, peak, shown_unit, peak_index, len(days), font)
+    return _png(image)
 
-    subtitle = f"{_UNIT_NAMES.get(shown_unit, shown_unit)} per day (UTC)"
+
+# The plot area, inside the margins.
+_LEFT, _RIGHT = _MARGIN_LEFT, WIDTH - _MARGIN_RIGHT
+_TOP, _BOTTOM = _MARGIN_TOP, HEIGHT - _MARGIN_BOTTOM
+
+
+def _draw_frame(draw: ImageDraw.ImageDraw, title: str, subtitle: str, font: FontType) -> None:
+    """The title, its subtitle beside it, and the two axes."""
+    title_font = _font(16)
     draw.text((_MARGIN_LEFT, 12), title, fill=_TEXT, font=title_font)
     title_width = _text_width(draw, title, title_font)
     draw.text((_MARGIN_LEFT + title_width + 12, 16), subtitle, fill=_AXIS, font=font)
+    draw.line([(_LEFT, _BOTTOM), (_RIGHT, _BOTTOM)], fill=_AXIS, width=1)
+    draw.line([(_LEFT, _TOP), (_LEFT, _BOTTOM)], fill=_AXIS, width=1)
 
-    left, right = _MARGIN_LEFT, WIDTH - _MARGIN_RIGHT
-    top, bottom = _MARGIN_TOP, HEIGHT - _MARGIN_BOTTOM
-    draw.line([(left, bottom), (right, bottom)], fill=_AXIS, width=1)
-    draw.line([(left, top), (left, bottom)], fill=_AXIS, width=1)
 
-    peak = max(values, default=Decimal(0))
-    if not days or peak <= 0:
-        message = "No usage in this period"
-        draw.text(
-            ((left + right - _text_width(draw, message, font)) / 2, (top + bottom) / 2 - 6),
-            message,
-            fill=_AXIS,
-            font=font,
-        )
-        draw.text((8, bottom - 8), "0", fill=_AXIS, font=font)
-        return _png(image)
+def _draw_empty(draw: ImageDraw.ImageDraw, font: FontType) -> None:
+    message = "No usage in this period"
+    draw.text(
+        ((_LEFT + _RIGHT - _text_width(draw, message, font)) / 2, (_TOP + _BOTTOM) / 2 - 6),
+        message,
+        fill=_AXIS,
+        font=font,
+    )
+    draw.text((8, _BOTTOM - 8), "0", fill=_AXIS, font=font)
 
+
+def _draw_grid(draw: ImageDraw.ImageDraw, peak: Decimal, unit: str, font: FontType) -> None:
     # Grid lines at quarters of the peak, each labelled on the axis (not just 0 and the
     # peak: a reader should not have to guess what a bar half-way up means).
-    for quarter, tick in enumerate(axis_ticks(peak, shown_unit)):
-        y = bottom - (bottom - top) * quarter / 4
+    for quarter, tick in enumerate(axis_ticks(peak, unit)):
+        y = _BOTTOM - (_BOTTOM - _TOP) * quarter / 4
         if quarter:
-            draw.line([(left + 1, y), (right, y)], fill=_GRID, width=1)
-        draw.text((left - 6 - _text_width(draw, tick, font), y - 8), tick, fill=_AXIS, font=font)
+            draw.line([(_LEFT + 1, y), (_RIGHT, y)], fill=_GRID, width=1)
+        draw.text((_LEFT - 6 - _text_width(draw, tick, font), y - 8), tick, fill=_AXIS, font=font)
 
-    slot = (right - left) / len(days)
+
+def _draw_bars(
+    draw: ImageDraw.ImageDraw,
+    days: Sequence[DailyUsage],
+    values: Sequence[Decimal],
+    peak_index: int,
+    font: FontType,
+) -> None:
+    peak = values[peak_index]
+    slot = (_RIGHT - _LEFT) / len(days)
     bar_width = max(1.0, slot * 0.7)
-    peak_index = values.index(peak)
     # Dates every few days, counted back from the last day so that it is always labelled.
     label_every = max(1, math.ceil(len(days) / 8))
     labelled = set(range(len(days) - 1, -1, -label_every))
     for i, (day, value) in enumerate(zip(days, values, strict=True)):
-        x0 = left + i * slot + (slot - bar_width) / 2
-        height = max(1.0, float(value / peak) * (bottom - top)) if value > 0 else 0.0
+        x0 = _LEFT + i * slot + (slot - bar_width) / 2
+        height = max(1.0, float(value / peak) * (_BOTTOM - _TOP)) if value > 0 else 0.0
         if height > 0:
             draw.rectangle(
-                [(x0, bottom - height), (x0 + bar_width, bottom - 1)],
+                [(x0, _BOTTOM - height), (x0 + bar_width, _BOTTOM - 1)],
                 fill=_BAR_MAX if i == peak_index else _BAR,
             )
         if i in labelled:
             label = day.date[5:10] if len(day.date) >= 10 else day.date  # "05-31"
-            center = left + i * slot + slot / 2
-            draw.line([(center, bottom), (center, bottom + 3)], fill=_AXIS, width=1)
+            center = _LEFT + i * slot + slot / 2
+            draw.line([(center, _BOTTOM), (center, _BOTTOM + 3)], fill=_AXIS, width=1)
             draw.text(
-                (center - _text_width(draw, label, font) / 2, bottom + 6),
+                (center - _text_width(draw, label, font) / 2, _BOTTOM + 6),
                 label,
                 fill=_AXIS,
                 font=font,
             )
-    # The peak's value above its bar, kept inside the picture.
-    peak_label = "max " + format_value(peak, shown_unit)
+
+
+def _draw_peak_label(
+    draw: ImageDraw.ImageDraw, peak: Decimal, unit: str, peak_index: int, count: int, font: FontType
+) -> None:
+    """The peak's value above its bar, kept inside the picture."""
+    slot = (_RIGHT - _LEFT) / count
+    peak_label = "max " + format_value(peak, unit)
     text_width = _text_width(draw, peak_label, font)
-    x_center = left + peak_index * slot + slot / 2
-    x_text = min(max(x_center - text_width / 2, left + 2), right - text_width)
-    draw.text((x_text, top - 18), peak_label, fill=_TEXT, font=font)
-    return _png(image)
+    x_center = _LEFT + peak_index * slot + slot / 2
+    x_text = min(max(x_center - text_width / 2, _LEFT + 2), _RIGHT - text_width)
+    draw.text((x_text, _TOP - 18), peak_label, fill=_TEXT, font=font)
 
 
 def _png(image: Image.Image) -> bytes:
