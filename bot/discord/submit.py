@@ -201,6 +201,10 @@ async def recover_deferred_replies(bot: MidjourneyBot) -> int:
         token, app_id = hint.get("reply_token"), hint.get("application_id")
         if job is None or not token or not app_id or hint.get("message_id"):
             continue
+        # Several processes on PostgreSQL all run this at start: only the lease holder
+        # recovers a reply, or two processes would edit it (and race its delivery claim).
+        if not bot.engine.holds(job.id):
+            continue
         rendered = render(job, now=now, extra_actions=bot_actions(bot, job))
         webhook = discord.Webhook.partial(int(app_id), str(token), client=bot)
         try:
