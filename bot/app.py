@@ -119,6 +119,27 @@ class MidjourneyBot(commands.AutoShardedBot):
 
     async def setup_hook(self) -> None:
         self.store = await open_store(self.settings.database_url)
+        clock = SystemClock()
+        self._wire_engine(clock)
+        window = self.provider.capabilities.follow_up_window
+        fetch_policy = self._fetch_policy()
+        self._wire_publisher(clock, fetch_policy, window)
+        self._watch_leases()
+        self._wire_follow_ups(clock, fetch_policy, window)
+        await self._apply_account_concurrency()
+        # The publisher subscribed before the engine resumes, so no change is missed.
+        await self.engine.start()
+        await self._start_web()
+        # Replies left "thinking" by a kill after /imagine stored its job get it back first.
+        recovered = await recover_deferred_replies(self)
+        resumed = await self.publisher.resume()
+        log.info("resumed %d job message(s), recovered %d reply(ies)", resumed, recovered)
+        for cog in cog_modules():
+            await self.load_extension(cog)
+        await self._sync_commands()
+
+    def _wire_engine(self, clock: SystemClock) -> None:
+        """The account pool, its reference re-signing, and the engine over the store."""
         # MJ_ACCOUNTS_FILE's accounts (or the one of MJ_PROVIDER), pooled; requests to it
         # go to each job's own account.
         self.provider = build_pool(self.settings)
@@ -127,7 +148,6 @@ class MidjourneyBot(commands.AutoShardedBot):
         self.references = discord_keeper(self)
         for account in self.provider.accounts:
             account.provider = FreshReferences(account.provider, self.references)
-        clock = SystemClock()
         self.engine = Engine(
             self.provider,
             self.store.jobs,
@@ -136,14 +156,20 @@ class MidjourneyBot(commands.AutoShardedBot):
             metrics=self.metrics,
             leases=leases_of(self.store),  # PostgreSQL: jobs owned by leases (issue 17)
         )
-        window = self.provider.capabilities.follow_up_window
+
+    def _fetch_policy(self) -> FetchPolicy:
         # The provider's own host may be on the owner's network (a self-hosted proxy).
-        fetch_policy = FetchPolicy(
+        return FetchPolicy(
             allow_private=self.settings.media_allow_private_hosts,
             private_origins=frozenset(
                 o for o in map(origin_of, self.settings.provider_base_urls()) if o is not None
             ),
         )
+
+    def _wire_publisher(
+        self, clock: SystemClock, fetch_policy: FetchPolicy, window: float | None
+    ) -> None:
+        """The publisher that shows jobs in Discord, and its queued-writes gauge."""
         self.publisher = Publisher(
             client=self,
             engine=self.engine,
@@ -157,11 +183,15 @@ class MidjourneyBot(commands.AutoShardedBot):
             metrics=self.metrics,
             ledger=self.rate_ledger,
         )
-        self._watch_leases()
         self.metrics.discord_writes_waiting.source = lambda: {
             (("bucket", bucket),): float(n)
             for bucket, n in self.publisher.writes_waiting_by_bucket().items()
         }
+
+    def _wire_follow_ups(
+        self, clock: SystemClock, fetch_policy: FetchPolicy, window: float | None
+    ) -> None:
+        """The policy, the follow-up buttons and forms, routed by custom id."""
         prompt_limit = min(
             self.provider.capabilities.max_prompt_length, self.settings.mj_max_prompt_length
         )
@@ -179,17 +209,6 @@ class MidjourneyBot(commands.AutoShardedBot):
         # Form submits are routed by custom id, so forms opened before a restart still work.
         self.add_listener(self.follow_ups.on_modal_submit, "on_interaction")
         self.add_dynamic_items(JobButton)
-        await self._apply_account_concurrency()
-        # The publisher subscribed before the engine resumes, so no change is missed.
-        await self.engine.start()
-        await self._start_web()
-        # Replies left "thinking" by a kill after /imagine stored its job get it back first.
-        recovered = await recover_deferred_replies(self)
-        resumed = await self.publisher.resume()
-        log.info("resumed %d job message(s), recovered %d reply(ies)", resumed, recovered)
-        for cog in cog_modules():
-            await self.load_extension(cog)
-        await self._sync_commands()
 
     def _watch_leases(self) -> None:
         """Jobs taken over from another process get their messages back; an ended job
