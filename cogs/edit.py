@@ -24,7 +24,7 @@ from bot.discord.submit import (
     refused_by_policy,
     start_job,
 )
-from bot.domain import JobStatus, Operation, OperationKind
+from bot.domain import Job, JobStatus, Operation, OperationKind
 from bot.edit_canvas import POSITIONS, check_edit_prompt, edit_geometry
 from bot.engine import EngineError
 from bot.speed import SpeedConflictError
@@ -91,18 +91,8 @@ class Edit(commands.Cog):
         if parent.status is not JobStatus.COMPLETED:
             await refuse(interaction, "That job has not finished.")
             return
-        offered = {a.name for a in parent.actions}
-        if image is not None and f"edit:{image}" in offered:
-            action = f"edit:{image}"
-        elif "edit" in offered and image in (None, 1):
-            action = "edit"
-        elif any(name.startswith("edit:") for name in offered):
-            await refuse(interaction, "That job is a grid: say which image to edit (1–4).")
-            return
-        else:
-            await refuse(interaction, "That image cannot be edited.")
-            return
         try:
+            action = _edit_action(parent, image)
             limit = prompt_limit(self.bot)
             text = check_edit_prompt(prompt)
             if len(text) > limit:
@@ -200,6 +190,19 @@ class Edit(commands.Cog):
         await interaction.edit_original_response(
             content=f"Editing; the result will appear in this channel (job `{started.id}`)."
         )
+
+
+def _edit_action(parent: Job, image: int | None) -> str:
+    """The parent's edit action for `image` (a grid's `edit:N`, an upscale's `edit`);
+    raises ActionInputError with the sentence to tell the member when there is none."""
+    offered = {a.name for a in parent.actions}
+    if image is not None and f"edit:{image}" in offered:
+        return f"edit:{image}"
+    if "edit" in offered and image in (None, 1):
+        return "edit"
+    if any(name.startswith("edit:") for name in offered):
+        raise ActionInputError("That job is a grid: say which image to edit (1–4).")
+    raise ActionInputError("That image cannot be edited.")
 
 
 async def setup(bot: MidjourneyBot) -> None:
