@@ -205,3 +205,27 @@ async def test_a_process_frozen_past_its_lease_drops_its_jobs_without_writing(
     assert a.proc.poll() is None  # it lives on, holding nothing
     finals = [m for m in world.channel_messages() if is_final_grid(m)]
     assert len(finals) == JOBS
+
+
+async def test_a_reply_left_thinking_is_recovered_only_by_its_jobs_lease_holder(
+    world: World, pg_url: str
+) -> None:
+    """A process starting while another holds a job whose delivery row is missing (a kill
+    between the two writes) leaves that job's reply alone: only the holder edits it."""
+    a_base = world.env["DISCORD_API_BASE"].replace("127.0.0.1", "localhost")
+    a = await world.start_bot(DATABASE_URL=pg_url, DISCORD_API_BASE=a_base)
+    await world.discord.slash("imagine", {"prompt": "a held reply"}, user=MEMBERS[0])
+    await world.discord.wait_for(lambda: len(world.piapi.created()) == 1, timeout=15)
+    owners = await db_rows(pg_url, "SELECT DISTINCT owner FROM jobs")
+    assert [o for (o,) in owners] == [owner_of(a, owners)]
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute("DELETE FROM deliveries")
+    finally:
+        await conn.close()
+    before_b = world.discord.requests[-1].seq
+    b = await world.start_bot(DATABASE_URL=pg_url)
+    await world.advance_piapi(3, settle=0.5)
+    webhook_writes = [r for r in writes_from(world, "127.0.0.1", before_b) if "webhooks" in r.path]
+    assert webhook_writes == [], b.log()[-3000:]
+    assert "reply recovered after a restart" not in b.log()
