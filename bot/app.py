@@ -257,6 +257,8 @@ class MidjourneyBot(commands.AutoShardedBot):
             auth=auth,
             gateway=self.gateway_watch,
             parse_listen=parse_listen,
+            shard_ids=settings.discord_shard_ids,
+            shard_count=settings.discord_shard_count,
         )
         for server in self.web_servers:
             await server.start()

@@ -74,11 +74,21 @@ class _Metric:
 
 
 class Counter(_Metric):
+    """A total that only goes up: incremented in place, or read at render time from
+    `source` when another part already keeps the count (the lease keeper's takeovers)."""
+
     kind = "counter"
 
-    def __init__(self, name: str, help_text: str, labelnames: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        name: str,
+        help_text: str,
+        labelnames: Sequence[str] = (),
+        source: Callable[[], float] | None = None,
+    ) -> None:
         super().__init__(name, help_text, labelnames)
         self._values: dict[LabelKey, float] = {}
+        self.source = source
 
     def inc(self, amount: float = 1.0, **labels: object) -> None:
         if amount < 0:
@@ -87,17 +97,21 @@ class Counter(_Metric):
         self._values[key] = self._values.get(key, 0.0) + amount
 
     def value(self, **labels: object) -> float:
-        return self._values.get(_key(labels), 0.0)
+        return self._current().get(_key(labels), 0.0)
 
     def total(self) -> float:
-        return sum(self._values.values())
+        return sum(self._current().values())
+
+    def _current(self) -> dict[LabelKey, float]:
+        if self.source is None:
+            return dict(self._values)
+        return {(): float(self.source())}
 
     def samples(self) -> list[str]:
-        if not self._values and not self.labelnames:
+        values = self._current()
+        if not values and not self.labelnames:
             return [f"{self.name} 0"]
-        return [
-            f"{self.name}{_labels_text(k)} {_number(v)}" for k, v in sorted(self._values.items())
-        ]
+        return [f"{self.name}{_labels_text(k)} {_number(v)}" for k, v in sorted(values.items())]
 
 
 class Gauge(_Metric):
@@ -183,6 +197,12 @@ class Metrics:
 
     def __init__(self) -> None:
         self._all: list[_Metric] = []
+        self._add_engine_metrics()
+        self._add_account_metrics()
+        self._add_discord_metrics()
+        self._add_lease_metrics()
+
+    def _add_engine_metrics(self) -> None:
         self.jobs = self._add(Gauge("mjbot_jobs", "Jobs in flight by state.", ["state"]))
         self.queue_length = self._add(
             Gauge("mjbot_queue_length", "Jobs waiting in the bot for a provider slot.")
@@ -201,6 +221,8 @@ class Metrics:
                 ["code"],
             )
         )
+
+    def _add_account_metrics(self) -> None:
         # Several provider accounts (MJ_ACCOUNTS_FILE): the same requests, per account, and
         # each account's slots and state (read from the pool at scrape time).
         self.account_requests = self._add(
@@ -223,6 +245,8 @@ class Metrics:
                 ["account"],
             )
         )
+
+    def _add_discord_metrics(self) -> None:
         self.webhooks = self._add(
             Counter(
                 "mjbot_webhooks_total",
@@ -253,6 +277,26 @@ class Metrics:
                 "mjbot_discord_writes_waiting",
                 "Message writes waiting for room in each Discord bucket (by bucket id).",
                 ["bucket"],
+            )
+        )
+
+    def _add_lease_metrics(self) -> None:
+        # Several processes on one PostgreSQL database (issue 17); read from the lease
+        # keeper at scrape time, 0 without leases.
+        self.leases_held = self._add(
+            Gauge("mjbot_leases_held", "Job leases this process holds (PostgreSQL only).")
+        )
+        self.lease_takeovers = self._add(
+            Counter(
+                "mjbot_lease_takeovers_total",
+                "Jobs taken over from another process's expired or released lease.",
+            )
+        )
+        self.leases_lost = self._add(
+            Counter(
+                "mjbot_leases_lost_total",
+                "Jobs dropped here because their lease was lost (a fenced write matched "
+                "nothing, a renewal found it taken, or its local deadline passed).",
             )
         )
 

@@ -6,6 +6,14 @@ from bot.web.server import (
     WebServer,
     register_engine_gauges,
     servers_for,
+    shards_run,
 )
 
-__all__ = ["GatewayWatch", "WebServer", "WebhookAuth", "register_engine_gauges", "servers_for"]
+__all__ = [
+    "GatewayWatch",
+    "WebServer",
+    "WebhookAuth",
+    "register_engine_gauges",
+    "servers_for",
+    "shards_run",
+]

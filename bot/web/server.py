@@ -187,6 +187,7 @@ class WebServer:
         header_timeout_s: float = HEADER_TIMEOUT_S,
         body_timeout_s: float = BODY_TIMEOUT_S,
         refusal_log_window_s: float = REFUSAL_LOG_WINDOW_S,
+        shards: list[int] | None = None,
     ) -> None:
         if (provider is None) != (auth is None):
             raise ValueError("the webhook receiver needs both a provider and its auth")
@@ -196,6 +197,7 @@ class WebServer:
         self._provider = provider
         self._auth = auth
         self._gateway = gateway
+        self._shards = shards  # None: unsharded
         self._max_body = max_body
         self._header_timeout_s = header_timeout_s
         self._body_timeout_s = body_timeout_s
@@ -350,6 +352,11 @@ class WebServer:
                 "storage_problem": storage_problem,
                 "jobs_active": self._engine.active_count,
                 "queue_length": self._engine.queue_length,
+                "shards": self._shards,
+                # Active jobs are all held here (a lost lease drops its job at once); leases
+                # also cover ended jobs whose final is still due. null without leases.
+                "jobs_held": self._engine.active_count,
+                "leases_held": _leases_held(self._engine),
             },
         )
 
@@ -358,12 +365,29 @@ def _json(status: int, payload: dict[str, Any]) -> web.Response:
     return web.json_response(payload, status=status)
 
 
+def _leases_held(engine: Engine) -> int | None:
+    keeper = engine.keeper
+    return None if keeper is None else len(keeper.leases.held())
+
+
+def shards_run(shard_ids: list[int], shard_count: int | None) -> list[int] | None:
+    """The shard ids this process runs: DISCORD_SHARD_IDS, else all of
+    DISCORD_SHARD_COUNT, else None (unsharded)."""
+    if shard_ids:
+        return sorted(shard_ids)
+    return list(range(shard_count)) if shard_count is not None else None
+
+
 def register_engine_gauges(metrics: Metrics, engine: Engine) -> None:
-    """Read jobs-by-state and the queue length from the engine at scrape time."""
+    """Read jobs-by-state, the queue length and the lease figures from the engine at scrape
+    time (the lease keeper counts takeovers and losses where they happen)."""
     metrics.jobs.source = lambda: {
         (("state", state),): float(count) for state, count in engine.state_counts().items()
     }
     metrics.queue_length.source = lambda: float(engine.queue_length)
+    metrics.leases_held.source = lambda: float(_leases_held(engine) or 0)
+    metrics.lease_takeovers.source = lambda: float(engine.keeper.takeovers if engine.keeper else 0)
+    metrics.leases_lost.source = lambda: float(engine.keeper.lost if engine.keeper else 0)
 
 
 def servers_for(
@@ -376,9 +400,12 @@ def servers_for(
     auth: WebhookAuth | None,
     gateway: GatewayWatch | None,
     parse_listen: Callable[[str], tuple[str, int]],
+    shard_ids: list[int] | None = None,
+    shard_count: int | None = None,
 ) -> list[WebServer]:
     """One server when both listen on the same address, else one per address."""
     servers: list[WebServer] = []
+    shards = shards_run(shard_ids or [], shard_count)
     push = bool(webhook_listen) and auth is not None
     if push and not isinstance(provider, PushProvider):
         raise ValueError(f"{getattr(provider, 'name', 'this provider')} cannot read webhooks")
@@ -394,13 +421,20 @@ def servers_for(
                 auth=auth,
                 gateway=gateway,
                 serve_metrics=bool(metrics_listen) and metrics_listen == webhook_listen,
+                shards=shards,
             )
         )
     if metrics_listen and not (push and metrics_listen == webhook_listen):
         host, port = parse_listen(metrics_listen)
         servers.append(
             WebServer(
-                host, port, engine=engine, metrics=metrics, gateway=gateway, serve_metrics=True
+                host,
+                port,
+                engine=engine,
+                metrics=metrics,
+                gateway=gateway,
+                serve_metrics=True,
+                shards=shards,
             )
         )
     return servers
