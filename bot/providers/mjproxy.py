@@ -186,6 +186,11 @@ def neutral_action(custom_id: str, label: str | None = None) -> str | None:
         return f"extend_{m[1].lower()}:1"
     if m := _ANIMATE.match(cid):
         return f"animate_{m[1].lower()}:1"
+    return _neutral_late(cid, label)
+
+
+def _neutral_late(cid: str, label: str | None) -> str | None:
+    """neutral_action's later checks: video picks, bookmarks, describe and shorten buttons."""
     if _VIDEO_PICK.match(cid):
         _log_dropped(cid, "a video is addressed by its number; Extend picks it")
         return None
@@ -293,24 +298,7 @@ def parse_task(task: dict[str, Any]) -> ProviderSnapshot:
     if task_id in (None, ""):
         raise MalformedReplyError(provider_text="task without an id")
     raw_status = str(_get(task, "status") or "").strip()
-    key = raw_status.lower().replace(" ", "_").replace("-", "_")
-    status = STATUS_MAP.get(key)
-    if status is None:
-        if key:
-            _log_unknown_status(raw_status)
-        status = JobStatus.RUNNING if key else JobStatus.SUBMITTED
-
-    fail_reason = str(_get(task, "failReason") or "").strip()
-    error: JobError | None = None
-    if status is JobStatus.FAILED:
-        lowered = fail_reason.lower()
-        if any(word in lowered for word in _CANCEL_WORDS):
-            # trueai's cancel endpoint fails the task with "取消任务" ("task cancelled").
-            status = JobStatus.CANCELLED
-        else:
-            error = classify_fail_reason(fail_reason)
-    if status is JobStatus.CANCELLED:
-        error = JobError(ErrorCode.CANCELLED, "The job was cancelled.", fail_reason or None)
+    status, error = _task_status(task, raw_status)
 
     progress = parse_progress(_get(task, "progress"))
     if status is JobStatus.COMPLETED:
@@ -321,41 +309,13 @@ def parse_task(task: dict[str, Any]) -> ProviderSnapshot:
     image_url = _get(task, "imageUrl") or None
     image_url = str(image_url) if isinstance(image_url, str) and image_url else None
 
-    tiles: list[str] | None = None
-    urls = _get(task, "imageUrls")
-    if isinstance(urls, list):
-        found = [
-            str(_get(u, "url"))
-            for u in urls
-            if isinstance(u, dict) and isinstance(_get(u, "url"), str) and _get(u, "url")
-        ]
-        if len(found) == 4:
-            tiles = found
-
-    actions: list[Action] = []
-    buttons = _get(task, "buttons")
-    if isinstance(buttons, list):
-        for button in buttons:
-            if not isinstance(button, dict):
-                continue
-            custom_id = _get(button, "customId")
-            if not isinstance(custom_id, str) or not custom_id:
-                continue
-            label = _get(button, "label")
-            name = neutral_action(custom_id, label if isinstance(label, str) else None)
-            if name is not None and all(a.name != name for a in actions):
-                actions.append(Action(name=name, raw=custom_id))
+    tiles = _task_tiles(task)
+    actions = _task_actions(task)
 
     properties = _get(task, "properties")
     properties = properties if isinstance(properties, dict) else {}
     action = str(_get(task, "action") or "").upper()
-    prompts = None
-    if status is JobStatus.COMPLETED and action in ("DESCRIBE", "SHORTEN", ""):
-        prompts = split_prompts(_get(properties, "finalPrompt")) or split_prompts(
-            _get(task, "prompt")
-        )
-        if prompts is None:
-            prompts = split_prompts(_get(task, "promptEn"))
+    prompts = _task_prompts(task, properties, status, action)
 
     seed = _get(task, "seed")
     data: dict[str, Any] = {}
@@ -388,6 +348,76 @@ def parse_task(task: dict[str, Any]) -> ProviderSnapshot:
         data=data,
         raw_status=raw_status or None,
     )
+
+
+def _task_status(task: dict[str, Any], raw_status: str) -> tuple[JobStatus, JobError | None]:
+    """The task's status and, when it failed or was cancelled, its error."""
+    key = raw_status.lower().replace(" ", "_").replace("-", "_")
+    status = STATUS_MAP.get(key)
+    if status is None:
+        if key:
+            _log_unknown_status(raw_status)
+        status = JobStatus.RUNNING if key else JobStatus.SUBMITTED
+
+    fail_reason = str(_get(task, "failReason") or "").strip()
+    error: JobError | None = None
+    if status is JobStatus.FAILED:
+        lowered = fail_reason.lower()
+        if any(word in lowered for word in _CANCEL_WORDS):
+            # trueai's cancel endpoint fails the task with "取消任务" ("task cancelled").
+            status = JobStatus.CANCELLED
+        else:
+            error = classify_fail_reason(fail_reason)
+    if status is JobStatus.CANCELLED:
+        error = JobError(ErrorCode.CANCELLED, "The job was cancelled.", fail_reason or None)
+    return status, error
+
+
+def _task_tiles(task: dict[str, Any]) -> list[str] | None:
+    """The four tile URLs of `imageUrls`, or None unless there are exactly four."""
+    tiles: list[str] | None = None
+    urls = _get(task, "imageUrls")
+    if isinstance(urls, list):
+        found = [
+            str(_get(u, "url"))
+            for u in urls
+            if isinstance(u, dict) and isinstance(_get(u, "url"), str) and _get(u, "url")
+        ]
+        if len(found) == 4:
+            tiles = found
+    return tiles
+
+
+def _task_actions(task: dict[str, Any]) -> list[Action]:
+    """The task's buttons as neutral actions, first of each name kept, dropped ones left out."""
+    actions: list[Action] = []
+    buttons = _get(task, "buttons")
+    if isinstance(buttons, list):
+        for button in buttons:
+            if not isinstance(button, dict):
+                continue
+            custom_id = _get(button, "customId")
+            if not isinstance(custom_id, str) or not custom_id:
+                continue
+            label = _get(button, "label")
+            name = neutral_action(custom_id, label if isinstance(label, str) else None)
+            if name is not None and all(a.name != name for a in actions):
+                actions.append(Action(name=name, raw=custom_id))
+    return actions
+
+
+def _task_prompts(
+    task: dict[str, Any], properties: dict[str, Any], status: JobStatus, action: str
+) -> list[str] | None:
+    """A finished describe or shorten's suggested prompts, else None."""
+    prompts = None
+    if status is JobStatus.COMPLETED and action in ("DESCRIBE", "SHORTEN", ""):
+        prompts = split_prompts(_get(properties, "finalPrompt")) or split_prompts(
+            _get(task, "prompt")
+        )
+        if prompts is None:
+            prompts = split_prompts(_get(task, "promptEn"))
+    return prompts
 
 
 def _videos(task: dict[str, Any]) -> list[VideoClip]:
