@@ -229,25 +229,11 @@ def render(
     head_suffix = _head_suffix(job, mention)
     content = _compose_content(_subject(job), head_suffix, tail_lines)
 
-    embed: EmbedSpec | None = None
-    image: ImageRef | None = None
     buttons: list[ButtonSpec] = []
     # /shorten's answer is shown like /describe's: numbered prompts, a button for each.
     is_describe = job.operation.kind in _PROMPT_LISTS and bool(job.prompts)
-
-    if job.status.is_active and job.preview_url:
-        embed = EmbedSpec(image_url=job.preview_url, colour=COLOUR_ACTIVE)
-        image = ImageRef(kind="preview", url=job.preview_url)
-    elif job.status is JobStatus.COMPLETED:
-        if is_describe:
-            embed = _describe_embed(job)
-        elif job.result_url or job.tiles:
-            image = ImageRef(
-                kind="result",
-                url=job.result_url,
-                filename=_result_filename(job),
-                tiles=tuple(job.tiles or ()),
-            )
+    embed, image = _embed_and_image(job, is_describe=is_describe)
+    if job.status is JobStatus.COMPLETED:
         buttons = _buttons(
             job,
             now=now,
@@ -265,6 +251,27 @@ def render(
         image=image,
         mention_user_ids=mention_ids,
     )
+
+
+def _embed_and_image(job: Job, *, is_describe: bool) -> tuple[EmbedSpec | None, ImageRef | None]:
+    """The embed and image of `job`'s message: the preview while it runs, the result
+    (or /describe's numbered prompts) once it completed, nothing otherwise."""
+    if job.status.is_active and job.preview_url:
+        embed = EmbedSpec(image_url=job.preview_url, colour=COLOUR_ACTIVE)
+        return embed, ImageRef(kind="preview", url=job.preview_url)
+    if job.status is not JobStatus.COMPLETED:
+        return None, None
+    if is_describe:
+        return _describe_embed(job), None
+    if job.result_url or job.tiles:
+        image = ImageRef(
+            kind="result",
+            url=job.result_url,
+            filename=_result_filename(job),
+            tiles=tuple(job.tiles or ()),
+        )
+        return None, image
+    return None, None
 
 
 def _scrubbed(job: Job, scrub: Callable[[str], str]) -> Job:
