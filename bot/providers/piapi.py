@@ -211,90 +211,118 @@ class PiAPIProvider:
 
     def _inputs(self, op: Operation, parent: Job | None) -> tuple[str, dict[str, Any]]:
         kind = op.kind
-        if kind is OperationKind.IMAGINE:
-            inputs: dict[str, Any] = {"prompt": op.prompt or "", "skip_prompt_check": False}
-            # The prompt's own --ar wins; sending both is refused by some accounts.
-            if (
-                op.aspect_ratio
-                and "--ar" not in (op.prompt or "")
-                and "--aspect" not in (op.prompt or "")
-            ):
-                inputs["aspect_ratio"] = op.aspect_ratio
-            if op.mode:
-                inputs["process_mode"] = op.mode.value
-            return "imagine", inputs
-        if kind is OperationKind.DESCRIBE:
-            if not op.image_urls:
-                raise InvalidRequestError("Describe needs an image.")
-            inputs = {"image_url": op.image_urls[0]}
-            if op.mode:
-                inputs["process_mode"] = op.mode.value
-            return "describe", inputs
-        if kind is OperationKind.BLEND:
-            if not 2 <= len(op.image_urls) <= 5:
-                raise InvalidRequestError("Blend needs between 2 and 5 images.")
-            inputs = {"image_urls": list(op.image_urls)}
-            if op.dimension:
-                inputs["dimension"] = op.dimension.value
-            if op.mode:
-                inputs["process_mode"] = op.mode.value
-            return "blend", inputs
+        fresh = _fresh_inputs(op)
+        if fresh is not None:
+            return fresh
 
         origin = _origin(parent)
-        if kind is OperationKind.UPSCALE:
-            index = str(op.index) if op.index is not None else op.variant
-            if not index:
-                raise InvalidRequestError("Upscale needs a tile or a kind of upscale.")
-            return "upscale", {"origin_task_id": origin, "index": index}
-        if kind in (OperationKind.VARIATION, OperationKind.REMIX):
-            if op.index is not None:
-                index = str(op.index)
-            elif op.variant in VARIATION_INDEX:
-                index = VARIATION_INDEX[op.variant]
-            elif kind is OperationKind.REMIX:
-                index = "high_variation"
-            else:
-                raise InvalidRequestError("Variation needs a tile or subtle/strong.")
-            inputs = {"origin_task_id": origin, "index": index}
-            # Documented as required; clients send the original prompt (PROVIDERS.md §1.2).
-            inputs["prompt"] = op.prompt if op.prompt is not None else _prompt_of(parent)
-            if op.aspect_ratio:
-                inputs["aspect_ratio"] = op.aspect_ratio
-            return "variation", inputs
-        if kind is OperationKind.REROLL:
-            inputs = {"origin_task_id": origin, "prompt": op.prompt or _prompt_of(parent)}
-            if op.aspect_ratio:
-                inputs["aspect_ratio"] = op.aspect_ratio
-            return "reroll", inputs
-        if kind is OperationKind.SEED:
-            return "seed", {"origin_task_id": origin}
-        if kind is OperationKind.INPAINT:
-            if not op.mask_png_base64:
-                raise InvalidRequestError("Vary (Region) needs a mask.")
-            return "inpaint", {
-                "origin_task_id": origin,
-                "mask": op.mask_png_base64,
-                "prompt": op.prompt or _prompt_of(parent),
-            }
-        if kind is OperationKind.OUTPAINT:
-            if op.zoom_ratio is None:
-                raise InvalidRequestError("Zoom needs a ratio.")
-            return "outpaint", {
-                "origin_task_id": origin,
-                "zoom_ratio": _ratio_text(op.zoom_ratio),
-                "prompt": op.prompt or _prompt_of(parent),
-            }
-        if kind is OperationKind.PAN:
-            if op.direction is None:
-                raise InvalidRequestError("Pan needs a direction.")
-            return "pan", {
-                "origin_task_id": origin,
-                "direction": op.direction.value,
-                "prompt": op.prompt or _prompt_of(parent),
-            }
+        derived = _child_inputs(op, parent, origin) or _edit_inputs(op, parent, origin)
+        if derived is not None:
+            return derived
         if kind is OperationKind.PROVIDER_ACTION and op.raw_action:
             return self._inputs(_operation_for_raw(op), parent)
         raise UnsupportedOperationError(f"PiAPI cannot do {kind.value}.")
+
+
+def _fresh_inputs(op: Operation) -> tuple[str, dict[str, Any]] | None:
+    """Task type and input of an operation that starts from nothing, else None."""
+    kind = op.kind
+    if kind is OperationKind.IMAGINE:
+        inputs: dict[str, Any] = {"prompt": op.prompt or "", "skip_prompt_check": False}
+        # The prompt's own --ar wins; sending both is refused by some accounts.
+        if (
+            op.aspect_ratio
+            and "--ar" not in (op.prompt or "")
+            and "--aspect" not in (op.prompt or "")
+        ):
+            inputs["aspect_ratio"] = op.aspect_ratio
+        if op.mode:
+            inputs["process_mode"] = op.mode.value
+        return "imagine", inputs
+    if kind is OperationKind.DESCRIBE:
+        if not op.image_urls:
+            raise InvalidRequestError("Describe needs an image.")
+        inputs = {"image_url": op.image_urls[0]}
+        if op.mode:
+            inputs["process_mode"] = op.mode.value
+        return "describe", inputs
+    if kind is OperationKind.BLEND:
+        if not 2 <= len(op.image_urls) <= 5:
+            raise InvalidRequestError("Blend needs between 2 and 5 images.")
+        inputs = {"image_urls": list(op.image_urls)}
+        if op.dimension:
+            inputs["dimension"] = op.dimension.value
+        if op.mode:
+            inputs["process_mode"] = op.mode.value
+        return "blend", inputs
+    return None
+
+
+def _child_inputs(
+    op: Operation, parent: Job | None, origin: str
+) -> tuple[str, dict[str, Any]] | None:
+    """Task type and input of an upscale, variation, reroll or seed, else None."""
+    kind = op.kind
+    if kind is OperationKind.UPSCALE:
+        index = str(op.index) if op.index is not None else op.variant
+        if not index:
+            raise InvalidRequestError("Upscale needs a tile or a kind of upscale.")
+        return "upscale", {"origin_task_id": origin, "index": index}
+    if kind in (OperationKind.VARIATION, OperationKind.REMIX):
+        if op.index is not None:
+            index = str(op.index)
+        elif op.variant in VARIATION_INDEX:
+            index = VARIATION_INDEX[op.variant]
+        elif kind is OperationKind.REMIX:
+            index = "high_variation"
+        else:
+            raise InvalidRequestError("Variation needs a tile or subtle/strong.")
+        inputs = {"origin_task_id": origin, "index": index}
+        # Documented as required; clients send the original prompt (PROVIDERS.md §1.2).
+        inputs["prompt"] = op.prompt if op.prompt is not None else _prompt_of(parent)
+        if op.aspect_ratio:
+            inputs["aspect_ratio"] = op.aspect_ratio
+        return "variation", inputs
+    if kind is OperationKind.REROLL:
+        inputs = {"origin_task_id": origin, "prompt": op.prompt or _prompt_of(parent)}
+        if op.aspect_ratio:
+            inputs["aspect_ratio"] = op.aspect_ratio
+        return "reroll", inputs
+    if kind is OperationKind.SEED:
+        return "seed", {"origin_task_id": origin}
+    return None
+
+
+def _edit_inputs(
+    op: Operation, parent: Job | None, origin: str
+) -> tuple[str, dict[str, Any]] | None:
+    """Task type and input of a Vary (Region), zoom or pan, else None."""
+    kind = op.kind
+    if kind is OperationKind.INPAINT:
+        if not op.mask_png_base64:
+            raise InvalidRequestError("Vary (Region) needs a mask.")
+        return "inpaint", {
+            "origin_task_id": origin,
+            "mask": op.mask_png_base64,
+            "prompt": op.prompt or _prompt_of(parent),
+        }
+    if kind is OperationKind.OUTPAINT:
+        if op.zoom_ratio is None:
+            raise InvalidRequestError("Zoom needs a ratio.")
+        return "outpaint", {
+            "origin_task_id": origin,
+            "zoom_ratio": _ratio_text(op.zoom_ratio),
+            "prompt": op.prompt or _prompt_of(parent),
+        }
+    if kind is OperationKind.PAN:
+        if op.direction is None:
+            raise InvalidRequestError("Pan needs a direction.")
+        return "pan", {
+            "origin_task_id": origin,
+            "direction": op.direction.value,
+            "prompt": op.prompt or _prompt_of(parent),
+        }
+    return None
 
 
 def _operation_for_raw(op: Operation) -> Operation:
@@ -329,22 +357,7 @@ def parse_task(task: dict[str, Any]) -> ProviderSnapshot:
     output = task.get("output") if isinstance(task.get("output"), dict) else {}
     assert isinstance(output, dict)
     raw_status = str(task.get("status") or "").strip().lower()
-    status = STATUS_MAP.get(raw_status)
-    if status is None:
-        log.warning(
-            "PiAPI task %.40s has an unknown status %.40r; treating it as running",
-            str(task.get("task_id")),
-            raw_status,
-        )
-        status = JobStatus.RUNNING
-
-    error = _task_error(task, output)
-    if status is JobStatus.COMPLETED and error is not None and error.code is not ErrorCode.INTERNAL:
-        status = JobStatus.FAILED
-    if status is JobStatus.FAILED and error is None:
-        error = JobError(
-            ErrorCode.GENERATION_FAILED, "The image service reported the job as failed."
-        )
+    status, error = _task_status(task, output, raw_status)
 
     progress = _int(output.get("progress", output.get("task_progress", task.get("task_progress"))))
     if progress is not None:
@@ -389,6 +402,29 @@ def parse_task(task: dict[str, Any]) -> ProviderSnapshot:
         prompts=split_description(output.get("description")),
         raw_status=raw_status,
     )
+
+
+def _task_status(
+    task: dict[str, Any], output: dict[str, Any], raw_status: str
+) -> tuple[JobStatus, JobError | None]:
+    """The task's status, failed when a finished task carries a real error, and its error."""
+    status = STATUS_MAP.get(raw_status)
+    if status is None:
+        log.warning(
+            "PiAPI task %.40s has an unknown status %.40r; treating it as running",
+            str(task.get("task_id")),
+            raw_status,
+        )
+        status = JobStatus.RUNNING
+
+    error = _task_error(task, output)
+    if status is JobStatus.COMPLETED and error is not None and error.code is not ErrorCode.INTERNAL:
+        status = JobStatus.FAILED
+    if status is JobStatus.FAILED and error is None:
+        error = JobError(
+            ErrorCode.GENERATION_FAILED, "The image service reported the job as failed."
+        )
+    return status, error
 
 
 def _task_error(task: dict[str, Any], output: dict[str, Any]) -> JobError | None:
