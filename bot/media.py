@@ -472,15 +472,7 @@ def fit_to_limit(data: bytes, limit_bytes: int, *, filename_stem: str) -> Fitted
         # The re-encode drops EXIF, so bake the orientation in or it would show rotated.
         source = ImageOps.exif_transpose(image)
 
-    alpha = _has_alpha(source)
-    if alpha:
-        source = source.convert("RGBA")
-        # Fully opaque "RGBA" is common (screenshots); it can go to JPEG like any photo.
-        low, _ = source.getchannel("A").getextrema()
-        if low == 255:
-            source, alpha = source.convert("RGB"), False
-    elif source.mode not in ("RGB", "L"):
-        source = source.convert("RGB")
+    source, alpha = _normalised_mode(source)
     lossy = "WEBP" if alpha else "JPEG"
 
     def attempt(candidate: Image.Image, out_fmt: str, quality: int | None) -> FittedImage | None:
@@ -499,6 +491,27 @@ def fit_to_limit(data: bytes, limit_bytes: int, *, filename_stem: str) -> Fitted
         if fitted is not None:
             return fitted
 
+    return _downscaled_to_fit(source, lossy, limit_bytes, stem)
+
+
+def _normalised_mode(source: Image.Image) -> tuple[Image.Image, bool]:
+    """`source` in a mode the encoders take ("RGBA" only when it really has transparency,
+    else "RGB" or "L"), and whether it has transparency."""
+    alpha = _has_alpha(source)
+    if alpha:
+        source = source.convert("RGBA")
+        # Fully opaque "RGBA" is common (screenshots); it can go to JPEG like any photo.
+        low, _ = source.getchannel("A").getextrema()
+        if low == 255:
+            source, alpha = source.convert("RGB"), False
+    elif source.mode not in ("RGB", "L"):
+        source = source.convert("RGB")
+    return source, alpha
+
+
+def _downscaled_to_fit(source: Image.Image, lossy: str, limit_bytes: int, stem: str) -> FittedImage:
+    """`source` shrunk step by step and encoded as `lossy` at the lowest quality until it
+    fits `limit_bytes`; MediaError once it would get too small to be worth showing."""
     # Downscale at the lowest quality. The step follows how far off we are (bytes scale
     # with area), but is at least _SCALE_STEP so each round makes real progress.
     last_size = len(_encode(source, lossy, _QUALITIES[-1]))
