@@ -171,6 +171,25 @@ class Engine:
         self.provider: Provider = self.pool
         if metrics is not None:
             register_account_gauges(metrics, self.pool)
+        self._init_bookkeeping()
+        # Several processes on one database: jobs are ours only while we hold their lease.
+        self._adopted: list[Callable[[list[Job]], None]] = []
+        self._lost: list[Callable[[str], None]] = []
+        self._lease_users: list[Callable[[str], bool]] = []
+        self.keeper: LeaseKeeper | None = (
+            LeaseKeeper(
+                leases,
+                lease_settings or LeaseSettings(),
+                adopt=self._adopt,
+                lose=self._drop,
+                needed=self._lease_needed,
+            )
+            if leases is not None
+            else None
+        )
+
+    def _init_bookkeeping(self) -> None:
+        """The engine's in-memory state, empty: what is queued, polled, timed and unsaved."""
         self._active: dict[str, Job] = {}  # every non-terminal job, by id
         self._queue = FairQueue()
         self._submitting: set[str] = set()
@@ -194,21 +213,6 @@ class Engine:
         self._positions: dict[str, int] = {}
         # Active jobs whose latest progress is in memory only (see progress_save_interval_s).
         self._unsaved: set[str] = set()
-        # Several processes on one database: jobs are ours only while we hold their lease.
-        self._adopted: list[Callable[[list[Job]], None]] = []
-        self._lost: list[Callable[[str], None]] = []
-        self._lease_users: list[Callable[[str], bool]] = []
-        self.keeper: LeaseKeeper | None = (
-            LeaseKeeper(
-                leases,
-                lease_settings or LeaseSettings(),
-                adopt=self._adopt,
-                lose=self._drop,
-                needed=self._lease_needed,
-            )
-            if leases is not None
-            else None
-        )
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -708,6 +712,10 @@ class Engine:
             )
             return
 
+        await self._submitted(job, account, snapshot)
+
+    async def _submitted(self, job: Job, account: Account, snapshot: ProviderSnapshot) -> None:
+        """An accepted submission: record the provider's ref and first answer, then poll."""
         self._count_request("submit", None, account)
         self.pool.record_success(account)
         previous = job.status
