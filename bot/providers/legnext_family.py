@@ -360,7 +360,18 @@ def build_request(
     scale = outpaint_scale(op) if kind is OperationKind.OUTPAINT else None
     addr = address_for(op, parent, ref_is_upstream=ref_is_upstream, label=label)
     params: dict[str, Any] = {"jobId": addr.job_id, "imageNo": addr.image_no}
+    return _addressed_request(op, parent, addr, params, scale)
 
+
+def _addressed_request(
+    op: Operation,
+    parent: Job | None,
+    addr: Address,
+    params: dict[str, Any],
+    scale: float | None,
+) -> UpstreamRequest:
+    """The create request of a follow-up on one image, its `jobId`/`imageNo` in `params`."""
+    kind = op.kind
     if kind is OperationKind.UPSCALE:
         if op.variant not in UPSCALE_TYPE:
             raise InvalidRequestError("Upscale needs subtle, creative, 2x or 4x.")
@@ -541,25 +552,57 @@ def local_result(
 ) -> ProviderSnapshot | None:
     """The finished snapshot of an operation done without any request, or None."""
     if op.kind is OperationKind.SEED:
-        if parent is None or not parent.seed:
-            raise NotFoundError(f"{label} did not report a seed for that image.")
-        return ProviderSnapshot(
-            ref=f"{parent.provider_ref or parent.id}#seed",
-            status=JobStatus.COMPLETED,
-            progress=100,
-            seed=parent.seed,
-            actions=[],
-            data={"seed_of": parent.id},
-            raw_status="local",
-        )
+        return _local_seed(parent, label)
     if not is_local_pick(op):
         return None
     if parent is None:
         raise InvalidRequestError("That follow-up needs a finished job to start from.")
     n = op.index
     assert n is not None
-    data: dict[str, Any]
     allow = parent.provider_data.get("available_actions")
+    data, result_url = _picked(parent, n, ref_is_upstream=ref_is_upstream, label=label)
+    if isinstance(allow, dict):
+        data["available_actions"] = allow
+    actions = synthesize_actions(
+        op=op,
+        image_count=1,
+        capabilities=capabilities,
+        allow=allow if isinstance(allow, dict) else None,
+        image_no=data["image_no"],
+        picked=True,
+    )
+    return ProviderSnapshot(
+        ref=f"{parent.provider_ref or parent.id}#{n}",
+        status=JobStatus.COMPLETED,
+        progress=100,
+        result_url=result_url,
+        actions=actions,
+        cost=None,
+        data=data,
+        raw_status="local",
+    )
+
+
+def _local_seed(parent: Job | None, label: str) -> ProviderSnapshot:
+    """The seed of the parent's image, answered from what the service already reported."""
+    if parent is None or not parent.seed:
+        raise NotFoundError(f"{label} did not report a seed for that image.")
+    return ProviderSnapshot(
+        ref=f"{parent.provider_ref or parent.id}#seed",
+        status=JobStatus.COMPLETED,
+        progress=100,
+        seed=parent.seed,
+        actions=[],
+        data={"seed_of": parent.id},
+        raw_status="local",
+    )
+
+
+def _picked(
+    parent: Job, n: int, *, ref_is_upstream: bool, label: str
+) -> tuple[dict[str, Any], str | None]:
+    """The provider data and picture of image `n` picked from `parent`."""
+    data: dict[str, Any]
     if is_single(parent):
         # Already one image: the pick just re-addresses it.
         image_no = parent.provider_data.get("image_no", 0)
@@ -590,26 +633,7 @@ def local_result(
             data["crop_tile"] = n
         if not result_url:
             raise InvalidRequestError("That image has no picture to pick from yet.")
-    if isinstance(allow, dict):
-        data["available_actions"] = allow
-    actions = synthesize_actions(
-        op=op,
-        image_count=1,
-        capabilities=capabilities,
-        allow=allow if isinstance(allow, dict) else None,
-        image_no=data["image_no"],
-        picked=True,
-    )
-    return ProviderSnapshot(
-        ref=f"{parent.provider_ref or parent.id}#{n}",
-        status=JobStatus.COMPLETED,
-        progress=100,
-        result_url=result_url,
-        actions=actions,
-        cost=None,
-        data=data,
-        raw_status="local",
-    )
+    return data, result_url
 
 
 def replay_local(job: Job) -> ProviderSnapshot:
