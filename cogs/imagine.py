@@ -31,10 +31,10 @@ from bot.discord.submit import (
 )
 from bot.domain import Operation, OperationKind, SpeedMode
 from bot.engine import EngineError
+from bot.interactions.errors import answer_refusal
 from bot.references import References, compose_prompt
 from bot.speed import SpeedConflictError
 from bot.store.base import MemberPrefs, StoreError
-from cogs.retexture import refuse_after_public_ack
 
 if TYPE_CHECKING:
     from bot.app import MidjourneyBot
@@ -332,7 +332,7 @@ class Imagine(commands.Cog):
                 files,
             )
         except OptionError as exc:
-            await refuse_after_public_ack(interaction, str(exc))
+            await answer_refusal(interaction, str(exc))  # the public "thinking" reply goes
             return
         except discord.HTTPException as exc:
             log.warning("could not keep the reference images (%s)", exc.status)

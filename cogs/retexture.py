@@ -29,6 +29,7 @@ from bot.discord.submit import (
 from bot.domain import Operation, OperationKind
 from bot.edit_canvas import check_edit_prompt
 from bot.engine import EngineError
+from bot.interactions.errors import answer_refusal
 from bot.store.base import StoreError
 
 if TYPE_CHECKING:
@@ -72,17 +73,6 @@ async def keep_upload(
             "Nothing was started."
         ) from None
     return url, info
-
-
-async def refuse_after_public_ack(interaction: discord.Interaction[Any], text: str) -> None:
-    """Bad input found after the public "thinking" reply (the bytes of an upload): that
-    reply goes, and the reason is told to the member alone."""
-    try:
-        await interaction.delete_original_response()
-    except discord.HTTPException:
-        await interaction.edit_original_response(content=f"❌ {text}")
-        return
-    await interaction.followup.send(f"❌ {text}", ephemeral=True)
 
 
 def check_upload(image: discord.Attachment) -> str | None:
@@ -138,7 +128,7 @@ class Retexture(commands.Cog):
                 use_token=True,
             )
         except UploadError as exc:
-            await refuse_after_public_ack(interaction, str(exc))
+            await answer_refusal(interaction, str(exc))  # the public "thinking" reply goes
         except EngineError as exc:
             await interaction.edit_original_response(content=f"❌ {exc.error.message}")
         except StoreError:

@@ -318,12 +318,9 @@ class PostgresDatabase:
             except _UNREACHABLE as exc:
                 # A connection lost during COMMIT leaves its outcome unknown; every other
                 # case (refused, lost before or during the statement) saved nothing.
-                why = _CLOSED if isinstance(exc, asyncpg.InternalClientError) else str(exc)
-                self._problem = f"PostgreSQL at {self.where} is unreachable ({why})"
-                raise StoreUnavailableError(self._problem) from exc
+                raise self._unreachable(exc) from exc
             except _CANNOT_WRITE as exc:
-                self._problem = f"PostgreSQL at {self.where} cannot take writes ({exc})"
-                raise StoreUnavailableError(f"nothing was saved: {self._problem}") from exc
+                raise self._read_only(exc) from exc
             self._problem = None
             return result
 
@@ -340,13 +337,21 @@ class PostgresDatabase:
         except _BUSY_ERRORS as exc:
             raise StoreBusyError(f"database stayed locked: {exc}") from exc
         except _UNREACHABLE as exc:
-            why = _CLOSED if isinstance(exc, asyncpg.InternalClientError) else str(exc)
-            self._problem = f"PostgreSQL at {self.where} is unreachable ({why})"
-            raise StoreUnavailableError(self._problem) from exc
+            raise self._unreachable(exc) from exc
         except _CANNOT_WRITE as exc:
-            self._problem = f"PostgreSQL at {self.where} cannot take writes ({exc})"
-            raise StoreUnavailableError(f"nothing was saved: {self._problem}") from exc
+            raise self._read_only(exc) from exc
         self._problem = None
+
+    def _unreachable(self, exc: BaseException) -> StoreUnavailableError:
+        """A lost or refused connection, remembered for /healthz until a write succeeds."""
+        why = _CLOSED if isinstance(exc, asyncpg.InternalClientError) else str(exc)
+        self._problem = f"PostgreSQL at {self.where} is unreachable ({why})"
+        return StoreUnavailableError(self._problem)
+
+    def _read_only(self, exc: BaseException) -> StoreUnavailableError:
+        """A server that takes no writes (read-only, disk full), remembered as above."""
+        self._problem = f"PostgreSQL at {self.where} cannot take writes ({exc})"
+        return StoreUnavailableError(f"nothing was saved: {self._problem}")
 
     async def _back_off(self, exc: Exception, attempt: int) -> None:
         delay = min(_MAX_BACKOFF, self._retry_backoff * 2**attempt)
