@@ -25,7 +25,6 @@ from bot.engine import EngineError
 from bot.interactions.errors import (
     answer_refusal,
     answer_storage_error,
-    mark_answered,
 )
 from bot.speed import decide_speed
 from bot.store.base import Delivery, StoreError
@@ -352,20 +351,6 @@ async def mark_clicked(
         await interaction.edit_original_response(view=view)
     else:
         await interaction.response.edit_message(view=view)
-
-
-async def answer_if_storage_error(
-    interaction: discord.Interaction[Any], error: BaseException
-) -> bool:
-    """For a cog's `cog_app_command_error`: a command that failed because the store could
-    not save gets the private "nothing was saved or charged" answer, once (the tree's
-    handler after it knows)."""
-    original = getattr(error, "original", error)  # app_commands.CommandInvokeError
-    if not isinstance(original, StoreError):
-        return False
-    await answer_storage_error(interaction, original)
-    mark_answered(original)
-    return True
 
 
 async def refuse(interaction: discord.Interaction[Any], text: str) -> None:

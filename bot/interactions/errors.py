@@ -80,23 +80,12 @@ async def answer_storage_error(interaction: discord.Interaction[Any], exc: Excep
         log.warning("could not tell the member about the storage failure (%s)", error.status)
 
 
-def mark_answered(error: BaseException) -> None:
-    """Note that a cog's own handler has answered `error`, so `answer_error` (called by the
-    tree after it) does not answer the member a second time."""
-    error.__dict__[_ANSWERED] = True
-
-
-_ANSWERED = "_mj_answered"
-
-
 async def answer_error(
     interaction: discord.Interaction[Any], error: BaseException, *, where: str
 ) -> None:
     """The one answer to anything a command, click or form raised. `where` names the
     handler in the log ("/imagine", "button pick:1", "form vary_region")."""
     original = getattr(error, "original", error)  # app_commands.CommandInvokeError
-    if original.__dict__.get(_ANSWERED):
-        return
     try:
         if isinstance(original, Refusal):
             log.info("%s refused for member %s: %s", where, interaction.user.id, original.text)
