@@ -1329,6 +1329,18 @@ class PostgresJobLeases:
 
         await self._listener.add_listener(LEASE_CHANNEL, notified)
 
+    async def listen_to(self, channel: str, callback: Callable[[str], None]) -> bool:
+        """Another channel on the connection `listen` opened (issue 17: the webhook inbox
+        and forwarded cancels): `callback(payload)` per notification. False if not listening."""
+        if self._listener is None:
+            return False
+
+        def notified(conn: object, pid: int, channel: str, payload: str) -> None:
+            callback(payload)
+
+        await self._listener.add_listener(channel, notified)
+        return True
+
     async def close(self) -> None:
         listener, self._listener = self._listener, None
         if listener is not None:
