@@ -16,6 +16,7 @@ from bot import redaction
 from bot.clock import SystemClock
 from bot.config import Settings, parse_listen
 from bot.discord.follow_ups import FollowUps
+from bot.discord.identify import IdentifySpacer
 from bot.discord.policy import Policy
 from bot.discord.publisher import Publisher
 from bot.discord.rate_limits import BucketLedger, ratelimit_trace
@@ -34,6 +35,7 @@ from bot.providers.factory import build_pool
 from bot.references import FreshReferences, discord_keeper
 from bot.store import open_store
 from bot.store.base import Store
+from bot.store.pg_identify import identify_locks_of
 from bot.web import GatewayWatch, WebhookAuth, WebServer, register_engine_gauges, servers_for
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,8 @@ class MidjourneyBot(commands.AutoShardedBot):
     publisher: Publisher
     follow_ups: FollowUps
     policy: Policy
+    # PostgreSQL: IDENTIFYs take turns across processes (bot/discord/identify.py).
+    identify_spacer: IdentifySpacer | None = None
 
     def __init__(self, settings: Settings) -> None:
         intents = discord.Intents.default()
@@ -119,6 +123,7 @@ class MidjourneyBot(commands.AutoShardedBot):
 
     async def setup_hook(self) -> None:
         self.store = await open_store(self.settings.database_url)
+        self._wire_identify()
         clock = SystemClock()
         self._wire_engine(clock)
         window = self.provider.capabilities.follow_up_window
@@ -137,6 +142,23 @@ class MidjourneyBot(commands.AutoShardedBot):
         for cog in cog_modules():
             await self.load_extension(cog)
         await self._sync_commands()
+
+    def _wire_identify(self) -> None:
+        """Processes sharing PostgreSQL take turns to IDENTIFY, per max_concurrency bucket."""
+        locks = identify_locks_of(self.settings.database_url)
+        self.identify_spacer = (
+            IdentifySpacer(locks, self._max_concurrency) if locks is not None else None
+        )
+
+    async def _max_concurrency(self) -> int:
+        return (await self.fetch_session_start_limits()).max_concurrency
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        # On SQLite (one process) discord.py's own spacing between its shards stays.
+        if self.identify_spacer is None:
+            await super().before_identify_hook(shard_id, initial=initial)
+        else:
+            await self.identify_spacer.before_identify(shard_id)
 
     def _wire_engine(self, clock: SystemClock) -> None:
         """The account pool, its reference re-signing, and the engine over the store."""
@@ -317,6 +339,8 @@ class MidjourneyBot(commands.AutoShardedBot):
         # Stop taking interactions first, then the parts behind them, the store last:
         # a click handled during shutdown must not find the store already closed.
         await super().close()
+        if self.identify_spacer is not None:
+            await self.identify_spacer.close()
         for server in self.web_servers:
             await server.stop()
         self.web_servers = []

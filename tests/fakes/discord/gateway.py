@@ -244,6 +244,10 @@ class Gateway:
         elif fake.shards > 1:
             await conn.close(SHARDING_REQUIRED, "Sharding required.")
             return False
+        # Discord's session start limit (identify_spacing.py): too soon → op 9, IDENTIFY again.
+        if not fake.identify_spacing.admit((shard[0], shard[1]) if shard else None):
+            await self._send(conn, INVALID_SESSION, False)
+            return True
 
         session = GatewaySession(
             id=secrets.token_hex(16),

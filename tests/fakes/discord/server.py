@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from .gateway import Gateway
+from .identify_spacing import IdentifySpacing
 from .interactions import (
     ChannelRef,
     InteractionRefused,
@@ -105,6 +106,8 @@ class FakeDiscord:
         self.token_ttl = token_ttl
         self.app_flags = app_flags
         self.shards = shards
+        # max_concurrency, IDENTIFY times per bucket, the 5 s rule when enforced.
+        self.identify_spacing = IdentifySpacing(clock=self.now)
         self.gateway_compression = gateway_compression
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.old_message_edit_limit: int | None = None
