@@ -49,6 +49,7 @@ from bot.domain import (
 )
 from bot.engine.fair_queue import FairQueue
 from bot.engine.leases import LeaseKeeper, LeaseSettings
+from bot.engine.live import LiveJob, LiveJobs
 from bot.engine.scheduler import TimerHeap
 from bot.providers.base import (
     NotFoundError,
@@ -190,29 +191,22 @@ class Engine:
 
     def _init_bookkeeping(self) -> None:
         """The engine's in-memory state, empty: what is queued, polled, timed and unsaved."""
-        self._active: dict[str, Job] = {}  # every non-terminal job, by id
+        # Every non-terminal job, one record each (poll pace, retries, what is in flight).
+        self._live = LiveJobs()
         self._queue = FairQueue()
-        self._submitting: set[str] = set()
         self._timers = TimerHeap(self.clock)
-        self._intervals: dict[str, float] = {}
-        self._retry_at: dict[str, float] = {}
-        self._submit_attempts: dict[str, int] = {}
         self._listeners: list[JobListener] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
         self._requests = asyncio.Semaphore(self.settings.max_parallel_requests)
         # A 429 on a poll pauses the polls of that account only (by account name).
         self._paused_until: dict[str, float] = {}
-        self._by_ref: dict[str, str] = {}  # provider ref -> id of the active job
         self._recent_refs: OrderedDict[str, None] = OrderedDict()
-        self._polling: set[str] = set()  # jobs with a poll in flight
-        self._finishing: set[str] = set()
         self._queue_version = 0  # bumped on every change of the queue
         self._positions_version = -1
         self._published_version = -1
+        # Queue positions, recomputed whole when the queue changed (not kept per job).
         self._positions: dict[str, int] = {}
-        # Active jobs whose latest progress is in memory only (see progress_save_interval_s).
-        self._unsaved: set[str] = set()
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -225,7 +219,7 @@ class Engine:
             jobs = await self.jobs.list_active()
         for job in jobs:
             await self._resume(job)
-        log.info("engine started: %d job(s) resumed", len(self._active))
+        log.info("engine started: %d job(s) resumed", len(self._live))
         self._schedule_probe()  # accounts set aside before the start (refresh_accounts)
         self._runner = asyncio.create_task(
             self._timers.run(self._on_timer), name="engine-scheduler"
@@ -246,14 +240,14 @@ class Engine:
                 ),
             )
             return
-        self._active[job.id] = job
+        live = self._live.add(job)
         if job.status is JobStatus.QUEUED:
             self._enqueue(job)
         else:
             # It holds a slot at its account, even beyond a limit lowered since.
             self.pool.acquire(job.id, self.pool.account_for(job))
             if job.provider_ref:
-                self._by_ref[job.provider_ref] = job.id
+                self._live.index_ref(live, job.provider_ref)
             self._timers.schedule(job.id, self.clock.time())
 
     # --- leases (several processes on one database) ----------------------------------------
@@ -287,12 +281,12 @@ class Engine:
             await self.keeper.release()
 
     def _lease_needed(self, job_id: str) -> bool:
-        return job_id in self._active or any(use(job_id) for use in self._lease_users)
+        return job_id in self._live or any(use(job_id) for use in self._lease_users)
 
     async def _adopt(self, claimed: list[ClaimedJob]) -> None:
         jobs = [c.job for c in claimed]
         for job in jobs:
-            if job.status.is_active and job.id not in self._active:
+            if job.status.is_active and job.id not in self._live:
                 await self._resume(job)
         self._pump()
         for callback in list(self._adopted):
@@ -303,16 +297,11 @@ class Engine:
 
     def _drop(self, job_id: str) -> None:
         """Forget a job whose lease is no longer ours, writing nothing anywhere."""
-        job = self._active.pop(job_id, None)
+        live = self._live.remove(job_id)  # the record, its ref and its flags, at once
         self.pool.release(job_id)
         if self._queue.remove(job_id):
             self._queue_version += 1
-        if job is not None and job.provider_ref and self._by_ref.get(job.provider_ref) == job_id:
-            del self._by_ref[job.provider_ref]
         self._timers.cancel(job_id)
-        for table in (self._intervals, self._retry_at, self._submit_attempts):
-            table.pop(job_id, None)
-        self._unsaved.discard(job_id)
         if self.keeper is not None:
             self.keeper.leases.forget(job_id)
         for callback in list(self._lost):
@@ -320,7 +309,7 @@ class Engine:
                 callback(job_id)
             except Exception:
                 log.exception("lost-lease listener failed")
-        if job is not None:
+        if live is not None:
             self._pump()
 
     async def stop(self) -> None:
@@ -337,14 +326,14 @@ class Engine:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         # Progress held in memory goes to the store on a clean stop.
-        for job_id in list(self._unsaved):
-            job = self._active.get(job_id)
-            if job is not None:
+        for live in self._live:
+            if live.unsaved:
                 try:
-                    await self._save(job)
+                    await self._save(live.job)
                 except Exception:  # the store may be going away; progress comes back anyway
-                    log.warning("job %s: progress not written at stop", job_id, exc_info=True)
-        self._unsaved.clear()
+                    log.warning("job %s: progress not written at stop", live.job.id, exc_info=True)
+        for live in self._live:
+            live.unsaved = False
 
     def subscribe(self, listener: JobListener) -> Callable[[], None]:
         """Call `listener` after every change (status changes once persisted). It must not
@@ -405,8 +394,8 @@ class Engine:
         )
         stored, created = await self.jobs.insert(job)
         if not created:
-            return copy.copy(self._active.get(stored.id, stored))
-        self._active[job.id] = job
+            return copy.copy(self._live.job(stored.id) or stored)
+        self._live.add(job)
         self._enqueue(job)
         self._emit("created", job, None)
         self._pump()
@@ -422,7 +411,7 @@ class Engine:
             if refusal is not None:
                 raise EngineError(JobError(ErrorCode.UNAVAILABLE, refusal))
             return None
-        parent = self._active.get(operation.parent_job_id) or await self.jobs.get(
+        parent = self._live.job(operation.parent_job_id) or await self.jobs.get(
             operation.parent_job_id
         )
         if parent is None:
@@ -441,8 +430,8 @@ class Engine:
 
     async def cancel(self, job_id: str) -> Job:
         """Cancel a job: at once if it is still waiting in the bot, else at the provider."""
-        job = self._active.get(job_id)
-        if job is None:
+        live = self._live.get(job_id)
+        if live is None:
             stored = await self.jobs.get(job_id)
             if stored is None:
                 raise EngineError(JobError(ErrorCode.NOT_FOUND, "There is no such job."))
@@ -456,6 +445,7 @@ class Engine:
                     )
                 )
             return stored
+        job = live.job
         if job.id in self._queue:
             self._queue.remove(job.id)
             self._queue_version += 1
@@ -464,7 +454,7 @@ class Engine:
             )
             self._publish_queue_positions()
             return copy.copy(job)
-        if job.id in self._submitting or not job.provider_ref:
+        if live.submitting or not job.provider_ref:
             raise EngineError(
                 JobError(
                     ErrorCode.INVALID_REQUEST,
@@ -482,15 +472,16 @@ class Engine:
             self._count_request("cancel", exc, account)
             raise EngineError(exc.to_job_error()) from None
         self._count_request("cancel", None, account)
-        if job.id in self._active and not job.status.is_terminal:
+        if job.id in self._live and not job.status.is_terminal:
             await self._finish(
                 job, JobStatus.CANCELLED, JobError(ErrorCode.CANCELLED, "Cancelled.")
             )
         return copy.copy(job)
 
     async def get(self, job_id: str) -> Job | None:
-        if job_id in self._active:
-            return copy.copy(self._active[job_id])
+        job = self._live.job(job_id)
+        if job is not None:
+            return copy.copy(job)
         return await self.jobs.get(job_id)
 
     def queue_position(self, job_id: str) -> int | None:
@@ -498,11 +489,11 @@ class Engine:
 
     def active_jobs(self) -> list[Job]:
         """Copies of every job not yet ended."""
-        return [copy.copy(job) for job in self._active.values()]
+        return [copy.copy(job) for job in self._live.jobs()]
 
     @property
     def active_count(self) -> int:
-        return len(self._active)
+        return len(self._live)
 
     @property
     def queue_length(self) -> int:
@@ -516,16 +507,15 @@ class Engine:
     def state_counts(self) -> dict[str, int]:
         """Active jobs by status (for metrics; O(n), meant for an occasional scrape)."""
         counts = {status.value: 0 for status in _STATUS_RANK}
-        for job in self._active.values():
+        for job in self._live.jobs():
             counts[job.status.value] = counts.get(job.status.value, 0) + 1
         return counts
 
     def operation_for_ref(self, ref: str) -> Operation | None:
         """The operation of the active job a provider ref belongs to (push parsing needs
         it for backends whose reports do not say what kind of job they are)."""
-        job_id = self._by_ref.get(ref)
-        job = self._active.get(job_id) if job_id else None
-        return job.operation if job is not None else None
+        live = self._live.by_ref(ref)
+        return live.job.operation if live is not None else None
 
     # --- push ----------------------------------------------------------------------------
 
@@ -535,12 +525,12 @@ class Engine:
         return await self.ingest_outcome(snapshot) == "accepted"
 
     async def ingest_outcome(self, snapshot: ProviderSnapshot) -> PushOutcome:
-        job_id = self._by_ref.get(snapshot.ref)
-        job = self._active.get(job_id) if job_id else None
-        if job is None or job.status.is_terminal or job.id in self._finishing:
-            if snapshot.ref in self._recent_refs or job is not None:
+        live = self._live.by_ref(snapshot.ref)
+        if live is None or live.job.status.is_terminal or live.finishing:
+            if snapshot.ref in self._recent_refs or live is not None:
                 return "duplicate"  # a late report of a job that has ended
             return "unknown_job"
+        job = live.job
         if self._is_stale(job, snapshot):
             return "stale"
         probe = copy.copy(job)
@@ -580,22 +570,24 @@ class Engine:
             if job_id is None:
                 break
             self._queue_version += 1
-            job = self._active.get(job_id)
+            live = self._live.get(job_id)
             account = self._placement(job_id, now)
-            if job is None or account is None:
+            if live is None or account is None:
                 continue
+            job = live.job
             self.pool.acquire(job.id, account)
             job.account, job.provider = account.name, account.kind
-            self._submitting.add(job_id)
+            live.submitting = True
             self._spawn(self._send(job), f"submit-{job_id}")
         self._publish_queue_positions()
 
     def _placement(self, job_id: str, now: float) -> Account | None:
         """The account a queued job would go to now, or None (it waits)."""
-        job = self._active.get(job_id)
-        if job is None:
+        live = self._live.get(job_id)
+        if live is None:
             return self.pool.accounts[0]  # gone: popped and dropped by the pump
-        if self._retry_at.get(job_id, 0.0) > now:
+        job = live.job
+        if live.retry_at > now:
             return None  # a delayed resubmission; its timer pumps again
         if job.operation.parent_job_id is not None and job.account is not None:
             home = self.pool.account_for(job)
@@ -617,7 +609,7 @@ class Engine:
         counts: dict[str, int] = {}
         positions: dict[str, int] = {}
         for job_id in self._queue.order():
-            job = self._active.get(job_id)
+            job = self._live.job(job_id)
             if job is None:
                 continue
             group = self._group(job, eligible)
@@ -653,7 +645,7 @@ class Engine:
             return
         self._published_version = self._queue_version
         for job_id, position in self._current_positions().items():
-            job = self._active.get(job_id)
+            job = self._live.job(job_id)
             if job is None or job.queue_position == position:
                 continue
             shown = job.queue_position
@@ -671,7 +663,9 @@ class Engine:
         try:
             await self._send_inner(job)
         finally:
-            self._submitting.discard(job.id)
+            live = self._live.get(job.id)
+            if live is not None:
+                live.submitting = False
             self._pump()
 
     async def _send_inner(self, job: Job) -> None:
@@ -720,9 +714,11 @@ class Engine:
         self.pool.record_success(account)
         previous = job.status
         job.provider_ref = snapshot.ref
-        self._by_ref[snapshot.ref] = job.id
+        live = self._live.get(job.id)
+        if live is not None:  # not dropped while the request was out
+            self._live.index_ref(live, snapshot.ref)
+            live.retry_at = 0.0
         job.submitted_at = self.clock.time()
-        self._retry_at.pop(job.id, None)
         job.error = None  # a "retrying" note of an earlier refusal
         self._apply(job, snapshot)
         if job.status is JobStatus.QUEUED:
@@ -738,11 +734,12 @@ class Engine:
             await self._finish(job, job.status, job.error)
             return
         await self._save(job)
-        if job.id not in self._active or job.status.is_terminal:
+        live = self._live.get(job.id)
+        if live is None or job.status.is_terminal:
             return  # a push finished it while the answer was being saved
         self._emit("changed", job, previous)
         first = self._first_poll_s()
-        self._intervals[job.id] = first
+        live.interval = first
         self._timers.schedule(job.id, self.clock.time() + first)
 
     def _first_poll_s(self) -> float:
@@ -790,7 +787,7 @@ class Engine:
         """End queued jobs no account will take until an admin acts (every account that
         could is out of credit or refused its key; a follow-up's own account is)."""
         for job_id in self._queue.order():
-            job = self._active.get(job_id)
+            job = self._live.job(job_id)
             if job is None:
                 continue
             home = self.pool.get(job.account) if job.operation.parent_job_id else None
@@ -834,7 +831,10 @@ class Engine:
         if now - job.created_at > self.settings.submit_retry_window_s:
             await self._finish(job, JobStatus.FAILED, _gave_up(exc, now - job.created_at))
             return
-        attempt = self._submit_attempts[job.id] = self._submit_attempts.get(job.id, 0) + 1
+        # A job dropped while its request was out keeps counting on a detached record.
+        live = self._live.get(job.id) or LiveJob(job)
+        live.submit_attempts += 1
+        attempt = live.submit_attempts
         # Doubling from the base, capped: the last try comes at most one cap (or the
         # service's Retry-After) past the window, so giving up takes about two minutes.
         backoff = min(
@@ -851,7 +851,7 @@ class Engine:
         job.error = _retrying(exc)
         previous = job.status
         await self._save(job)
-        self._retry_at[job.id] = now + delay
+        live.retry_at = now + delay
         self._enqueue(job, front=True)
         self._timers.schedule(job.id, now + delay)
         self._emit("changed", job, previous)
@@ -868,9 +868,10 @@ class Engine:
         if job_id == _PROBE_TIMER:
             self._spawn(self._probe_accounts(), "account-probe")
             return
-        job = self._active.get(job_id)
-        if job is None:
+        live = self._live.get(job_id)
+        if live is None:
             return
+        job = live.job
         if not self.holds(job_id):
             # Its local deadline passed (a freeze, a database that did not answer): the job
             # may be another process's now, so act no more and write nothing.
@@ -882,21 +883,23 @@ class Engine:
         if job.status is JobStatus.QUEUED:
             self._pump()  # a delayed resubmission is due
             return
-        if job_id in self._polling:
+        if live.polling:
             return  # the poll in flight reschedules when it is done
         now = self.clock.time()
         paused_until = self._paused_until.get(self.pool.account_for(job).name, 0.0)
         if now < paused_until:
             self._timers.schedule(job_id, paused_until)
             return
-        self._polling.add(job_id)
+        live.polling = True
         self._spawn(self._poll(job), f"poll-{job_id}")
 
     async def _poll(self, job: Job) -> None:
         try:
             await self._poll_inner(job)
         finally:
-            self._polling.discard(job.id)
+            live = self._live.get(job.id)
+            if live is not None:
+                live.polling = False
 
     async def _poll_inner(self, job: Job) -> None:
         now = self.clock.time()
@@ -921,7 +924,8 @@ class Engine:
         self._count_request("fetch", None, account)
         self.pool.record_success(account)
         job.polls += 1
-        if job.id not in self._active or job.status.is_terminal or job.id in self._finishing:
+        live = self._live.get(job.id)
+        if live is None or job.status.is_terminal or live.finishing:
             return  # a push finished it while the request was out
         if self.settings.push_mode and self._is_stale(job, snapshot):
             # A push overtook this poll with newer news: keep them.
@@ -977,10 +981,10 @@ class Engine:
             )
             if job.status is not previous_status or now - job.updated_at >= save_every:
                 await self._save(job)
-                if job.id not in self._active or job.status.is_terminal:
+                if job.id not in self._live or job.status.is_terminal:
                     return  # finished by another observation while saving
             else:
-                self._unsaved.add(job.id)  # progress only: written later (see settings)
+                self._mark_unsaved(job)  # progress only: written later (see settings)
             self._emit("changed", job, previous_status)
             log.log(
                 logging.INFO if job.status is not previous_status else logging.DEBUG,
@@ -993,16 +997,19 @@ class Engine:
 
     def _reschedule(self, job: Job, *, changed: bool) -> None:
         s = self.settings
+        live = self._live.get(job.id)
+        if live is None:
+            return  # ended or dropped while a request was out: nothing to watch
         if s.push_mode:
             # Pushes bring the news; the poll is only a safety net for a lost webhook.
-            self._intervals[job.id] = s.push_safety_poll_s
+            live.interval = s.push_safety_poll_s
             self._timers.schedule(job.id, self.clock.time() + s.push_safety_poll_s)
             return
-        interval = self._intervals.get(job.id, s.poll_initial_s)
+        interval = live.interval if live.interval is not None else s.poll_initial_s
         # Unchanged: back off gently; changed: keep pace with the provider.
         interval = s.poll_initial_s if changed else min(s.poll_max_s, interval * 1.5)
         interval = max(s.poll_min_s, interval)
-        self._intervals[job.id] = interval
+        live.interval = interval
         self._timers.schedule(job.id, self.clock.time() + interval)
 
     def _deadline_error(self, job: Job, now: float) -> JobError | None:
@@ -1025,7 +1032,7 @@ class Engine:
         if self.pool.capabilities_for(job).can_cancel and job.status is JobStatus.SUBMITTED:
             with contextlib.suppress(ProviderError):
                 await self.provider.cancel(copy.copy(job))  # best effort: stop paying for it
-        if job.id in self._active and not job.status.is_terminal:
+        if job.id in self._live and not job.status.is_terminal:
             await self._finish(job, JobStatus.TIMED_OUT, error)
 
     # --- state ---------------------------------------------------------------------------
@@ -1058,13 +1065,16 @@ class Engine:
             job.provider_data = {**job.provider_data, **snap.data}
 
     async def _finish(self, job: Job, status: JobStatus, error: JobError | None) -> None:
-        if job.id in self._finishing:
-            return  # already being finished by another observation
-        self._finishing.add(job.id)
+        live = self._live.get(job.id)  # None: a job never taken up (interrupted at start)
+        if live is not None:
+            if live.finishing:
+                return  # already being finished by another observation
+            live.finishing = True
         try:
             await self._finish_inner(job, status, error)
         finally:
-            self._finishing.discard(job.id)
+            if live is not None:
+                live.finishing = False
 
     async def _finish_inner(self, job: Job, status: JobStatus, error: JobError | None) -> None:
         previous = job.status
@@ -1076,19 +1086,15 @@ class Engine:
             job.progress = 100
             job.preview_url = None
         await self._save(job)
-        self._active.pop(job.id, None)
+        live = self._live.remove(job.id)  # the record, its ref and its flags, at once
         self.pool.release(job.id)
         if self._queue.remove(job.id):
             self._queue_version += 1
-        if job.provider_ref and self._by_ref.get(job.provider_ref) == job.id:
-            del self._by_ref[job.provider_ref]
-            self._recent_refs[job.provider_ref] = None
+        if live is not None and live.ref:
+            self._recent_refs[live.ref] = None
             if len(self._recent_refs) > RECENT_REFS:
                 self._recent_refs.popitem(last=False)
         self._timers.cancel(job.id)
-        self._intervals.pop(job.id, None)
-        self._retry_at.pop(job.id, None)
-        self._submit_attempts.pop(job.id, None)
         reason = f" ({job.error.code.value}: {job.error.message})" if job.error else ""
         if job.error and job.error.provider_text:
             # The detail members are spared (issue 15 item 2) is logged here, once.
@@ -1099,7 +1105,9 @@ class Engine:
 
     async def _save(self, job: Job) -> None:
         job.updated_at = self.clock.time()
-        self._unsaved.discard(job.id)
+        live = self._live.get(job.id)
+        if live is not None:
+            live.unsaved = False
         try:
             await self.jobs.save(job)
         except LeaseLostError:
@@ -1108,6 +1116,11 @@ class Engine:
                 self.keeper.lost += 1
             self._drop(job.id)
             raise
+
+    def _mark_unsaved(self, job: Job) -> None:
+        live = self._live.get(job.id)
+        if live is not None:
+            live.unsaved = True
 
     def _emit(self, kind: EventKind, job: Job, previous: JobStatus | None) -> None:
         event = JobEvent(kind, copy.copy(job), previous)
