@@ -27,7 +27,7 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
@@ -35,10 +35,11 @@ from typing import Any
 from aiohttp import web
 
 from bot.clock import Clock, SystemClock
+from bot.domain import ProviderSnapshot
 from bot.engine import Engine
 from bot.metrics import Metrics
 from bot.providers.base import PushProvider
-from bot.store.base import StorageHealth
+from bot.store.base import StorageHealth, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,9 @@ MAX_REMOTES_COUNTED = 1024
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+# A post about a job this process does not run: stored for its owner, or taken over (issue
+# 17, bot/engine/forwarding.py). Gets the parsed body and its snapshot; returns the outcome.
+Forward = Callable[[Any, ProviderSnapshot], Awaitable[str]]
 
 
 class TooDeep(ValueError):
@@ -188,6 +192,7 @@ class WebServer:
         body_timeout_s: float = BODY_TIMEOUT_S,
         refusal_log_window_s: float = REFUSAL_LOG_WINDOW_S,
         shards: list[int] | None = None,
+        forward: Forward | None = None,
     ) -> None:
         if (provider is None) != (auth is None):
             raise ValueError("the webhook receiver needs both a provider and its auth")
@@ -198,6 +203,7 @@ class WebServer:
         self._auth = auth
         self._gateway = gateway
         self._shards = shards  # None: unsharded
+        self._forward = forward
         self._max_body = max_body
         self._header_timeout_s = header_timeout_s
         self._body_timeout_s = body_timeout_s
@@ -316,10 +322,20 @@ class WebServer:
                 return _json(200, {"ok": True, "ignored": "notice"})
             self._count("malformed")
             return _json(400, {"error": "not a task"})
-        outcome = await self._engine.ingest_outcome(snapshot)
+        return await self._ingest(body, snapshot, provider.name)
+
+    async def _ingest(self, body: Any, snapshot: ProviderSnapshot, name: str) -> web.Response:
+        outcome: str = await self._engine.ingest_outcome(snapshot)
+        if outcome == "unknown_job" and self._forward is not None:
+            try:  # another process's job: answered once stored for it, or taken over
+                outcome = await self._forward(body, snapshot)
+            except StoreError as exc:
+                log.warning("webhook for another process's job not stored (%s)", exc)
+                self._count("unavailable")
+                return _json(503, {"error": "not stored; try again"})
         self._count(outcome)
         if outcome == "unknown_job":
-            log.info("webhook for an unknown %s job ignored", provider.name)
+            log.info("webhook for an unknown %s job ignored", name)
         return _json(200, {"ok": True, "outcome": outcome})
 
     # --- metrics and health ---------------------------------------------------------------
@@ -402,6 +418,7 @@ def servers_for(
     parse_listen: Callable[[str], tuple[str, int]],
     shard_ids: list[int] | None = None,
     shard_count: int | None = None,
+    forward: Forward | None = None,
 ) -> list[WebServer]:
     """One server when both listen on the same address, else one per address."""
     servers: list[WebServer] = []
@@ -422,6 +439,7 @@ def servers_for(
                 gateway=gateway,
                 serve_metrics=bool(metrics_listen) and metrics_listen == webhook_listen,
                 shards=shards,
+                forward=forward,
             )
         )
     if metrics_listen and not (push and metrics_listen == webhook_listen):
