@@ -25,6 +25,7 @@ from bot.discord.submit import bot_actions, recover_deferred_replies
 from bot.discord.views import JobButton
 from bot.domain import Job
 from bot.engine import Engine, EngineSettings
+from bot.engine.forwarding import Forwarder, start_forwarding
 from bot.engine.leases import leases_of
 from bot.interactions.errors import on_app_command_error
 from bot.logging_setup import setup_logging
@@ -82,6 +83,8 @@ class MidjourneyBot(commands.AutoShardedBot):
     policy: Policy
     # PostgreSQL: IDENTIFYs take turns across processes (bot/discord/identify.py).
     identify_spacer: IdentifySpacer | None = None
+    # PostgreSQL: webhooks and cancels for jobs another process runs (issue 17).
+    forwarder: Forwarder | None = None
 
     def __init__(self, settings: Settings) -> None:
         intents = discord.Intents.default()
@@ -134,6 +137,8 @@ class MidjourneyBot(commands.AutoShardedBot):
         await self._apply_account_concurrency()
         # The publisher subscribed before the engine resumes, so no change is missed.
         await self.engine.start()
+        push = self._push_provider() if self.settings.push_mode else None
+        self.forwarder = await start_forwarding(self.engine, self.store, push)
         await self._start_web()
         # Replies left "thinking" by a kill after /imagine stored its job get it back first.
         recovered = await recover_deferred_replies(self)
@@ -281,6 +286,7 @@ class MidjourneyBot(commands.AutoShardedBot):
             parse_listen=parse_listen,
             shard_ids=settings.discord_shard_ids,
             shard_count=settings.discord_shard_count,
+            forward=self.forwarder.push if self.forwarder is not None else None,
         )
         for server in self.web_servers:
             await server.start()
@@ -297,6 +303,12 @@ class MidjourneyBot(commands.AutoShardedBot):
         """The backend whose webhooks the receiver reads: the first account's. Accounts of
         another kind in the same pool are followed by polling."""
         return self.engine.pool.accounts[0].provider
+
+    async def cancel_job(self, job_id: str) -> Job:
+        """Cancel a job wherever it runs: here, or (PostgreSQL) by its owner, asked."""
+        if self.forwarder is not None:
+            return await self.forwarder.cancel(job_id)
+        return await self.engine.cancel(job_id)
 
     async def _gateway_up(self) -> None:
         self.gateway_watch.up()
@@ -344,6 +356,8 @@ class MidjourneyBot(commands.AutoShardedBot):
         for server in self.web_servers:
             await server.stop()
         self.web_servers = []
+        if self.forwarder is not None:
+            await self.forwarder.stop()
         if hasattr(self, "engine"):
             await self.engine.stop()
         if hasattr(self, "publisher"):

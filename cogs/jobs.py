@@ -224,7 +224,7 @@ class Jobs(commands.GroupCog, group_name="job", group_description="Your jobs in 
         # Cancelling may ask the provider: acknowledge first.
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
-            result = await self.bot.engine.cancel(job.id)
+            result = await self.bot.cancel_job(job.id)  # wherever it runs (issue 17)
         except EngineError as exc:
             await interaction.edit_original_response(content=_cancel_refusal(exc.error))
             return
