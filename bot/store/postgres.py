@@ -61,6 +61,7 @@ from bot.store.base import (
     UsageSummary,
     VideoCounts,
 )
+from bot.store.pg_queue import PostgresSharedQueue
 from bot.store.serialize import job_from_dict, job_to_dict
 
 log = logging.getLogger(__name__)
@@ -451,11 +452,14 @@ _INSERT = (
     f" VALUES ({', '.join(f'${i}' for i in range(1, len(_COLUMNS) + 1))})"
     " ON CONFLICT (idempotency_key) DO NOTHING"
 )
+_ACTIVE = [status.value for status in JobStatus if status.is_active]
+_TERMINAL_LIST = ", ".join(f"'{s.value}'" for s in JobStatus if s.is_terminal)  # constants
+# A job's terminal save gives its account slot back (the shared limit, bot/store/pg_queue.py).
 _UPDATE = (
-    f"UPDATE jobs SET {', '.join(f'{c} = ${i}' for i, c in enumerate(_COLUMNS[1:], 2))}"
+    f"UPDATE jobs SET {', '.join(f'{c} = ${i}' for i, c in enumerate(_COLUMNS[1:], 2))},"
+    f" slot_account = CASE WHEN $5 IN ({_TERMINAL_LIST}) THEN NULL ELSE jobs.slot_account END"
     " WHERE id = $1"
 )
-_ACTIVE = [status.value for status in JobStatus if status.is_active]
 # Leased writes: created owned (epoch 1), updated only by the owner at its epoch.
 _INSERT_OWNED = (
     f"INSERT INTO jobs ({', '.join(_COLUMNS)}, owner, lease_expires_at, lease_epoch)"
@@ -1196,6 +1200,8 @@ class PostgresJobLeases:
         self._enabled = False
         self._held: dict[str, tuple[int, float]] = {}  # job id -> (epoch, local deadline)
         self._listener: asyncpg.Connection | None = None
+        # The account limit and the members' queue shared by every process.
+        self.queue = PostgresSharedQueue(db, lambda: self._owner, database_url)
 
     @property
     def owner(self) -> str:
@@ -1342,6 +1348,7 @@ class PostgresJobLeases:
         return True
 
     async def close(self) -> None:
+        await self.queue.close()
         listener, self._listener = self._listener, None
         if listener is not None:
             with contextlib.suppress(Exception):
