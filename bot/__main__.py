@@ -88,10 +88,14 @@ async def _check_discord(settings: Settings) -> str | None:
 
 async def _check_accounts(settings: Settings) -> list[str]:
     from bot.config import key_fix
+    from bot.media import FetchPolicy
+    from bot.media_fetcher import MediaFetcher
     from bot.providers.base import AuthError, ProviderError
     from bot.providers.factory import build_pool
 
-    pool = build_pool(settings)
+    # Nothing is downloaded here; the providers are built as the bot builds them.
+    fetcher = MediaFetcher(FetchPolicy(allow_private=settings.media_allow_private_hosts))
+    pool = build_pool(settings, fetcher)
     problems = []
     try:
         for account in pool.accounts:
@@ -109,6 +113,7 @@ async def _check_accounts(settings: Settings) -> list[str]:
     finally:
         for account in pool.accounts:
             await account.provider.aclose()
+        await fetcher.aclose()
     return problems
 
 

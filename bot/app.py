@@ -30,6 +30,7 @@ from bot.engine.leases import leases_of
 from bot.interactions.errors import on_app_command_error
 from bot.logging_setup import setup_logging
 from bot.media import FetchPolicy, origin_of
+from bot.media_fetcher import MediaFetcher
 from bot.metrics import Metrics
 from bot.providers.base import Provider
 from bot.providers.factory import build_pool
@@ -78,6 +79,8 @@ class MidjourneyBot(commands.AutoShardedBot):
     store: Store
     provider: Provider
     engine: Engine
+    # The one client for downloading media (bot/media_fetcher.py); closed in close().
+    media_fetcher: MediaFetcher
     publisher: Publisher
     follow_ups: FollowUps
     policy: Policy
@@ -128,10 +131,12 @@ class MidjourneyBot(commands.AutoShardedBot):
         self.store = await open_store(self.settings.database_url)
         self._wire_identify()
         clock = SystemClock()
+        fetch_policy = self._fetch_policy()
+        # Built once: the publisher, follow-up forms, /describe and providers share it.
+        self.media_fetcher = MediaFetcher(fetch_policy)
         self._wire_engine(clock)
         window = self.provider.capabilities.follow_up_window
-        fetch_policy = self._fetch_policy()
-        self._wire_publisher(clock, fetch_policy, window)
+        self._wire_publisher(clock, window)
         self._watch_leases()
         self._wire_follow_ups(clock, fetch_policy, window)
         await self._apply_account_concurrency()
@@ -169,7 +174,7 @@ class MidjourneyBot(commands.AutoShardedBot):
         """The account pool, its reference re-signing, and the engine over the store."""
         # MJ_ACCOUNTS_FILE's accounts (or the one of MJ_PROVIDER), pooled; requests to it
         # go to each job's own account.
-        self.provider = build_pool(self.settings)
+        self.provider = build_pool(self.settings, self.media_fetcher)
         # Reference images live in messages of the bot's own; a prompt resent days later
         # gets their URLs re-signed first (bot/references.py).
         self.references = discord_keeper(self)
@@ -193,17 +198,15 @@ class MidjourneyBot(commands.AutoShardedBot):
             ),
         )
 
-    def _wire_publisher(
-        self, clock: SystemClock, fetch_policy: FetchPolicy, window: float | None
-    ) -> None:
+    def _wire_publisher(self, clock: SystemClock, window: float | None) -> None:
         """The publisher that shows jobs in Discord, and its queued-writes gauge."""
         self.publisher = Publisher(
             client=self,
             engine=self.engine,
             deliveries=self.store.deliveries,
             clock=clock,
+            fetcher=self.media_fetcher,
             edit_interval=self.settings.discord_edit_interval_s,
-            fetch_policy=fetch_policy,
             follow_up_window=window,
             extra_actions=lambda job: bot_actions(self, job),
             spoiler=self._spoiler,
@@ -366,6 +369,8 @@ class MidjourneyBot(commands.AutoShardedBot):
             await self.engine.release_leases()  # nothing here writes any more: hand over
         if hasattr(self, "provider"):
             await self.provider.aclose()
+        if hasattr(self, "media_fetcher"):
+            await self.media_fetcher.aclose()  # after every part that downloads with it
         if hasattr(self, "store"):
             await self.store.close()
 

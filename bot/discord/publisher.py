@@ -23,12 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import discord
-import httpx
 from discord.http import MultipartParameters
 from discord.webhook.async_ import async_context
 
 from bot import media
-from bot.aiohttp_transport import AiohttpTransport
 from bot.clock import Clock
 from bot.discord.presenter import (
     RenderedMessage,
@@ -44,6 +42,7 @@ from bot.discord.views import job_view
 from bot.discord.write_queue import Priority, WriteQueue
 from bot.domain import Job, JobStatus
 from bot.engine import Engine, JobEvent
+from bot.media_fetcher import MediaFetcher
 from bot.metrics import Metrics
 from bot.store.base import Delivery, DeliveryRepository
 
@@ -100,8 +99,8 @@ class Publisher:
         engine: Engine,
         deliveries: DeliveryRepository,
         clock: Clock,
+        fetcher: MediaFetcher,
         edit_interval: float = 1.5,
-        fetch_policy: media.FetchPolicy | None = None,
         follow_up_window: float | None = None,
         extra_actions: Callable[[Job], list[str]] | None = None,
         spoiler: Callable[[Job], Awaitable[bool]] | None = None,
@@ -117,13 +116,13 @@ class Publisher:
         self._deliveries = deliveries
         self._clock = clock
         self._edit_interval = edit_interval
-        self._fetch_policy = fetch_policy or media.FetchPolicy()
+        # The bot's one media client (result images, videos); the bot closes it.
+        self._fetcher = fetcher
         self._follow_up_window = follow_up_window
         self._extra_actions = extra_actions or (lambda job: [])
         # Whether a result goes out as a spoiler (the server's rule; see app.py).
         self._spoiler = spoiler
         self._targets: dict[str, _Target] = {}
-        self._http = httpx.AsyncClient(follow_redirects=False, transport=AiohttpTransport())
         engine.subscribe(self._on_event)
 
     async def close(self) -> None:
@@ -131,7 +130,6 @@ class Publisher:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self._http.aclose()
 
     # --- binding jobs to messages -----------------------------------------------------------
 
@@ -467,9 +465,7 @@ class Publisher:
 
     async def _download_video(self, job: Job, url: str, limit: int) -> bytes | None:
         try:
-            return await media.fetch_video(
-                url, client=self._http, policy=self._fetch_policy, max_bytes=limit
-            )
+            return await self._fetcher.fetch_video(url, max_bytes=limit)
         except media.TooLargeError:
             log.info(
                 "job %s: a video is larger than the %d-byte upload room; linked", job.id, limit
@@ -512,7 +508,7 @@ class Publisher:
 
     async def _download(self, job: Job, url: str) -> bytes | None:
         try:
-            data = await media.fetch_image(url, client=self._http, policy=self._fetch_policy)
+            data = await self._fetcher.fetch_image(url)
             tile = job.provider_data.get("crop_tile")
             if isinstance(tile, int) and 1 <= tile <= 4:
                 # A tile picked from a grid whose single images the provider did not give.

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
-
 from bot import media
 from bot.accounts.config import AccountConfig
 from bot.accounts.pool import Account, AccountPool
 from bot.config import MJProxyAuth, ProviderName, Settings
+from bot.media_fetcher import MediaFetcher
 from bot.providers.base import InvalidRequestError, Provider
 
 
@@ -29,17 +28,18 @@ class Backend:
     push_url: str | None = None
 
 
-def build_pool(settings: Settings) -> AccountPool:
+def build_pool(settings: Settings, fetcher: MediaFetcher) -> AccountPool:
     """Every account of MJ_ACCOUNTS_FILE, in the file's order; without the file, the single
-    account of MJ_PROVIDER, named after its provider."""
+    account of MJ_PROVIDER, named after its provider. `fetcher` is the bot's one media
+    client, for the providers that download images themselves (its owner closes it)."""
     if not settings.accounts:
-        provider = build_provider(settings)
+        provider = build_provider(settings, fetcher)
         return AccountPool(
             [Account(provider.name, provider, limit=settings.mj_max_concurrent_jobs)]
         )
     accounts = []
     for config in settings.accounts:
-        provider = build_backend(_backend_of(config, settings), settings)
+        provider = build_backend(_backend_of(config, settings), settings, fetcher)
         limit = config.max_concurrent_jobs or settings.mj_max_concurrent_jobs
         accounts.append(
             Account(config.name, provider, limit, weight=config.weight, modes=config.modes)
@@ -59,7 +59,7 @@ def _backend_of(config: AccountConfig, settings: Settings) -> Backend:
     )
 
 
-def build_provider(settings: Settings) -> Provider:
+def build_provider(settings: Settings, fetcher: MediaFetcher) -> Provider:
     """The one provider of the single-account settings (MJ_PROVIDER and its keys)."""
     name = settings.mj_provider
     keys = {
@@ -79,10 +79,10 @@ def build_provider(settings: Settings) -> Provider:
         # Push mode: each backend is told where to post its changes (None = polling only).
         push_url=settings.webhook_url(name.value),
     )
-    return build_backend(backend, settings)
+    return build_backend(backend, settings, fetcher)
 
 
-def build_backend(backend: Backend, settings: Settings) -> Provider:
+def build_backend(backend: Backend, settings: Settings, fetcher: MediaFetcher) -> Provider:
     # Imported per branch: a deployment loads only the backends it uses.
     timeout = settings.provider_timeout_s
     name, key, push_url = backend.kind, backend.api_key, backend.push_url
@@ -124,20 +124,20 @@ def build_backend(backend: Backend, settings: Settings) -> Provider:
         api_secret=key,
         auth_style=backend.auth.value,
         timeout=timeout,
-        load_image=image_loader(settings),
+        load_image=image_loader(settings, fetcher),
         notify_hook=push_url,
     )
 
 
-def image_loader(settings: Settings) -> media.ImageLoader:
+def image_loader(settings: Settings, fetcher: MediaFetcher) -> media.ImageLoader:
     """Downloads for providers that want image bytes rather than links (mj-proxy's blend):
     the same SSRF-safe fetch, size and time limits as every other image the bot reads."""
+    # Members' links: no exception for the provider's own origin (the fetcher's default).
     policy = media.FetchPolicy(allow_private=settings.media_allow_private_hosts)
 
     async def load(url: str) -> bytes:
         try:
-            async with httpx.AsyncClient(follow_redirects=False) as client:
-                return await media.fetch_image(url, client=client, policy=policy)
+            return await fetcher.fetch_image(url, policy=policy)
         except media.MediaError as exc:
             raise InvalidRequestError(exc.message) from None
 
