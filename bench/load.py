@@ -6,6 +6,9 @@
     .venv/bin/python -m bench.load --scenario busy-channels   # issue 12: 300 jobs, 10 channels
     .venv/bin/python -m bench.load --scenario many-servers    # issue 12: 2,000 jobs, 100 guilds
     .venv/bin/python -m bench.load --jobs 200 --channels 20 --guilds 5 --limits ad
+    .venv/bin/python -m bench.load --processes 2 --mode poll --burst 0 --skip-naive
+        # issue 17: also two processes on one PostgreSQL (a throwaway cluster, or
+        # --database postgresql://…), shards 0 and 1 of 2, beside the one on SQLite
 
 What runs: this process serves the fake Discord (with Discord's rate limits, `--limits`,
 (a)+(b)+(d) by default, see bench/discord_limits.py) and the fake PiAPI on 127.0.0.1, on
@@ -29,6 +32,12 @@ k % guilds), for the bot and the naive client alike; every guild has the same me
 the bot. With one guild the bot syncs its commands to it (DISCORD_GUILD_IDS), with more it
 syncs them globally, which the fake offers in every guild. `--scenario` sets the load of
 one of issue 12's two benchmark runs and prints the verdicts against its targets.
+
+With `--processes N` (issue 17) each mode runs twice: one process on SQLite, then N
+processes on one PostgreSQL database as shards 0..N-1 of N (the guilds spread over the
+shards, so the commands arrive at every process; any process may run any job). Their
+columns add CPU over all N processes, each one's peak RSS, the jobs each held at once, and
+the statements PostgreSQL itself counted (bench/pg.py says how).
 
 The load generator and both fakes share this 2-core machine with the process under test;
 their own CPU use is printed beside the figures.
@@ -65,6 +74,7 @@ from bench.discord_limits import (
     models_for,
 )
 from bench.load_analysis import RunFigures, analyse, key_in, percentile
+from bench.pg import HeldJobs, PgCounter, PgServer, StatementCount, pg_server
 from bench.procstat import CpuWindow
 from bench.scenarios import SCENARIOS, RunView, final_floor, verdicts
 from bench.workload import DEFAULT_CHANNELS, PROFILES, JobSpec, ProfileRange, make_jobs
@@ -114,6 +124,9 @@ class BenchConfig:
     guilds: int = 1  # ... in this many guilds
     limits: str = DEFAULT_LIMITS  # the fake Discord's rate-limit models, by letter
     scenario: str | None = None  # one of SCENARIOS: its targets are judged at the end
+    # Issue 17: > 1 adds, for each mode, a run of this many processes on one PostgreSQL.
+    processes: int = 1
+    database_url: str | None = None  # its server; None: a throwaway cluster
 
 
 @dataclass
@@ -126,10 +139,25 @@ class RunResult:
     wall_s: float = 0.0
     note: str = ""
     edit_interval_s: float = DEFAULT_EDIT_INTERVAL_S
+    # Issue 17's multi-process runs: the other processes' windows (`cpu` is the first's),
+    # the commands each received, the jobs each held at once, PostgreSQL's own count.
+    more_cpu: list[CpuWindow] = field(default_factory=list)
+    commands: list[int] = field(default_factory=list)
+    held: list[int] = field(default_factory=list)
+    statements: StatementCount | None = None
 
     @property
     def available(self) -> bool:
         return self.figures is not None
+
+    @property
+    def kind(self) -> str:
+        """The watch mode ("poll", "push") or "naive", whatever the store: "poll-pg-x2"."""
+        return self.name.split("-")[0]
+
+    @property
+    def windows(self) -> list[CpuWindow]:
+        return [w for w in (self.cpu, *self.more_cpu) if w is not None]
 
 
 @dataclass
@@ -143,7 +171,7 @@ class Report:
     @property
     def jobs_lost(self) -> int:
         """Jobs our bot lost (the naive reference loses many by design; not counted)."""
-        return sum(r.figures.lost for r in self.runs if r.figures is not None and r.name in OURS)
+        return sum(r.figures.lost for r in self.runs if r.figures is not None and r.kind in OURS)
 
 
 # --- what this build of the bot offers ---------------------------------------------------
@@ -198,7 +226,10 @@ def push_env() -> dict[str, str]:
 
 # --- the world: fakes and the bot process ------------------------------------------------
 
-GUILD_ID_STEP = 1000  # guild g is DEFAULT_GUILD_ID + g * 1000; its ids stay below the next
+# Guild g is DEFAULT_GUILD_ID + g * 2**22: consecutive guilds land on consecutive shards
+# ((guild_id >> 22) % shards), so a --processes run spreads its commands over them all.
+GUILD_ID_STEP = 1 << 22
+GUILD_ID_SPAN = 1000  # a guild's own ids (channels, roles) stay below +1000
 EXTRA_CHANNEL_OFFSET = 500  # default_guild uses +101..+103 for channels, +200.. for roles
 
 
@@ -215,8 +246,8 @@ def build_guilds(
         name = "Test Guild" if g == 0 else f"Bench Guild {g}"
         guild = default_guild(users, bot_user, guild_id=guild_id, name=name)
         wanted = len(range(g, channels, guilds))
-        if wanted >= GUILD_ID_STEP - EXTRA_CHANNEL_OFFSET:
-            raise ValueError(f"at most {GUILD_ID_STEP - EXTRA_CHANNEL_OFFSET - 1} channels a guild")
+        if wanted >= GUILD_ID_SPAN - EXTRA_CHANNEL_OFFSET:
+            raise ValueError(f"at most {GUILD_ID_SPAN - EXTRA_CHANNEL_OFFSET - 1} channels a guild")
         texts = [c for c in guild.channels if not c.nsfw]  # general, art
         for i in range(len(texts), wanted):
             extra = FakeChannel(guild_id + EXTRA_CHANNEL_OFFSET + i, f"bench-{i}", position=i + 1)
@@ -260,9 +291,9 @@ class World:
 
 
 @contextlib.asynccontextmanager
-async def open_world(config: BenchConfig) -> AsyncIterator[World]:
+async def open_world(config: BenchConfig, shards: int = 1) -> AsyncIterator[World]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-load-"))
-    discord = FakeDiscord(bot_token=BOT_TOKEN)
+    discord = FakeDiscord(bot_token=BOT_TOKEN, shards=shards)
     discord.guilds, places = build_guilds(
         discord.users, discord.bot_user, config.channels, config.guilds
     )
@@ -339,43 +370,71 @@ def bot_env(world: World, extra: dict[str, str]) -> dict[str, str]:
     }
 
 
-async def start_bot(world: World, extra: dict[str, str], name: str = "bot") -> BotProcess:
-    discord = world.discord
-    log_path = world.tmp / "bot.log"
-    identified = discord.gateway.identifies
+def launch_bot(world: World, extra: dict[str, str], name: str) -> BotProcess:
+    log_path = world.tmp / f"bot-{name}.log"
     command = [sys.executable, "-m", "bot"]
     if world.config.cprofile_dir is not None:
         world.config.cprofile_dir.mkdir(parents=True, exist_ok=True)
         out = world.config.cprofile_dir / f"bot-{name}.prof"
         command = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "bot"]
     with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, stopped explicitly
+        proc = subprocess.Popen(
             command,
             cwd=world.tmp,
             env=bot_env(world, extra),
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
-    bot = BotProcess(proc, log_path)
+    return BotProcess(proc, log_path)
+
+
+async def start_bot(world: World, extra: dict[str, str], name: str = "bot") -> BotProcess:
+    return (await start_bots(world, [extra], [name]))[0]
+
+
+async def start_bots(
+    world: World, extras: list[dict[str, str]], names: list[str]
+) -> list[BotProcess]:
+    """Start a bot process per entry at once; return when every one has identified and
+    every guild's shard has had its GUILD_CREATEs (processes on PostgreSQL take turns to
+    IDENTIFY, 5 s apart)."""
+    discord = world.discord
+    identified = discord.gateway.identifies
+    bots = [launch_bot(world, extra, name) for extra, name in zip(extras, names, strict=True)]
     try:
         await discord.wait_for(
             lambda: (
-                proc.poll() is not None
+                any(b.proc.poll() is not None for b in bots)
                 or (
-                    discord.gateway.identifies > identified
+                    discord.gateway.identifies >= identified + len(bots)
                     and discord.find_command("imagine", DEFAULT_GUILD_ID) is not None
                 )
             ),
-            timeout=60,
-            what="the bot to log in and sync its commands",
+            timeout=60 + 6 * len(bots),
+            what="the bot(s) to log in and sync their commands",
         )
-        if proc.poll() is not None:
-            raise RuntimeError(f"the bot exited at start:\n{bot.log_tail()}")
-        await discord.wait_ready(timeout=30)
+        for bot in bots:
+            if bot.proc.poll() is not None:
+                raise RuntimeError(f"the bot exited at start:\n{bot.log_tail()}")
+        await discord.wait_for(
+            lambda: all(_shard_ready(discord, g.id) for g in discord.guilds),
+            timeout=30,
+            what="every guild's GUILD_CREATE",
+        )
     except BaseException:
-        bot.stop()
+        for bot in bots:
+            bot.stop()
         raise
-    return bot
+    return bots
+
+
+def _shard_ready(discord: FakeDiscord, guild_id: int) -> bool:
+    """The session of the guild's shard is connected and has sent its GUILD_CREATEs."""
+    session = discord.gateway.session_for(guild_id)
+    if session is None or session.connection is None:
+        return False
+    sent = [f.t for f in discord.gateway_log if f.session_id == session.id]
+    return sent.count("GUILD_CREATE") >= sum(session.covers(g.id) for g in discord.guilds)
 
 
 async def lift_member_limits(world: World) -> None:
@@ -479,31 +538,76 @@ async def phase_bot(config: BenchConfig, mode: str) -> RunResult:
         bot = await start_bot(world, push_env() if mode == "push" else {}, mode)
         try:
             await lift_member_limits(world)
-            mark = Mark.take(world)
-            result.cpu, result.harness_cpu = CpuWindow(bot.proc.pid), CpuWindow(os.getpid())
-            result.cpu.start()
-            result.harness_cpu.start()
-            began = time.time()
-            records = await dispatch(world, jobs, config.ramp_s)
-            result.dispatch_s = time.time() - began
-            limit = config.ramp_s + config.profile.longest_s + config.grace_s
-            await wait_until(
-                lambda: world.finals() + world.unanswered(records) >= len(jobs),
-                limit - result.dispatch_s,
-            )
-            result.wall_s = time.time() - began
-            await result.cpu.stop()
-            await result.harness_cpu.stop()
-            if bot.proc.poll() is not None:
-                result.note = f"the bot exited during the run:\n{bot.log_tail()}"
-            result.figures = mark.analyse(world, jobs)
-            if result.figures.lost and config.keep_logs:
-                result.note += f"\nbot log: {bot.log_path}"
+            await measure(world, [bot], jobs, result)
         finally:
             stopped = bot.stop()
             if stopped:
                 result.note += f"\n{stopped}"
     return result
+
+
+async def phase_processes(config: BenchConfig, mode: str, server: PgServer) -> RunResult:
+    """Issue 17: `config.processes` bots on one fresh PostgreSQL database, shard i of N each,
+    the same load as the SQLite run; PostgreSQL counts its statements meanwhile."""
+    n = config.processes
+    jobs = make_jobs(config.jobs, config.profile, config.seed, channels=config.channels)
+    result = RunResult(f"{mode}-pg-x{n}", edit_interval_s=bot_edit_interval(config))
+    async with server.database() as url, open_world(config, shards=n) as world:
+        world.add_jobs(jobs)
+        shard = {"DATABASE_URL": url, "DISCORD_SHARD_COUNT": str(n)}
+        extras = [
+            {**shard, "DISCORD_SHARD_IDS": str(i), **(push_env() if mode == "push" else {})}
+            for i in range(n)
+        ]
+        bots = await start_bots(world, extras, [f"{mode}-pg{i}" for i in range(n)])
+        try:
+            await lift_member_limits(world)
+            result.commands = [
+                sum(1 for job in jobs if (world.place(job)[0].id >> 22) % n == i) for i in range(n)
+            ]
+            counter, held = PgCounter(url), HeldJobs(url)
+            await counter.start()
+            held.start()
+            await measure(world, bots, jobs, result)
+            await held.stop()
+            result.statements = await counter.stop()
+            result.held = [held.peak.get(bot.proc.pid, 0) for bot in bots]
+        finally:
+            for bot in bots:
+                stopped = bot.stop()
+                if stopped:
+                    result.note += f"\n{bot.log_path.stem}: {stopped}"
+    return result
+
+
+async def measure(
+    world: World, bots: list[BotProcess], jobs: list[JobSpec], result: RunResult
+) -> None:
+    """Phase B on started bots: the load, the wait for every final, the figures."""
+    config = world.config
+    mark = Mark.take(world)
+    windows = [CpuWindow(bot.proc.pid) for bot in bots]
+    result.cpu, result.more_cpu = windows[0], windows[1:]
+    result.harness_cpu = CpuWindow(os.getpid())
+    for window in (*windows, result.harness_cpu):
+        window.start()
+    began = time.time()
+    records = await dispatch(world, jobs, config.ramp_s)
+    result.dispatch_s = time.time() - began
+    limit = config.ramp_s + config.profile.longest_s + config.grace_s
+    await wait_until(
+        lambda: world.finals() + world.unanswered(records) >= len(jobs),
+        limit - result.dispatch_s,
+    )
+    result.wall_s = time.time() - began
+    for window in (*windows, result.harness_cpu):
+        await window.stop()
+    for bot in bots:
+        if bot.proc.poll() is not None:
+            result.note += f"\nthe bot exited during the run:\n{bot.log_tail()}"
+    result.figures = mark.analyse(world, jobs)
+    if result.figures.lost and config.keep_logs:
+        result.note += "\nbot log(s): " + ", ".join(str(b.log_path) for b in bots)
 
 
 async def phase_naive(config: BenchConfig) -> RunResult:
@@ -660,6 +764,7 @@ class _Metric:
     # Whether a run meets the target; None where the target does not apply to that run.
     check: Callable[[RunResult, float], bool | None] | None = None
     ratio: bool = True  # print ours/naive
+    text: Callable[[RunResult], str | None] | None = None  # a cell that is no one number
 
 
 OURS = ("poll", "push")
@@ -684,12 +789,50 @@ def _avg_cores(window: CpuWindow | None) -> float | None:
     return window.cpu / window.wall if window is not None and window.wall else None
 
 
+def _cpu_all(run: RunResult) -> float:
+    """CPU seconds of every process under test (one, or --processes of them)."""
+    return sum(w.cpu for w in run.windows)
+
+
+def _cores_all(run: RunResult) -> float | None:
+    wall = run.cpu.wall if run.cpu is not None else 0.0
+    return _cpu_all(run) / wall if wall else None
+
+
+def _peak_cores_all(run: RunResult) -> float | None:
+    return sum(w.peak_cores() for w in run.windows) if run.windows else None
+
+
+def _rss_each(run: RunResult) -> str | None:
+    if len(run.windows) < 2:
+        return None
+    return " / ".join(f"{w.peak_rss_kb / 1024:.0f}" for w in run.windows) + " MB"
+
+
+def _processes(run: RunResult) -> str | None:
+    if run.kind == "naive":
+        return None
+    return f"{len(run.windows)} on PostgreSQL" if run.more_cpu else "1 on SQLite"
+
+
+def _per_process(values: list[int]) -> str | None:
+    return " / ".join(str(v) for v in values) if values else None
+
+
+def _statements(run: RunResult) -> str | None:
+    count, jobs = run.statements, _fig(run).submitted
+    if count is None or not jobs:
+        return None
+    unit = "" if count.source == "pg_stat_statements" else " transactions"
+    return f"{count.total / jobs:.1f}{unit}"
+
+
 def _ours(limit: float) -> Callable[[RunResult, float], bool | None]:
-    return lambda run, value: value <= limit if run.name in OURS else None
+    return lambda run, value: value <= limit if run.kind in OURS else None
 
 
 def _only(name: str, limit: float) -> Callable[[RunResult, float], bool | None]:
-    return lambda run, value: value <= limit if run.name == name else None
+    return lambda run, value: value <= limit if run.kind == name else None
 
 
 def _zero(run: RunResult, value: float) -> bool:
@@ -697,14 +840,15 @@ def _zero(run: RunResult, value: float) -> bool:
 
 
 def _zero_ours(run: RunResult, value: float) -> bool | None:
-    return value == 0 if run.name in OURS else None
+    return value == 0 if run.kind in OURS else None
 
 
 def _push_latency(run: RunResult, value: float) -> bool | None:
-    return value <= run.edit_interval_s + 1.0 if run.name == "push" else None
+    return value <= run.edit_interval_s + 1.0 if run.kind == "push" else None
 
 
 METRICS = (
+    _Metric("processes", "", lambda r: None, ratio=False, text=_processes),
     _Metric("jobs", "", lambda r: len(_fig(r).jobs), digits=0, ratio=False),
     _Metric("jobs submitted to the provider", "", lambda r: _fig(r).submitted, digits=0,
             ratio=False),
@@ -717,16 +861,20 @@ METRICS = (
     _Metric("peak jobs in flight at provider", "", lambda r: _fig(r).peak_in_flight()[0],
             digits=0, ratio=False),
     _Metric("phase wall time", "", lambda r: r.wall_s, "s", 0),
-    _Metric("CPU seconds per job", "", lambda r: _per_job(r, r.cpu.cpu if r.cpu else 0.0), "s",
-            4),
-    _Metric("avg cores, whole phase", f"<= {TARGET_CORES}", lambda r: _avg_cores(r.cpu),
+    _Metric("  /imagine received per process", "", lambda r: None, ratio=False,
+            text=lambda r: _per_process(r.commands)),
+    _Metric("  jobs held at once per process, peak", "", lambda r: None, ratio=False,
+            text=lambda r: _per_process(r.held)),
+    _Metric("CPU seconds per job", "", lambda r: _per_job(r, _cpu_all(r)), "s", 4),
+    _Metric("avg cores, whole phase", f"<= {TARGET_CORES}", _cores_all,
             check=_ours(TARGET_CORES)),
     _Metric("avg cores, >=90% of peak in flight", f"<= {TARGET_CORES}",
             lambda r: _plateau_cores(r), check=_ours(TARGET_CORES)),
-    _Metric("busiest 5 s, cores", "", lambda r: r.cpu.peak_cores() if r.cpu else None),
+    _Metric("busiest 5 s, cores (summed over processes)", "", _peak_cores_all),
     _Metric("peak RSS (VmHWM)", f"<= {TARGET_RSS_MB:.0f} MB",
-            lambda r: r.cpu.peak_rss_kb / 1024 if r.cpu else None, " MB", 0,
-            check=_ours(TARGET_RSS_MB)),
+            lambda r: max(w.peak_rss_kb for w in r.windows) / 1024 if r.windows else None,
+            " MB", 0, check=_ours(TARGET_RSS_MB)),
+    _Metric("  RSS per process (VmHWM)", "", lambda r: None, ratio=False, text=_rss_each),
     _Metric("distinct provider states per job", "",
             lambda r: _per_job(r, _fig(r).total_states)),
     _Metric("provider requests per job", f"push <= {TARGET_PUSH_REQ_PER_JOB}",
@@ -744,7 +892,7 @@ METRICS = (
     _Metric("state-to-edit latency p99", "push <= interval+1 s",
             lambda r: percentile(_fig(r).all_latencies(), 99), "s", check=_push_latency),
     _Metric("  webhook post lag p99 (harness)", "",
-            lambda r: percentile(_fig(r).all_push_lags(), 99) if r.name == "push" else None,
+            lambda r: percentile(_fig(r).all_push_lags(), 99) if r.kind == "push" else None,
             "s", ratio=False),
     _Metric("Discord 429s received", "0", lambda r: _fig(r).discord_429, digits=0,
             check=_zero_ours),
@@ -757,6 +905,7 @@ METRICS = (
     _Metric("completion-to-final p99", "",
             lambda r: percentile(_fig(r).completion_to_final(), 99), "s"),
     _Metric("ack p99 during the ramp", "", lambda r: percentile(_fig(r).acks(), 99), "ms"),
+    _Metric("PostgreSQL statements per job", "", lambda r: None, ratio=False, text=_statements),
     _Metric("jobs started over", "", lambda r: r.dispatch_s, "s", 1, ratio=False),
     _Metric("load generator + fakes, avg cores", "", lambda r: _avg_cores(r.harness_cpu)),
 )  # fmt: skip
@@ -785,10 +934,13 @@ def metrics_for(config: BenchConfig) -> tuple[_Metric, ...]:
 
 
 def _plateau_cores(run: RunResult) -> float | None:
-    if run.figures is None or run.cpu is None:
+    if run.figures is None or not run.windows:
         return None
     window = run.figures.plateau(0.9)
-    return run.cpu.cores_between(*window) if window else None
+    if window is None:
+        return None
+    each = [w.cores_between(*window) for w in run.windows]
+    return None if any(c is None for c in each) else sum(c or 0.0 for c in each)
 
 
 def render_table(report: Report, unavailable: dict[str, str]) -> str:
@@ -823,6 +975,9 @@ def render_table(report: Report, unavailable: dict[str, str]) -> str:
         cells = [metric.label, metric.target]
         for run in runs:
             value = values[run.name]
+            if metric.text is not None:
+                cells.append((metric.text(run) if run.available else None) or "-")
+                continue
             ok = metric.check(run, value) if metric.check and value is not None else None
             cells.append(_fmt(value, metric.unit, metric.digits) + _verdict(value, ok))
         for name in ratio_cols:
@@ -841,7 +996,20 @@ def render_table(report: Report, unavailable: dict[str, str]) -> str:
     for run in runs:
         if run.note:
             lines.append(f"{run.name}: {run.note.strip()}")
+    for run in runs:
+        lines.extend(statement_lines(run))
     return "\n".join(lines)
+
+
+def statement_lines(run: RunResult) -> list[str]:
+    """What PostgreSQL counted over a multi-process run, and its busiest statements."""
+    count = run.statements
+    if count is None:
+        return []
+    what = "statements" if count.source == "pg_stat_statements" else "transactions"
+    lines = [f"{run.name}: PostgreSQL counted {count.total} {what} ({count.source}) over the run"]
+    lines.extend(f"  {calls:>8}  {query[:110]}" for calls, query in count.top)
+    return lines
 
 
 def scenario_verdicts(report: Report) -> list[str]:
@@ -853,14 +1021,14 @@ def scenario_verdicts(report: Report) -> list[str]:
         r.name: RunView(
             r.name,
             r.figures,
-            _per_job(r, r.cpu.cpu if r.cpu else 0.0),
+            _per_job(r, _cpu_all(r)),
             wall_s=r.wall_s,
             channels=config.channels,
         )
         for r in report.runs
         if r.figures is not None
     }
-    ours = [v for name, v in views.items() if name in OURS]
+    ours = [v for name, v in views.items() if name.split("-")[0] in OURS]
     jobs = make_jobs(config.jobs, config.profile, config.seed, channels=config.channels)
     channel_of = {job.key: job.channel for job in jobs}
     # Every run faces the same completion times, give or take the dispatch: the floor
@@ -891,6 +1059,15 @@ def describe_setup(config: BenchConfig) -> list[str]:
         f"{min(slots, cap) if cap else slots}"
         + (f" (the bot's settings cap it at {cap})" if cap and cap < slots else "")
         + (f" + {config.bot_env}" if config.bot_env else ""),
+        *(
+            [
+                f"{config.processes} processes: one PostgreSQL database per run, shard i of "
+                f"{config.processes} each (guilds on consecutive shards), the same load as the "
+                "SQLite run; CPU summed over the processes, RSS per process"
+            ]
+            if config.processes > 1
+            else []
+        ),
         f"naive reference: bench/naive_client.py, a task per job polling every "
         f"{config.naive_poll_s:g} s and editing after every poll (bot token, plain httpx)",
         "distinct visible state := distinct (status, progress, previews) the fake provider "
@@ -916,6 +1093,8 @@ async def run_benchmark(config: BenchConfig, argv: list[str] | None = None) -> R
                 continue
             print(f"[{time.time() - started:5.0f}s] phase B, {mode} mode ...", flush=True)
             runs.append(await phase_bot(config, mode))
+        if config.processes > 1:
+            runs.extend(await processes_runs(config, unavailable, started))
         if config.naive:
             print(f"[{time.time() - started:5.0f}s] phase B, naive reference ...", flush=True)
             runs.append(await phase_naive(config))
@@ -928,6 +1107,25 @@ async def run_benchmark(config: BenchConfig, argv: list[str] | None = None) -> R
     print(report.text)
     print(f"load average at the end: {load1:.2f} (1 min)", flush=True)
     return report
+
+
+async def processes_runs(
+    config: BenchConfig, unavailable: dict[str, str], started: float
+) -> list[RunResult]:
+    """Each mode again on `config.processes` processes sharing one PostgreSQL server."""
+    runs = []
+    async with pg_server(config.database_url) as server:
+        print(f"PostgreSQL for the {config.processes}-process runs: {server.origin}", flush=True)
+        for mode in config.modes:
+            if mode in unavailable:
+                continue
+            print(
+                f"[{time.time() - started:5.0f}s] phase B, {mode} mode, "
+                f"{config.processes} processes on PostgreSQL ...",
+                flush=True,
+            )
+            runs.append(await phase_processes(config, mode, server))
+    return runs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -959,6 +1157,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_LIMITS,
         help="the fake Discord's rate-limit models by letter: a per-channel writes, b "
         "per-guild webhooks, c per-token, d global (default abd)",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="also run each mode on this many bot processes sharing one PostgreSQL, shards "
+        "0..N-1 of N (issue 17; default 1: SQLite only)",
+    )
+    parser.add_argument(
+        "--database",
+        metavar="postgresql://…",
+        help="the PostgreSQL server for --processes (a database is made per run; needs "
+        "CREATEDB); default: a throwaway cluster like the tests'",
     )
     parser.add_argument("--skip-naive", action="store_true", help="no naive reference run")
     parser.add_argument("--seed", type=int, default=1)
@@ -1031,6 +1242,8 @@ def parse_args(argv: list[str]) -> BenchConfig:
         "bot_env": bot_extra,
         "naive_poll_s": args.naive_poll,
         "cprofile_dir": args.cprofile,
+        "processes": args.processes,
+        "database_url": args.database,
     }
     if args.jobs is not None:
         overrides["jobs"] = args.jobs
@@ -1044,6 +1257,13 @@ def parse_args(argv: list[str]) -> BenchConfig:
         overrides["channels"] = args.channels
     if args.guilds is not None:
         overrides["guilds"] = args.guilds
+    elif args.processes > 1:  # a guild per shard at least, so every process takes commands
+        overrides["guilds"] = max(config.guilds, args.processes)
+        overrides["channels"] = max(overrides.get("channels", config.channels), args.processes)
+    if args.processes < 1:
+        parser.error("--processes must be at least 1")
+    if args.database is not None and not args.database.startswith(("postgresql://", "postgres://")):
+        parser.error("--database wants a postgresql:// URL")
     config = dataclasses.replace(config, **overrides)
     if not 1 <= config.guilds <= config.channels:
         parser.error("--guilds must be between 1 and --channels")

@@ -78,6 +78,8 @@ class PgCluster:
     port: int
     password: str
     run_as: str | None  # the OS user the server runs as, when we are root
+    # More `-c name=value` server settings (bench/pg.py: shared_preload_libraries).
+    settings: tuple[str, ...] = ()
 
     @property
     def data_dir(self) -> Path:
@@ -111,6 +113,7 @@ class PgCluster:
                 "-c synchronous_commit=off",
                 "-c full_page_writes=off",
                 "-c max_connections=200",
+                *(f"-c {setting}" for setting in self.settings),
             ]
         )
         done = self.run(
@@ -163,9 +166,11 @@ def init_cluster() -> PgCluster:
     return cluster
 
 
-def start_cluster() -> PgCluster:
-    """A fresh cluster, initialised and running; `destroy` it when done."""
+def start_cluster(settings: Sequence[str] = ()) -> PgCluster:
+    """A fresh cluster, initialised and running (with `settings`, `name=value` each, on
+    top of the throwaway defaults); `destroy` it when done."""
     cluster = init_cluster()
+    cluster.settings = tuple(settings)
     for attempt in range(3):  # the free port may be taken between the look and the start
         try:
             cluster.start()
