@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from bot.accounts.failures import REASONS, AsideKind, Verdict, account_fault, is_storm_error
@@ -167,6 +167,20 @@ class AccountPool:
             if best is None or _rank(account) < _rank(best):
                 best = account
         return best
+
+    def choose_by(self, operation: Operation, used: Mapping[str, int]) -> Account | None:
+        """`choose` with the slots in use counted elsewhere (by the database, for every
+        process sharing it: bot/engine/shared_queue.py) instead of this process's."""
+        best: tuple[float, int, int] | None = None
+        chosen: Account | None = None
+        for account in self.accounts:
+            in_use = used.get(account.name, 0)
+            if not (account.available and in_use < account.limit and account.serves(operation)):
+                continue
+            rank = (in_use / account.limit, -account.weight, account.order)
+            if best is None or rank < best:
+                best, chosen = rank, account
+        return chosen
 
     def has_room(self) -> bool:
         return any(a.available and a.has_room for a in self.accounts)

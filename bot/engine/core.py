@@ -32,7 +32,7 @@ import contextlib
 import copy
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -51,6 +51,7 @@ from bot.engine.fair_queue import FairQueue
 from bot.engine.leases import LeaseKeeper, LeaseSettings
 from bot.engine.live import LiveJob, LiveJobs
 from bot.engine.scheduler import TimerHeap
+from bot.engine.shared_queue import DISPATCH_PERIOD_S, SharedDispatch, shared_queue_of
 from bot.providers.base import (
     NotFoundError,
     ParentTooOldError,
@@ -87,6 +88,7 @@ QUEUE_SYNC_LIMIT = 200
 QUEUE_REFRESH_S = 1.0
 _POSITIONS_TIMER = "\x00queue-positions"  # a timer key no job id can take
 _PROBE_TIMER = "\x00account-probe"  # set-aside accounts are probed when it fires
+_DISPATCH_TIMER = "\x00shared-dispatch"  # the periodic dispatch of a shared store
 # Looking for a queued job some account can take now stops after this many (bounded work
 # per dispatch when every account with room is one the waiting jobs cannot use).
 PUMP_SCAN_LIMIT = 500
@@ -188,6 +190,21 @@ class Engine:
             if leases is not None
             else None
         )
+        # PostgreSQL: one account limit and one members' queue for every process.
+        self._shared = self._shared_dispatch(leases)
+
+    def _shared_dispatch(self, leases: JobLeases | None) -> SharedDispatch | None:
+        queue = shared_queue_of(leases)
+        if queue is None:
+            return None
+        return SharedDispatch(
+            queue,
+            limits=lambda: {a.name: a.limit for a in self.pool.accounts},
+            place=self._shared_place,
+            start=self._start_granted,
+            show=self._show_positions,
+            spawn=self._spawn,
+        )
 
     def _init_bookkeeping(self) -> None:
         """The engine's in-memory state, empty: what is queued, polled, timed and unsaved."""
@@ -219,6 +236,8 @@ class Engine:
             jobs = await self.jobs.list_active()
         for job in jobs:
             await self._resume(job)
+        if self._shared is not None:
+            await self._shared.open()
         log.info("engine started: %d job(s) resumed", len(self._live))
         self._schedule_probe()  # accounts set aside before the start (refresh_accounts)
         self._runner = asyncio.create_task(
@@ -485,6 +504,8 @@ class Engine:
         return await self.jobs.get(job_id)
 
     def queue_position(self, job_id: str) -> int | None:
+        if self._shared is not None:
+            return self._shared.positions.get(job_id)
         return self._current_positions().get(job_id)
 
     def active_jobs(self) -> list[Job]:
@@ -558,10 +579,20 @@ class Engine:
     def _enqueue(self, job: Job, *, front: bool = False) -> None:
         self._queue.push(job.id, job.requester_id or "", front=front)
         self._queue_version += 1
+        if front and self._shared is not None:
+            # Back in the queue (a refused submission): so in the shared one too.
+            live = self._live.get(job.id)
+            delay = max(0.0, live.retry_at - self.clock.time()) if live is not None else 0.0
+            self._shared.requeue(job.id, delay)
 
     def _pump(self) -> None:
         """Send queued jobs while some account has a free slot: members' turns stay one
         round-robin across the pool; each job goes to an account that can take it now."""
+        if self._shared is not None:
+            self._shared.wake()  # the database decides, for every process (shared_queue.py)
+            if len(self._queue) and _DISPATCH_TIMER not in self._timers:
+                self._timers.schedule(_DISPATCH_TIMER, self.clock.time() + DISPATCH_PERIOD_S)
+            return
         now = self.clock.time()
         while self.pool.has_room():
             job_id = self._queue.pop_where(
@@ -593,6 +624,32 @@ class Engine:
             home = self.pool.account_for(job)
             return home if home.available and home.has_room else None
         return self.pool.choose(job.operation)
+
+    def _shared_place(self, job: Job, used: Mapping[str, int]) -> str | None:
+        """`_placement` for a job of any process, against the slots every process uses."""
+        if job.submit_started_at is not None:
+            return None  # caught mid-submission: its owner fails it, never sends it again
+        if job.operation.parent_job_id is not None and job.account is not None:
+            home = self.pool.account_for(job)
+            free = home.available and used.get(home.name, 0) < home.limit
+            return home.name if free else None
+        account = self.pool.choose_by(job.operation, used)
+        return account.name if account is not None else None
+
+    def _start_granted(self, granted: dict[str, str]) -> None:
+        """Send the jobs of ours the shared dispatch granted a slot (at `granted[id]`)."""
+        for job_id, name in granted.items():
+            live = self._live.get(job_id)
+            account = self.pool.get(name)
+            if live is None or account is None or live.submitting or job_id not in self._queue:
+                continue
+            self._queue.remove(job_id)
+            self._queue_version += 1
+            job = live.job
+            self.pool.acquire(job.id, account)
+            job.account, job.provider = account.name, account.kind
+            live.submitting = True
+            self._spawn(self._send(job), f"submit-{job_id}")
 
     def _current_positions(self) -> dict[str, int]:
         if self._positions_version != self._queue_version:
@@ -631,6 +688,8 @@ class Engine:
         return group
 
     def _publish_queue_positions(self) -> None:
+        if self._shared is not None:
+            return  # the database's positions, shown after each dispatch
         if self._published_version == self._queue_version:
             return  # nothing moved since the last time
         if len(self._queue) > QUEUE_SYNC_LIMIT:
@@ -644,7 +703,10 @@ class Engine:
         if self._published_version == self._queue_version:
             return
         self._published_version = self._queue_version
-        for job_id, position in self._current_positions().items():
+        self._show_positions(self._current_positions())
+
+    def _show_positions(self, positions: dict[str, int]) -> None:
+        for job_id, position in positions.items():
             job = self._live.job(job_id)
             if job is None or job.queue_position == position:
                 continue
@@ -867,6 +929,9 @@ class Engine:
             return
         if job_id == _PROBE_TIMER:
             self._spawn(self._probe_accounts(), "account-probe")
+            return
+        if job_id == _DISPATCH_TIMER:
+            self._pump()  # a lost notification, a resubmission whose delay passed
             return
         live = self._live.get(job_id)
         if live is None:

@@ -122,10 +122,15 @@ class PostgresSharedQueue:
     """The dispatch transaction and its reads, for one process (`owner`)."""
 
     def __init__(
-        self, db: PostgresDatabase, owner: Callable[[], str], database_url: str | None
+        self,
+        db: PostgresDatabase,
+        owner: Callable[[], str],
+        epoch: Callable[[str], int | None],
+        database_url: str | None,
     ) -> None:
         self._db = db
         self._owner = owner
+        self._epoch = epoch  # the lease epoch this process holds a job at
         self._url = database_url
         self._listener: asyncpg.Connection | None = None
         self.dispatches = 0  # dispatch transactions run (for tests and figures)
@@ -189,10 +194,12 @@ class PostgresSharedQueue:
 
         return await self._db.read(work)
 
-    async def requeue(self, job_id: str, epoch: int, delay_s: float) -> bool:
+    async def requeue(self, job_id: str, delay_s: float) -> bool:
         """The job gives its slot back and waits at the front of its member's lane, for
         `delay_s` seconds of the database's clock at least. False if it is not ours."""
-        owner = self.owner
+        owner, epoch = self.owner, self._epoch(job_id)
+        if epoch is None:
+            return False
 
         async def work(conn: asyncpg.Connection) -> bool:
             rows = await conn.fetch(_REQUEUE, job_id, owner, epoch, float(max(0.0, delay_s)))

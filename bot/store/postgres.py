@@ -1201,7 +1201,7 @@ class PostgresJobLeases:
         self._held: dict[str, tuple[int, float]] = {}  # job id -> (epoch, local deadline)
         self._listener: asyncpg.Connection | None = None
         # The account limit and the members' queue shared by every process.
-        self.queue = PostgresSharedQueue(db, lambda: self._owner, database_url)
+        self.queue = PostgresSharedQueue(db, lambda: self._owner, self.epoch, database_url)
 
     @property
     def owner(self) -> str:

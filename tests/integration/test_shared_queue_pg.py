@@ -71,9 +71,7 @@ class Twin:
     async def requeue(self, job_id: str) -> None:
         """A refused submission: the job goes back to the front of its member's lane."""
         _, store = self.jobs[job_id]
-        epoch = store.leases.epoch(job_id)
-        assert epoch is not None
-        assert await store.leases.queue.requeue(job_id, epoch, 0.0)
+        assert await store.leases.queue.requeue(job_id, 0.0)
         self.fair_in_flight.discard(job_id)
         self.fair.push(job_id, self.members[job_id], front=True)
         await self.pump(store)
