@@ -15,19 +15,19 @@ from discord.ext import commands
 from bot import redaction
 from bot.clock import SystemClock
 from bot.config import Settings, parse_listen
-from bot.discord.follow_ups import FollowUps
 from bot.discord.identify import IdentifySpacer
 from bot.discord.policy import Policy
 from bot.discord.publisher import Publisher
 from bot.discord.rate_limits import BucketLedger, ratelimit_trace
 from bot.discord.spoilers import spoilered
-from bot.discord.submit import bot_actions, recover_deferred_replies
-from bot.discord.views import JobButton
 from bot.domain import Job
 from bot.engine import Engine, EngineSettings
 from bot.engine.forwarding import Forwarder, start_forwarding
 from bot.engine.leases import leases_of
+from bot.interactions.buttons import JobButton
 from bot.interactions.errors import on_app_command_error
+from bot.interactions.follow_ups import FollowUps
+from bot.interactions.starter import JobStarter, bot_actions
 from bot.logging_setup import setup_logging
 from bot.media import FetchPolicy, origin_of
 from bot.media_fetcher import MediaFetcher
@@ -84,6 +84,7 @@ class MidjourneyBot(commands.AutoShardedBot):
     publisher: Publisher
     follow_ups: FollowUps
     policy: Policy
+    starter: JobStarter
     # PostgreSQL: IDENTIFYs take turns across processes (bot/discord/identify.py).
     identify_spacer: IdentifySpacer | None = None
     # PostgreSQL: webhooks and cancels for jobs another process runs (issue 17).
@@ -146,7 +147,7 @@ class MidjourneyBot(commands.AutoShardedBot):
         self.forwarder = await start_forwarding(self.engine, self.store, push)
         await self._start_web()
         # Replies left "thinking" by a kill after /imagine stored its job get it back first.
-        recovered = await recover_deferred_replies(self)
+        recovered = await self.starter.recover_deferred_replies(self)
         resumed = await self.publisher.resume()
         log.info("resumed %d job message(s), recovered %d reply(ies)", resumed, recovered)
         for cog in cog_modules():
@@ -208,7 +209,7 @@ class MidjourneyBot(commands.AutoShardedBot):
             fetcher=self.media_fetcher,
             edit_interval=self.settings.discord_edit_interval_s,
             follow_up_window=window,
-            extra_actions=lambda job: bot_actions(self, job),
+            extra_actions=lambda job: bot_actions(self.provider.capabilities, job),
             spoiler=self._spoiler,
             metrics=self.metrics,
             ledger=self.rate_ledger,
@@ -221,20 +222,24 @@ class MidjourneyBot(commands.AutoShardedBot):
     def _wire_follow_ups(
         self, clock: SystemClock, fetch_policy: FetchPolicy, window: float | None
     ) -> None:
-        """The policy, the follow-up buttons and forms, routed by custom id."""
-        prompt_limit = min(
-            self.provider.capabilities.max_prompt_length, self.settings.mj_max_prompt_length
-        )
+        """The policy, the one JobStarter, the follow-up buttons and forms (by custom id)."""
+        capabilities = self.provider.capabilities
+        prompt_limit = min(capabilities.max_prompt_length, self.settings.mj_max_prompt_length)
         self.policy = Policy(self.store, clock, max_prompt_length=prompt_limit)
-        self.follow_ups = FollowUps(
+        # The one way a command or a click starts a job (bot/interactions/starter.py).
+        self.starter = JobStarter(
             engine=self.engine,
             publisher=self.publisher,
+            policy=self.policy,
+            deliveries=self.store.deliveries,
+            capabilities=capabilities,
+            max_prompt_length=prompt_limit,
+        )
+        self.follow_ups = FollowUps(
+            starter=self.starter,
             prefs=self.store.prefs,
             follow_up_window=window,
-            capabilities=self.provider.capabilities,
-            policy=self.policy,
             fetch_policy=fetch_policy,
-            max_prompt_length=prompt_limit,
         )
         # Form submits are routed by custom id, so forms opened before a restart still work.
         self.add_listener(self.follow_ups.on_modal_submit, "on_interaction")

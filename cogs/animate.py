@@ -19,13 +19,8 @@ from discord.ext import commands
 
 from bot.discord.attachments import AttachmentError, check_attachment, check_metadata
 from bot.discord.policy import Member
-from bot.discord.submit import (
-    prompt_limit,
-    refuse,
-    refused_by_policy,
-    start_after_private_ack,
-)
 from bot.domain import Job, JobStatus, Operation, OperationKind
+from bot.interactions.errors import Refusal
 from bot.video import video_problem
 from cogs.imagine import OptionError, clean_prompt
 
@@ -73,7 +68,7 @@ class Animate(commands.Cog):
         words: str | None = None
         if problem is None and prompt and prompt.strip():
             try:
-                words = clean_prompt(prompt, max_length=prompt_limit(self.bot))
+                words = clean_prompt(prompt, max_length=self.bot.starter.prompt_limit)
             except OptionError as exc:
                 problem = str(exc)
             else:  # banned words and Midjourney's parameters (--motion, --end, …) checked
@@ -95,10 +90,8 @@ class Animate(commands.Cog):
         )
         problem = problem or video_problem(operation)
         if problem is not None:
-            await refuse(interaction, problem)
-            return
-        if await refused_by_policy(self.bot, interaction, operation, parent=parent):
-            return
+            raise Refusal(problem)
+        await self.bot.starter.check(interaction, operation, parent=parent)
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
             for upload in (image, end_image):
@@ -107,7 +100,7 @@ class Animate(commands.Cog):
         except AttachmentError as exc:
             await interaction.edit_original_response(content=f"❌ {exc}")
             return
-        await start_after_private_ack(self.bot, interaction, operation, what="Animating")
+        await self.bot.starter.start_after_private_ack(interaction, operation, what="Animating")
 
     async def _parent(self, job_id: str, guild_id: str | None) -> Job | None:
         found = await self.bot.engine.get(job_id.strip())

@@ -15,12 +15,8 @@ from discord.ext import commands
 
 from bot.discord.attachments import AttachmentError, check_all_metadata, check_attachments
 from bot.discord.policy import Member
-from bot.discord.submit import (
-    refuse,
-    refused_by_policy,
-    start_after_private_ack,
-)
 from bot.domain import BlendDimension, Operation, OperationKind
+from bot.interactions.errors import Refusal
 
 if TYPE_CHECKING:
     from bot.app import MidjourneyBot
@@ -63,14 +59,12 @@ class Blend(commands.Cog):
         try:
             check_all_metadata(given)  # nothing is downloaded when this fails
         except AttachmentError as exc:
-            await refuse(interaction, str(exc))
-            return
+            raise Refusal(str(exc)) from None
 
         # The speed decided once and carried by the job: judged, counted and sent.
         mode = await self.bot.policy.default_mode(Member.of(interaction))
         probe = Operation(OperationKind.BLEND, image_urls=tuple(a.url for _, a in given), mode=mode)
-        if await refused_by_policy(self.bot, interaction, probe):
-            return
+        await self.bot.starter.check(interaction, probe)
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
             checked = await check_attachments(given)
@@ -83,8 +77,8 @@ class Blend(commands.Cog):
             dimension=BlendDimension(dimension.value) if dimension else None,
             mode=mode,
         )
-        await start_after_private_ack(
-            self.bot, interaction, operation, what=f"Blending {len(checked)} images"
+        await self.bot.starter.start_after_private_ack(
+            interaction, operation, what=f"Blending {len(checked)} images"
         )
 
 

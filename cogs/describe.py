@@ -9,7 +9,6 @@ job itself gets a public message of its own.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -17,6 +16,7 @@ import httpx
 from discord import app_commands
 from discord.ext import commands
 
+from bot.actions import parse_action
 from bot.aiohttp_transport import AiohttpTransport
 from bot.discord.attachments import (
     AttachmentError,
@@ -26,27 +26,16 @@ from bot.discord.attachments import (
     check_metadata,
 )
 from bot.discord.policy import Member
-from bot.discord.submit import (
-    answer_storage_error,
-    mark_clicked,
-    prompt_limit,
-    refuse,
-    refused_by_policy,
-    start_after_private_ack,
-    start_job,
-)
-from bot.domain import JobStatus, Operation, OperationKind
-from bot.engine import EngineError
+from bot.domain import Job, Operation, OperationKind
+from bot.interactions import rules
+from bot.interactions.buttons import JobItem, item_template, services
+from bot.interactions.errors import Refusal
+from bot.interactions.ids import optional_str
 from bot.media import FetchPolicy
-from bot.speed import SpeedConflictError
-from bot.store.base import StoreError
-from cogs.imagine import OptionError, clean_prompt
-from cogs.shorten import imagine_suggestion
+from cogs.shorten import judge_suggestion, start_suggestion
 
 if TYPE_CHECKING:
     from bot.app import MidjourneyBot
-
-_PICK = re.compile(r"^describe_pick:(\d{1,2})$")
 
 
 class Describe(commands.Cog):
@@ -56,11 +45,10 @@ class Describe(commands.Cog):
         self._policy = FetchPolicy(allow_private=bot.settings.media_allow_private_hosts)
 
     async def cog_load(self) -> None:
-        self.bot.follow_ups.register("describe_pick", self.on_click)
-        self.bot.follow_ups.register("describe_reroll", self.on_click)
-        self.bot.follow_ups.register("describe_all", self.on_imagine_all)
+        self.bot.add_dynamic_items(DescribeButton, ImagineAllButton)
 
     async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(DescribeButton, ImagineAllButton)
         await self._http.aclose()
 
     @app_commands.command(name="describe", description="Get four prompts that fit an image")
@@ -89,12 +77,10 @@ class Describe(commands.Cog):
             except AttachmentError as exc:
                 problem = str(exc)
         if problem is not None:
-            await refuse(interaction, problem)
-            return
+            raise Refusal(problem)
         mode = await self.bot.policy.default_mode(Member.of(interaction))
         probe = Operation(OperationKind.DESCRIBE, image_urls=(link or "attachment",), mode=mode)
-        if await refused_by_policy(self.bot, interaction, probe):
-            return
+        await self.bot.starter.check(interaction, probe)
 
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
@@ -110,94 +96,85 @@ class Describe(commands.Cog):
         # fast quota and sent (a job without one ran at the account's default, uncounted).
         mode = await self.bot.policy.default_mode(Member.of(interaction))
         operation = Operation(OperationKind.DESCRIBE, image_urls=(checked.url,), mode=mode)
-        await start_after_private_ack(
-            self.bot, interaction, operation, what="Describing your image"
+        await self.bot.starter.start_after_private_ack(
+            interaction, operation, what="Describing your image"
         )
 
-    async def on_click(
-        self, interaction: discord.Interaction[Any], action: str, job_id: str
-    ) -> None:
-        """Buttons under a finished describe: `describe_pick:n` imagines prompt n,
-        `describe_reroll` describes the same image again. Credited to whoever clicks."""
-        parent = await self.bot.engine.get(job_id)
-        guild_id = str(interaction.guild_id) if interaction.guild_id else None
-        if (
-            parent is None
-            or parent.guild_id != guild_id
-            or parent.operation.kind is not OperationKind.DESCRIBE
-        ):
-            await refuse(interaction, "This button belongs to a job this bot does not know.")
-            return
-        if parent.status is not JobStatus.COMPLETED:
-            await refuse(interaction, "That job has not finished.")
-            return
-        user_id = interaction.user.id
-        member = Member.of(interaction)
-        if action == "describe_reroll":
+
+class DescribeButton(JobItem, template=item_template(r"describe_pick:[1-9]|describe_reroll")):
+    """Buttons under a finished describe: `describe_pick:n` imagines prompt n,
+    `describe_reroll` describes the same image again. Credited to whoever clicks."""
+
+    operation: Operation | None = None
+    key = ""  # one job per member and button: a double click is one
+
+    async def judge(self, interaction: discord.Interaction[Any]) -> None:
+        parent = _finished_describe(interaction, self.job)
+        starter = services(interaction).starter
+        parsed = parse_action(self.action)
+        if parsed is not None and parsed.family == "describe_reroll":
+            mode = await starter.policy.default_mode(Member.of(interaction))
             operation = Operation(
-                OperationKind.DESCRIBE,
-                image_urls=parent.operation.image_urls,
-                mode=await self.bot.policy.default_mode(member),
+                OperationKind.DESCRIBE, image_urls=parent.operation.image_urls, mode=mode
             )
-            key = f"describe_reroll:{parent.id}:{user_id}"
+            key = f"describe_reroll:{parent.id}:{interaction.user.id}"
+            await starter.check(interaction, operation, parent=parent)
         else:
-            match = _PICK.match(action)
+            n = parsed.index if parsed is not None else None
             prompts = parent.prompts or []
-            n = int(match[1]) if match else 0
-            if not 1 <= n <= len(prompts):
-                await refuse(interaction, "That prompt is not available.")
-                return
-            try:
-                # An /imagine of the provider's words: its speed decided like /imagine's,
-                # any speed flag in those words included (bot/speed.py).
-                speed = await self.bot.policy.decide_speed(
-                    member, prompt=prompts[n - 1], with_suffix=True
-                )
-                text = clean_prompt(speed.prompt or "", max_length=prompt_limit(self.bot))
-            except (OptionError, SpeedConflictError) as exc:
-                await refuse(interaction, str(exc))
-                return
-            operation = Operation(OperationKind.IMAGINE, prompt=text, mode=speed.mode)
-            key = f"describe_pick:{parent.id}:{n}:{user_id}"
+            if n is None or not 1 <= n <= len(prompts):
+                raise Refusal("That prompt is not available.")
+            # An /imagine of the provider's words: its speed decided like /imagine's, any
+            # speed flag in those words included, and the same prompt check and quotas.
+            operation = await judge_suggestion(starter, interaction, parent, prompts[n - 1])
+            key = f"describe_pick:{parent.id}:{n}:{interaction.user.id}"
+        self.operation, self.key = operation, key
 
-        if await refused_by_policy(self.bot, interaction, operation, parent=parent):
-            return
-        await mark_clicked(interaction, parent, action)
-        try:
-            _, attached = await start_job(self.bot, interaction, operation, idempotency_key=key)
-        except EngineError as exc:
-            await interaction.followup.send(exc.error.message, ephemeral=True)
-            return
-        except StoreError as exc:
-            await answer_storage_error(interaction, exc)
-            return
-        if not attached:
-            await interaction.followup.send("You already started that one.", ephemeral=True)
+    async def act(self, interaction: discord.Interaction[Any]) -> None:
+        assert self.job is not None and self.operation is not None  # judged
+        await start_suggestion(
+            services(interaction).starter,
+            interaction,
+            self.operation,
+            key=self.key,
+            action=self.action,
+            job_id=self.job.id,
+        )
 
-    async def on_imagine_all(
-        self, interaction: discord.Interaction[Any], action: str, job_id: str
-    ) -> None:
-        """🎉 Imagine all: one /imagine per suggested prompt, as Midjourney's button does,
-        each judged (prompt check, quotas) like a single pick; the first refusal stops it."""
-        parent = await self.bot.engine.get(job_id)
-        guild_id = str(interaction.guild_id) if interaction.guild_id else None
-        if (
-            parent is None
-            or parent.guild_id != guild_id
-            or parent.operation.kind is not OperationKind.DESCRIBE
-            or parent.status is not JobStatus.COMPLETED
-            or not parent.prompts
-        ):
-            await refuse(interaction, "This button belongs to a job this bot does not know.")
-            return
+
+class ImagineAllButton(JobItem, template=item_template("describe_all")):
+    """🎉 Imagine all: one /imagine per suggested prompt, as Midjourney's button does,
+    each judged (prompt check, quotas) like a single pick; the first refusal stops it."""
+
+    async def judge(self, interaction: discord.Interaction[Any]) -> None:
+        parent = _finished_describe(interaction, self.job)
+        if not parent.prompts:
+            raise Refusal(rules.UNKNOWN_BUTTON)
+
+    async def act(self, interaction: discord.Interaction[Any]) -> None:
+        assert self.job is not None and self.job.prompts  # judged
+        starter = services(interaction).starter
         user_id = interaction.user.id
-        for n, prompt in enumerate(parent.prompts[:4], start=1):
-            key = f"describe_pick:{parent.id}:{n}:{user_id}"  # the same job as a click on n
-            started = await imagine_suggestion(
-                self.bot, interaction, parent, prompt, key=key, action=action
-            )
-            if not started:
+        for n, prompt in enumerate(self.job.prompts[:4], start=1):
+            operation = await judge_suggestion(starter, interaction, self.job, prompt)
+            key = f"describe_pick:{self.job.id}:{n}:{user_id}"  # the same job as a click on n
+            if not await start_suggestion(
+                starter, interaction, operation, key=key, action=self.action, job_id=self.job.id
+            ):
                 return
+
+
+def _finished_describe(interaction: discord.Interaction[Any], parent: Job | None) -> Job:
+    """The rules of describe's buttons: a describe of this server's, finished."""
+    guild_id = optional_str(interaction.guild_id)
+    refusal = rules.unknown_job(parent, guild_id, kind=OperationKind.DESCRIBE)
+    if refusal is None:
+        assert parent is not None
+        refusal = rules.not_finished(parent)
+    if refusal is not None:
+        raise Refusal(refusal)
+    assert parent is not None
+    return parent
 
 
 async def setup(bot: MidjourneyBot) -> None:

@@ -16,17 +16,13 @@ from discord.ext import commands
 
 from bot.actions import ActionInput, ActionInputError, operation_for
 from bot.discord.policy import Member
-from bot.discord.submit import (
-    follow_up_speed,
-    optional_str,
-    prompt_limit,
-    refuse,
-    refused_by_policy,
-    start_job,
-)
-from bot.domain import Job, JobStatus, Operation, OperationKind
+from bot.domain import Job, Operation, OperationKind
 from bot.edit_canvas import POSITIONS, check_edit_prompt, edit_geometry
 from bot.engine import EngineError
+from bot.interactions import rules
+from bot.interactions.errors import Refusal
+from bot.interactions.follow_ups import follow_up_speed
+from bot.interactions.ids import optional_str
 from bot.speed import SpeedConflictError
 from cogs.retexture import UploadError, check_upload, keep_upload
 
@@ -66,8 +62,7 @@ class Edit(commands.Cog):
         upload: discord.Attachment | None = None,
     ) -> None:
         if (upload is None) == (not job or not job.strip()):
-            await refuse(interaction, "Give either a job id or an image to edit (one of them).")
-            return
+            raise Refusal("Give either a job id or an image to edit (one of them).")
         if upload is not None:
             await self._edit_upload(interaction, upload, prompt, canvas, position, scale)
             return
@@ -84,16 +79,11 @@ class Edit(commands.Cog):
         position: app_commands.Choice[str] | None,
         scale: str | None,
     ) -> None:
-        parent = await self.bot.engine.get(job.strip().lower())
-        if parent is None or parent.guild_id != optional_str(interaction.guild_id):
-            await refuse(interaction, f"There is no job `{job.strip()[:20]}` in this server.")
-            return
-        if parent.status is not JobStatus.COMPLETED:
-            await refuse(interaction, "That job has not finished.")
-            return
+        found = await self.bot.engine.get(job.strip().lower())
+        parent = _finished_job(interaction, found, job)
         try:
             action = _edit_action(parent, image)
-            limit = prompt_limit(self.bot)
+            limit = self.bot.starter.prompt_limit
             text = check_edit_prompt(prompt)
             if len(text) > limit:
                 raise ActionInputError(
@@ -114,14 +104,12 @@ class Edit(commands.Cog):
                 parent,
             )
         except (ActionInputError, SpeedConflictError) as exc:
-            await refuse(interaction, str(exc))
-            return
-        if await refused_by_policy(self.bot, interaction, operation, parent=parent):
-            return
+            raise Refusal(str(exc)) from None
+        await self.bot.starter.check(interaction, operation, parent=parent)
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
-            started, _ = await start_job(
-                self.bot, interaction, operation, idempotency_key=f"interaction:{interaction.id}"
+            started, _ = await self.bot.starter.start(
+                interaction, operation, idempotency_key=f"interaction:{interaction.id}"
             )
         except EngineError as exc:
             await interaction.edit_original_response(content=f"❌ {exc.error.message}")
@@ -143,12 +131,11 @@ class Edit(commands.Cog):
         midjourney_uploadpaint, mj-proxy /mj/submit/edits. Checked, then kept in a message
         of the bot's own (bot/references.py), then sent."""
         if not self.bot.provider.capabilities.supports(OperationKind.UPLOAD_EDIT):
-            await refuse(interaction, "This bot's image service cannot edit an uploaded image.")
-            return
+            raise Refusal("This bot's image service cannot edit an uploaded image.")
         source = f"{upload.width}:{upload.height}" if upload.width and upload.height else None
         try:
             text = check_edit_prompt(prompt)
-            if len(text) > (limit := prompt_limit(self.bot)):
+            if len(text) > (limit := self.bot.starter.prompt_limit):
                 raise ActionInputError(
                     f"The prompt is {len(text)} characters long; the limit is {limit}."
                 )
@@ -156,11 +143,9 @@ class Edit(commands.Cog):
                 canvas or "", position.value if position else "", scale or "", source_aspect=source
             )
         except ActionInputError as exc:
-            await refuse(interaction, str(exc))
-            return
+            raise Refusal(str(exc)) from None
         if (problem := check_upload(upload)) is not None:
-            await refuse(interaction, problem)
-            return
+            raise Refusal(problem)
         mode = await self.bot.policy.default_mode(Member.of(interaction))
         operation = Operation(
             OperationKind.UPLOAD_EDIT,
@@ -170,13 +155,11 @@ class Edit(commands.Cog):
             placement=placement,
             mode=mode,
         )
-        if await refused_by_policy(self.bot, interaction, operation):
-            return
+        await self.bot.starter.check(interaction, operation)
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
             url, _ = await keep_upload(self.bot, interaction, upload, "/edit")
-            started, _ = await start_job(
-                self.bot,
+            started, _ = await self.bot.starter.start(
                 interaction,
                 dataclasses.replace(operation, image_urls=(url,)),
                 idempotency_key=f"interaction:{interaction.id}",
@@ -190,6 +173,19 @@ class Edit(commands.Cog):
         await interaction.edit_original_response(
             content=f"Editing; the result will appear in this channel (job `{started.id}`)."
         )
+
+
+def _finished_job(interaction: discord.Interaction[Any], found: Job | None, typed: str) -> Job:
+    """The rules of /edit's job option: a job of this server's, finished (raises Refusal)."""
+    text = f"There is no job `{typed.strip()[:20]}` in this server."
+    refusal = rules.unknown_job(found, optional_str(interaction.guild_id), text=text)
+    if refusal is None:
+        assert found is not None
+        refusal = rules.not_finished(found)
+    if refusal is not None:
+        raise Refusal(refusal)
+    assert found is not None
+    return found
 
 
 def _edit_action(parent: Job, image: int | None) -> str:

@@ -21,17 +21,10 @@ from bot import media
 from bot.community import GuildSettings
 from bot.discord.attachments import AttachmentError, check_metadata, format_size
 from bot.discord.policy import Member
-from bot.discord.submit import (
-    optional_str,
-    prompt_limit,
-    refuse,
-    refused_by_policy,
-    start_job,
-    start_public_job,
-)
 from bot.domain import Operation, OperationKind, SpeedMode
 from bot.engine import EngineError
-from bot.interactions.errors import answer_refusal
+from bot.interactions.errors import Refusal, answer_refusal
+from bot.interactions.ids import optional_str
 from bot.references import References, compose_prompt
 from bot.speed import SpeedConflictError
 from bot.store.base import MemberPrefs, StoreError
@@ -255,8 +248,7 @@ class Imagine(commands.Cog):
             settings = await self.bot.policy.settings(optional_str(interaction.guild_id))
             found = find_preset(preset, prefs, settings)
             if found is None:
-                await refuse(interaction, unknown_preset(preset, prefs, settings))
-                return
+                raise Refusal(unknown_preset(preset, prefs, settings))
             # Like typed parameters: the same speed decision and prompt check follow.
             prompt = f"{prompt} {found}"
         await self._imagine(
@@ -285,12 +277,11 @@ class Imagine(commands.Cog):
                 prefs=prefs,
                 with_suffix=True,
             )
-            text = clean_prompt(speed.prompt or "", max_length=prompt_limit(self.bot))
+            text = clean_prompt(speed.prompt or "", max_length=self.bot.starter.prompt_limit)
             ratio = reconcile_ratio(parse_aspect_ratio(aspect_ratio), text)
             refs = reference_options(attachments, weights)
         except (OptionError, SpeedConflictError) as exc:
-            await refuse(interaction, str(exc))
-            return
+            raise Refusal(str(exc)) from None
         if ratio is None and not _HAS_AR.search(text):
             ratio = prefs.default_aspect_ratio
         text = with_version(with_draft(text, prefs.draft if draft is None else draft), prefs)
@@ -302,14 +293,13 @@ class Imagine(commands.Cog):
             aspect_ratio=ratio,
             mode=speed.mode,
         )
-        if await refused_by_policy(self.bot, interaction, operation):
-            return
+        await self.bot.starter.check(interaction, operation)
         if refs.urls():
             await self._start_with_references(interaction, text, refs, attachments, operation)
             return
         # Stored first, then acknowledged publicly within the 3-second window, before the
         # provider is asked (bot/discord/submit.py).
-        await start_public_job(self.bot, interaction, operation)
+        await self.bot.starter.start_public(interaction, operation)
 
     async def _start_with_references(
         self,
@@ -346,8 +336,7 @@ class Imagine(commands.Cog):
             operation, prompt=compose_prompt(text, refs.with_urls(fresh))
         )
         try:
-            await start_job(
-                self.bot,
+            await self.bot.starter.start(
                 interaction,
                 operation,
                 idempotency_key=f"interaction:{interaction.id}",

@@ -10,7 +10,7 @@ import asyncio
 import dataclasses
 import io
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import discord
 from discord import app_commands
@@ -21,12 +21,14 @@ from bot import redaction
 from bot.discord.buttons_layout import clip
 from bot.discord.presenter import render, to_discord_embed
 from bot.discord.spoilers import spoiler_name, spoilered
-from bot.discord.submit import answer_storage_error, bot_actions, refuse, refused_by_policy
 from bot.discord.views import job_view
 from bot.domain import ErrorCode, Job, JobError, JobStatus, Operation, OperationKind
 from bot.engine import Engine, EngineError, JobEvent
+from bot.interactions import rules
+from bot.interactions.buttons import JobItem, item_template, services
+from bot.interactions.errors import Refusal, answer_refusal
+from bot.interactions.ids import optional_str
 from bot.references import with_fresh_references
-from bot.store.base import StoreError
 
 if TYPE_CHECKING:
     from bot.app import MidjourneyBot
@@ -74,24 +76,15 @@ class Jobs(commands.GroupCog, group_name="job", group_description="Your jobs in 
 
     async def cog_load(self) -> None:
         # 🌱 answers privately, as Midjourney's seed does, instead of a public job message.
-        self.bot.follow_ups.register("seed", self.on_seed)
+        self.bot.add_dynamic_items(SeedButton)
 
-    async def on_seed(
-        self, interaction: discord.Interaction[Any], action: str, job_id: str
+    async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(SeedButton)
+
+    async def start_seed(
+        self, interaction: discord.Interaction[Any], parent: Job, operation: Operation
     ) -> None:
-        parent = await self.bot.engine.get(job_id)
-        if parent is None or parent.guild_id != str(interaction.guild_id):
-            await refuse(interaction, "This button belongs to a job this bot does not know.")
-            return
-        if parent.seed:  # known already: no need to ask the service
-            await refuse(interaction, _seed_text(parent.id, parent.seed))
-            return
-        if parent.status is not JobStatus.COMPLETED:
-            await refuse(interaction, "That job has not finished.")
-            return
-        operation = Operation(OperationKind.SEED, parent_job_id=parent.id)
-        if await refused_by_policy(self.bot, interaction, operation, parent=parent):
-            return
+        """Ask the service for `parent`'s seed; the private reply says it once known."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
             # No delivery hint: this job has no public message, at a restart neither.
@@ -104,9 +97,6 @@ class Jobs(commands.GroupCog, group_name="job", group_description="Your jobs in 
             )
         except EngineError as exc:
             await interaction.edit_original_response(content=exc.error.message)
-            return
-        except StoreError as exc:
-            await answer_storage_error(interaction, exc)
             return
         task = asyncio.create_task(self._answer_seed(interaction, job.id, parent.id))
         self._tasks.add(task)
@@ -129,14 +119,15 @@ class Jobs(commands.GroupCog, group_name="job", group_description="Your jobs in 
         except discord.HTTPException as exc:
             log.info("job %s: the seed's private answer was not delivered (%s)", job_id, exc)
 
-    async def _job_here(self, interaction: discord.Interaction[Any], job_id: str) -> Job | None:
-        """The job if it belongs to this server; otherwise answers "no such job" itself."""
+    async def _job_here(self, interaction: discord.Interaction[Any], job_id: str) -> Job:
+        """The job if it belongs to this server; otherwise raises Refusal "no such job"."""
         key = job_id.strip().lower()
         job = await self.bot.engine.get(key) if key else None
-        if job is None or job.guild_id != str(interaction.guild_id):
-            shown = clip(key.replace("`", ""), 20) or "?"  # a code span: no markdown, no pings
-            await refuse(interaction, f"There is no job `{shown}` in this server.")
-            return None
+        shown = clip(key.replace("`", ""), 20) or "?"  # a code span: no markdown, no pings
+        text = f"There is no job `{shown}` in this server."
+        if refusal := rules.unknown_job(job, optional_str(interaction.guild_id), text=text):
+            raise Refusal(refusal)
+        assert job is not None
         return job
 
     @app_commands.command(name="show", description="Post one of the jobs again, with its buttons")
@@ -144,8 +135,6 @@ class Jobs(commands.GroupCog, group_name="job", group_description="Your jobs in 
     @app_commands.describe(job_id="The job's id, as /job history lists it")
     async def show(self, interaction: discord.Interaction[Any], job_id: str) -> None:
         job = await self._job_here(interaction, job_id)
-        if job is None:
-            return
         await interaction.response.defer(thinking=True)
         # Reference images' links re-signed, so the prompt shown has working ones (issue 19).
         job = await with_fresh_references(self.bot.references, job)
@@ -153,7 +142,7 @@ class Jobs(commands.GroupCog, group_name="job", group_description="Your jobs in 
             job,
             now=self.bot.engine.clock.time(),
             follow_up_window=self.bot.provider.capabilities.follow_up_window,
-            extra_actions=bot_actions(self.bot, job),
+            extra_actions=self.bot.starter.bot_actions(job),
         )
         files: list[discord.File] = []
         if job.is_video and job.videos:  # the MP4s again, fitted as the first delivery was
@@ -208,19 +197,14 @@ class Jobs(commands.GroupCog, group_name="job", group_description="Your jobs in 
     @app_commands.describe(job_id="The job's id, as /job history lists it")
     async def cancel(self, interaction: discord.Interaction[Any], job_id: str) -> None:
         job = await self._job_here(interaction, job_id)
-        if job is None:
-            return
         is_owner = job.requester_id == str(interaction.user.id)
         if not (is_owner or interaction.permissions.manage_messages):
-            await refuse(
-                interaction,
+            raise Refusal(
                 "Only the member who started this job, or someone who may manage messages "
-                "here, can cancel it.",
+                "here, can cancel it."
             )
-            return
         if job.is_terminal:
-            await refuse(interaction, f"Job `{job.id}` has already ended ({_status_text(job)}).")
-            return
+            raise Refusal(f"Job `{job.id}` has already ended ({_status_text(job)}).")
         # Cancelling may ask the provider: acknowledge first.
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
@@ -253,12 +237,10 @@ class Jobs(commands.GroupCog, group_name="job", group_description="Your jobs in 
         user_id, guild_id = str(interaction.user.id), str(interaction.guild_id)
         total = await self.bot.store.jobs.count_for_requester_since(user_id, 0.0, guild_id=guild_id)
         if total == 0:
-            await refuse(interaction, "You have no jobs in this server yet. Try `/imagine`.")
-            return
+            raise Refusal("You have no jobs in this server yet. Try `/imagine`.")
         pages = -(-total // PAGE_SIZE)
         if page > pages:
-            await refuse(interaction, f"There are only {pages} page(s) of jobs.")
-            return
+            raise Refusal(f"There are only {pages} page(s) of jobs.")
         embed = await self._history_page(user_id, guild_id, page, pages, total)
         view = HistoryPages(self, user_id, guild_id, page, pages, total)
         await interaction.response.send_message(embed=embed, view=view, ephemeral=True)
@@ -283,6 +265,34 @@ class Jobs(commands.GroupCog, group_name="job", group_description="Your jobs in 
         footer = f"Page {page} of {pages} · {total} job(s) · /job show id:<id> posts one again"
         embed.set_footer(text=footer)
         return embed
+
+
+class SeedButton(JobItem, template=item_template("seed")):
+    """🌱 under an image: its seed, privately (asked of the service when not known yet)."""
+
+    operation: Operation | None = None
+
+    async def judge(self, interaction: discord.Interaction[Any]) -> None:
+        refusal = rules.unknown_job(self.job, optional_str(interaction.guild_id))
+        if refusal is not None:
+            raise Refusal(refusal)
+        assert self.job is not None
+        if self.job.seed:  # known already: no need to ask the service
+            return
+        if (refusal := rules.not_finished(self.job)) is not None:
+            raise Refusal(refusal)
+        operation = Operation(OperationKind.SEED, parent_job_id=self.job.id)
+        await services(interaction).starter.check(interaction, operation, parent=self.job)
+        self.operation = operation
+
+    async def act(self, interaction: discord.Interaction[Any]) -> None:
+        assert self.job is not None  # judged
+        if self.operation is None:
+            assert self.job.seed is not None
+            await answer_refusal(interaction, _seed_text(self.job.id, self.job.seed))
+            return
+        jobs = cast(Jobs, interaction.client.get_cog(Jobs.__cog_name__))
+        await jobs.start_seed(interaction, self.job, self.operation)
 
 
 class HistoryPages(discord.ui.View):

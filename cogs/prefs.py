@@ -13,8 +13,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.community import GuildSettings, check_mode
-from bot.discord.submit import optional_str
 from bot.domain import SpeedMode
+from bot.interactions.ids import optional_str
 from bot.prompt_check import CURRENT_VERSIONS
 from bot.speed import SpeedConflictError, decide_speed, split_speed_flags
 from bot.store.base import MemberPrefs

@@ -20,16 +20,10 @@ from bot import media
 from bot.actions import ActionInputError
 from bot.discord.attachments import AttachmentError, check_metadata, format_size
 from bot.discord.policy import Member
-from bot.discord.submit import (
-    prompt_limit,
-    refuse,
-    refused_by_policy,
-    start_job,
-)
 from bot.domain import Operation, OperationKind
 from bot.edit_canvas import check_edit_prompt
 from bot.engine import EngineError
-from bot.interactions.errors import answer_refusal
+from bot.interactions.errors import Refusal, answer_refusal
 from bot.store.base import StoreError
 
 if TYPE_CHECKING:
@@ -101,26 +95,22 @@ class Retexture(commands.Cog):
             if not prompt.strip():
                 raise ActionInputError("Retexture needs a prompt: describe the new look.")
             text = check_edit_prompt(prompt)
-            if len(text) > (limit := prompt_limit(self.bot)):
+            if len(text) > (limit := self.bot.starter.prompt_limit):
                 raise ActionInputError(
                     f"The prompt is {len(text)} characters long; the limit is {limit}."
                 )
         except ActionInputError as exc:
-            await refuse(interaction, str(exc))
-            return
+            raise Refusal(str(exc)) from None
         if (problem := check_upload(image)) is not None:
-            await refuse(interaction, problem)
-            return
+            raise Refusal(problem)
         mode = await self.bot.policy.default_mode(Member.of(interaction))
         probe = Operation(OperationKind.RETEXTURE, prompt=text, image_urls=(image.url,), mode=mode)
-        if await refused_by_policy(self.bot, interaction, probe):
-            return
+        await self.bot.starter.check(interaction, probe)
         # Public, like /imagine: the job's own message is this reply.
         response = await interaction.response.defer(thinking=True)
         try:
             url, _ = await keep_upload(self.bot, interaction, image, "/retexture")
-            await start_job(
-                self.bot,
+            await self.bot.starter.start(
                 interaction,
                 Operation(OperationKind.RETEXTURE, prompt=text, image_urls=(url,), mode=mode),
                 idempotency_key=f"interaction:{interaction.id}",

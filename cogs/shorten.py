@@ -9,88 +9,107 @@ clicks, judged by the same rules as a typed one.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.actions import parse_action
 from bot.discord.policy import Member
-from bot.discord.submit import (
-    answer_storage_error,
-    mark_clicked,
-    prompt_limit,
-    refuse,
-    refused_by_policy,
-    start_job,
-    start_public_job,
-)
-from bot.domain import Job, JobStatus, Operation, OperationKind
-from bot.engine import EngineError
+from bot.domain import Job, Operation, OperationKind
+from bot.interactions import rules
+from bot.interactions.buttons import JobItem, item_template, services
+from bot.interactions.errors import Refusal
+from bot.interactions.ids import optional_str
+from bot.interactions.recolour import mark_clicked
+from bot.interactions.starter import JobStarter
 from bot.speed import SpeedConflictError
-from bot.store.base import StoreError
 from cogs.imagine import OptionError, clean_prompt
 
 if TYPE_CHECKING:
     from bot.app import MidjourneyBot
 
-_PICK = re.compile(r"^shorten_pick:([1-9])$")
+
+async def judge_suggestion(
+    starter: JobStarter, interaction: discord.Interaction[Any], parent: Job, prompt: str
+) -> Operation:
+    """An /imagine of a prompt the provider suggested (a describe or shorten pick), for
+    the member who clicked: speed decided like /imagine's, the same prompt check and
+    quotas. Raises Refusal with the member's sentence."""
+    member = Member.of(interaction)
+    try:
+        speed = await starter.policy.decide_speed(member, prompt=prompt, with_suffix=True)
+        text = clean_prompt(speed.prompt or "", max_length=starter.prompt_limit)
+    except (OptionError, SpeedConflictError) as exc:
+        raise Refusal(str(exc)) from None
+    operation = Operation(OperationKind.IMAGINE, prompt=text, mode=speed.mode)
+    await starter.check(interaction, operation, parent=parent)
+    return operation
 
 
-async def imagine_suggestion(
-    bot: MidjourneyBot,
+async def start_suggestion(
+    starter: JobStarter,
     interaction: discord.Interaction[Any],
-    parent: Job,
-    prompt: str,
+    operation: Operation,
     *,
     key: str,
     action: str,
+    job_id: str,
 ) -> bool:
-    """An /imagine of a prompt the provider suggested (a describe or shorten pick), for
-    the member who clicked: speed decided like /imagine's, the same prompt check and
-    quotas. Returns whether it started (False: refused, answered privately)."""
-    member = Member.of(interaction)
-    try:
-        speed = await bot.policy.decide_speed(member, prompt=prompt, with_suffix=True)
-        text = clean_prompt(speed.prompt or "", max_length=prompt_limit(bot))
-    except (OptionError, SpeedConflictError) as exc:
-        await _say(interaction, str(exc))
-        return False
-    operation = Operation(OperationKind.IMAGINE, prompt=text, mode=speed.mode)
-    reason = await bot.policy.check_click(member, parent) or await bot.policy.check_job(
-        member, operation, parent=parent
-    )
-    if reason is not None:
-        await _say(interaction, reason)
-        return False
-    await mark_clicked(interaction, parent, action)
-    try:
-        _, attached = await start_job(bot, interaction, operation, idempotency_key=key)
-    except EngineError as exc:
-        await interaction.followup.send(exc.error.message, ephemeral=True)
-        return False
-    except StoreError as exc:
-        await answer_storage_error(interaction, exc)
-        return False
-    if not attached:
-        await interaction.followup.send("You already started that one.", ephemeral=True)
-    return True
+    """A judged pick: its button turns blue, its job gets its own message. Returns
+    whether the job runs (False: the engine or the store refused, told privately)."""
+    await mark_clicked(interaction, action, job_id)
+    return await starter.start_follow_up(interaction, operation, key=key)
 
 
-async def _say(interaction: discord.Interaction[Any], text: str) -> None:
-    """A private answer: the first one, or a follow-up once the click was acknowledged
-    (Imagine all starts several jobs from one click)."""
-    if interaction.response.is_done():
-        await interaction.followup.send(text, ephemeral=True)
-    else:
-        await refuse(interaction, text)
+class ShortenButton(JobItem, template=item_template("shorten_pick:[1-9]")):
+    """`shorten_pick:n` under a finished /shorten: an /imagine of prompt n for whoever
+    clicks, judged by the same rules as a typed one."""
+
+    operation: Operation | None = None
+
+    async def judge(self, interaction: discord.Interaction[Any]) -> None:
+        guild_id = optional_str(interaction.guild_id)
+        refusal = rules.unknown_job(self.job, guild_id, kind=OperationKind.SHORTEN)
+        if refusal is None:
+            assert self.job is not None
+            refusal = rules.not_finished(self.job)
+        if refusal is not None:
+            raise Refusal(refusal)
+        assert self.job is not None
+        parsed = parse_action(self.action)
+        n = parsed.index if parsed is not None else None
+        prompts = self.job.prompts or []
+        if n is None or not 1 <= n <= len(prompts):
+            raise Refusal("That prompt is not available.")
+        starter = services(interaction).starter
+        self.operation = await judge_suggestion(starter, interaction, self.job, prompts[n - 1])
+
+    async def act(self, interaction: discord.Interaction[Any]) -> None:
+        assert self.job is not None and self.operation is not None  # judged
+        parsed = parse_action(self.action)
+        assert parsed is not None and parsed.index is not None
+        key = f"shorten_pick:{self.job.id}:{parsed.index}:{interaction.user.id}"
+        await start_suggestion(
+            services(interaction).starter,
+            interaction,
+            self.operation,
+            key=key,
+            action=self.action,
+            job_id=self.job.id,
+        )
 
 
 class Shorten(commands.Cog):
     def __init__(self, bot: MidjourneyBot) -> None:
         self.bot = bot
-        self.bot.follow_ups.register("shorten_pick", self.on_click)
+
+    async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(ShortenButton)
+
+    async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(ShortenButton)
 
     @app_commands.command(name="shorten", description="Shorter versions of a prompt")
     @app_commands.guild_only()
@@ -98,41 +117,13 @@ class Shorten(commands.Cog):
     @app_commands.describe(prompt="The prompt to shorten")
     async def shorten(self, interaction: discord.Interaction[Any], prompt: str) -> None:
         try:
-            text = clean_prompt(prompt, max_length=prompt_limit(self.bot))
+            text = clean_prompt(prompt, max_length=self.bot.starter.prompt_limit)
         except OptionError as exc:
-            await refuse(interaction, str(exc))
-            return
+            raise Refusal(str(exc)) from None
         mode = await self.bot.policy.default_mode(Member.of(interaction))
         operation = Operation(OperationKind.SHORTEN, prompt=text, mode=mode)
-        if await refused_by_policy(self.bot, interaction, operation):
-            return
-        await start_public_job(self.bot, interaction, operation)
-
-    async def on_click(
-        self, interaction: discord.Interaction[Any], action: str, job_id: str
-    ) -> None:
-        parent = await self.bot.engine.get(job_id)
-        guild_id = str(interaction.guild_id) if interaction.guild_id else None
-        if (
-            parent is None
-            or parent.guild_id != guild_id
-            or parent.operation.kind is not OperationKind.SHORTEN
-        ):
-            await refuse(interaction, "This button belongs to a job this bot does not know.")
-            return
-        if parent.status is not JobStatus.COMPLETED:
-            await refuse(interaction, "That job has not finished.")
-            return
-        match = _PICK.match(action)
-        prompts = parent.prompts or []
-        n = int(match[1]) if match else 0
-        if not 1 <= n <= len(prompts):
-            await refuse(interaction, "That prompt is not available.")
-            return
-        key = f"shorten_pick:{parent.id}:{n}:{interaction.user.id}"
-        await imagine_suggestion(
-            self.bot, interaction, parent, prompts[n - 1], key=key, action=action
-        )
+        await self.bot.starter.check(interaction, operation)
+        await self.bot.starter.start_public(interaction, operation)
 
 
 async def setup(bot: MidjourneyBot) -> None:

@@ -1,21 +1,18 @@
-"""Buttons under a job's message, as persistent `DynamicItem`s.
+"""Buttons under a job's message, as Discord shows them.
 
-A button's custom_id is `mj:<action>:<job_id>`; discord.py matches it against the
-template on any message, so buttons keep working after a restart and on old messages
-without any view being registered per message.
+A button's custom_id is `mj:<action>:<job_id>`. The view built here is only a picture
+of the buttons: clicks are answered by the persistent `DynamicItem`s registered at start
+(bot/interactions/buttons.py and the cogs' own items), which match the custom id on any
+message, so buttons keep working after a restart and on old messages.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 
-from bot.discord.buttons_layout import CUSTOM_ID_PATTERN, ButtonSpec, custom_id_for, parse_custom_id
-from bot.interactions.errors import answer_error
-
-if TYPE_CHECKING:
-    from bot.app import MidjourneyBot
+from bot.discord.buttons_layout import ButtonSpec, custom_id_for
 
 STYLES = {
     "secondary": discord.ButtonStyle.secondary,
@@ -24,73 +21,29 @@ STYLES = {
 }
 
 
-class JobButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=CUSTOM_ID_PATTERN,
-):
-    def __init__(self, spec: ButtonSpec, job_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                custom_id=custom_id_for(spec.action, job_id),
-                label=spec.label,
-                emoji=spec.emoji,
-                style=STYLES.get(spec.style, discord.ButtonStyle.secondary),
-                row=spec.row,
-                disabled=spec.disabled,
-            )
-        )
-        self.action = spec.action
-        self.job_id = job_id
+class JobView(discord.ui.View):
+    """A job message's buttons. Never dispatchable: discord.py would otherwise keep one
+    view per message sent for the bot's lifetime, next to the registered items that
+    answer the clicks anyway."""
 
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[Any],
-        item: discord.ui.Item[Any],
-        match: Any,
-    ) -> JobButton:
-        emoji = getattr(item, "emoji", None)
-        spec = ButtonSpec(
-            action=match["action"],
-            label=getattr(item, "label", None),
-            emoji=str(emoji) if emoji else None,
-            row=0,
-            disabled=bool(getattr(item, "disabled", False)),
-        )
-        return cls(spec, match["job_id"])
+    def is_dispatchable(self) -> bool:
+        return False
 
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        bot: MidjourneyBot = interaction.client
-        try:
-            await bot.follow_ups.on_click(interaction, self.action, self.job_id)
-        except Exception as exc:
-            # discord.py's default would only log it, and Discord would tell the member
-            # "This interaction failed": one private answer instead (errors.py).
-            await answer_error(interaction, exc, where=f"button {self.action} on job {self.job_id}")
+
+def job_button(spec: ButtonSpec, job_id: str) -> discord.ui.Button[Any]:
+    return discord.ui.Button(
+        custom_id=custom_id_for(spec.action, job_id),
+        label=spec.label,
+        emoji=spec.emoji,
+        style=STYLES.get(spec.style, discord.ButtonStyle.secondary),
+        row=spec.row,
+        disabled=spec.disabled,
+    )
 
 
 def job_view(buttons: list[ButtonSpec], job_id: str) -> discord.ui.View:
     """The view for a message; an empty one clears the buttons of an earlier state."""
-    view = discord.ui.View(timeout=None)
+    view = JobView(timeout=None)
     for spec in buttons:
-        view.add_item(JobButton(spec, job_id))
+        view.add_item(job_button(spec, job_id))
     return view
-
-
-def actions_with_style(
-    message: discord.Message | None, *styles: discord.ButtonStyle
-) -> frozenset[str]:
-    """Actions whose button on `message` has one of `styles`, read from the message itself
-    (so it works on messages from before a restart)."""
-    found: set[str] = set()
-    for row in message.components if message is not None else []:
-        for child in getattr(row, "children", []):
-            parsed = parse_custom_id(getattr(child, "custom_id", None) or "")
-            if parsed and getattr(child, "style", None) in styles:
-                found.add(parsed[0])
-    return frozenset(found)
-
-
-def used_actions(message: discord.Message | None) -> frozenset[str]:
-    """Actions already used on `message`: blue (plain) or green (remixed) buttons."""
-    return actions_with_style(message, discord.ButtonStyle.primary, discord.ButtonStyle.success)

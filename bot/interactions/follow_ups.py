@@ -1,8 +1,11 @@
 """What happens when a member clicks a button under a job, or submits the form it opened.
 
-The click is acknowledged at once by turning the button blue (as Midjourney does);
-the follow-up job gets its own new message. The idempotency key (parent, action,
-member) makes a double click return the job already started instead of a second one.
+A click is judged first (`plan_click`, called by the button's `interaction_check`: every
+rule of bot/interactions/rules.py, then the follow-up's speed and the server's rules),
+then acted on (`act`, the button's `callback`). It is acknowledged at once by turning the
+button blue (as Midjourney does); the follow-up job gets its own new message. The
+idempotency key (parent, action, member) makes a double click return the job already
+started instead of a second one.
 
 Actions that need input (Custom Zoom, Vary (Region), and with remix mode on V1–V4,
 Vary, pan and 🔄) answer the click with a form instead (bot.discord.modals). Its
@@ -16,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import discord
@@ -25,7 +27,6 @@ import httpx
 from bot import media
 from bot.actions import ActionInput, ActionInputError, kind_of, needs_input, operation_for
 from bot.aiohttp_transport import AiohttpTransport
-from bot.discord.buttons_layout import describe_action
 from bot.discord.modals import (
     MAX_TEXT,
     FormInput,
@@ -35,112 +36,119 @@ from bot.discord.modals import (
     read_form,
     submitted_values,
 )
-from bot.discord.policy import Policy
-from bot.discord.publisher import Publisher
-from bot.discord.submit import (
-    answer_storage_error,
-    follow_up_speed,
-    mark_clicked,
-    optional_str,
-    refuse,
-    refused_by,
-    start_job,
-)
-from bot.domain import Job, JobStatus, Operation, OperationKind
-from bot.engine import Engine, EngineError
-from bot.interactions.errors import answer_error
-from bot.providers.base import Capabilities
+from bot.discord.policy import Member, Policy
+from bot.domain import Job, Operation, OperationKind
+from bot.interactions import rules
+from bot.interactions.errors import Refusal, answer_error
+from bot.interactions.ids import optional_str
+from bot.interactions.recolour import mark_clicked
+from bot.interactions.starter import JobStarter
 from bot.speed import SpeedConflictError
-from bot.store.base import MemberPrefsRepository, StoreError
+from bot.store.base import MemberPrefsRepository
 
 log = logging.getLogger(__name__)
 
-ClickHandler = Callable[[discord.Interaction[Any], str, str], Awaitable[None]]
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClickPlan:
+    """What a judged click does: open its form, or start `operation`."""
+
+    operation: Operation
+    opens_form: bool
+
+
+async def follow_up_speed(
+    policy: Policy,
+    interaction: discord.Interaction[Any],
+    operation: Operation,
+    parent: Job,
+) -> Operation:
+    """`operation` (a follow-up of `parent`) at its one decided speed: the parent's, unless
+    its text (a remix form's prompt) asks for another; the text keeps at most a flag that
+    agrees (bot/speed.py). Raises SpeedConflictError when the text asks for two."""
+    if operation.kind is OperationKind.SEED:
+        return operation  # asks for the parent's seed; runs at no speed
+    member = Member.of(interaction)
+    speed = await policy.decide_speed(member, prompt=operation.prompt, parent=parent)
+    return dataclasses.replace(operation, mode=speed.mode, prompt=speed.prompt)
 
 
 class FollowUps:
     def __init__(
         self,
         *,
-        engine: Engine,
-        publisher: Publisher,
+        starter: JobStarter,
         prefs: MemberPrefsRepository,
         follow_up_window: float | None,
-        capabilities: Capabilities | None = None,
-        policy: Policy | None = None,
-        fetch_policy: media.FetchPolicy | None = None,
-        max_prompt_length: int = MAX_TEXT,
+        fetch_policy: media.FetchPolicy,
     ) -> None:
-        self._engine = engine
-        self._capabilities = capabilities
-        self._policy = policy
-        self._publisher = publisher
+        self._starter = starter
+        self._engine = starter.engine
+        self._policy = starter.policy
+        self._capabilities = starter.capabilities
         self._prefs = prefs
         self._window = follow_up_window
-        self._fetch_policy = fetch_policy or media.FetchPolicy()
-        self._max_prompt = min(max_prompt_length, MAX_TEXT)
-        self._handlers: dict[str, ClickHandler] = {}
+        self._fetch_policy = fetch_policy
+        self._max_prompt = min(starter.prompt_limit, MAX_TEXT)
 
-    def register(self, prefix: str, handler: ClickHandler) -> None:
-        """Route clicks whose action starts with `prefix` (before any ":") to `handler`.
+    def check_parent(self, interaction: discord.Interaction[Any], parent: Job | None) -> Job:
+        """The rules every button and form on a job passes before anything else: the job
+        is known here, finished, and within the provider's follow-up window."""
+        refusal = rules.unknown_job(parent, optional_str(interaction.guild_id))
+        if refusal is None:
+            assert parent is not None
+            refusal = rules.not_finished(parent) or rules.past_window(
+                parent, now=self._engine.clock.time(), window=self._window
+            )
+        if refusal is not None:
+            raise Refusal(refusal)
+        assert parent is not None
+        return parent
 
-        For buttons that are not provider follow-ups, e.g. describe's prompt picks.
-        """
-        self._handlers[prefix] = handler
-
-    async def on_click(
-        self, interaction: discord.Interaction[Any], action: str, job_id: str
-    ) -> None:
-        handler = self._handlers.get(action.split(":", 1)[0])
-        if handler is not None:
-            await handler(interaction, action, job_id)
-            return
-        parent = await self._finished_parent(interaction, job_id)
-        if parent is None:
-            return
-        if (refusal := self._unsupported(action)) is not None:
-            await refuse(interaction, refusal)
-            return
+    async def plan_click(
+        self, interaction: discord.Interaction[Any], action: str, found: Job | None
+    ) -> ClickPlan:
+        """Every refusal of a click on `found`'s button (raises Refusal), before anything is
+        answered; returns what the click does."""
+        parent = self.check_parent(interaction, found)
+        if (refusal := rules.unsupported(self._capabilities, action)) is not None:
+            raise Refusal(refusal)
         if needs_input(action, remix_mode=await self._remix_mode(interaction)):
             if not has_modal(action):
-                await refuse(interaction, "This action needs input this bot cannot take yet.")
-                return
+                raise Refusal("This action needs input this bot cannot take yet.")
             # The rules are checked before the form opens (nothing typed is lost to a
             # refusal after it), and again on submit for the prompt typed into it.
-            if await self._refused(interaction, _probe(action, parent), parent):
-                return
-            # Follow-ups carry their prompt down the chain (bot/actions.py): the parent's
-            # own prompt is the one to pre-fill.
-            prompt = parent.operation.prompt
-            # The form must be the first answer, within the 3-second window.
-            await interaction.response.send_modal(
-                modal_for(
-                    action,
-                    parent.id,
-                    prompt,
-                    max_prompt_length=self._max_prompt,
-                    aspect=parent.operation.aspect_ratio,
-                )
-            )
-            return
+            probe = _probe(action, parent)
+            await self._starter.check(interaction, probe, parent=parent)
+            return ClickPlan(probe, opens_form=True)
         try:
             operation = await follow_up_speed(
                 self._policy, interaction, operation_for(action, parent), parent
             )
         except (ActionInputError, SpeedConflictError) as exc:
-            await refuse(interaction, str(exc))
+            raise Refusal(str(exc)) from None
+        await self._starter.check(interaction, operation, parent=parent)
+        return ClickPlan(operation, opens_form=False)
+
+    async def act(
+        self, interaction: discord.Interaction[Any], action: str, parent: Job, plan: ClickPlan
+    ) -> None:
+        """A judged click: its form opens, or its job starts in a message of its own."""
+        if plan.opens_form:
+            # Follow-ups carry their prompt down the chain (bot/actions.py): the parent's
+            # own prompt is the one to pre-fill. The form must be the first answer.
+            await interaction.response.send_modal(
+                modal_for(
+                    action,
+                    parent.id,
+                    parent.operation.prompt,
+                    max_prompt_length=self._max_prompt,
+                    aspect=parent.operation.aspect_ratio,
+                )
+            )
             return
-        if await self._refused(interaction, operation, parent):
-            return
-        user_id = str(interaction.user.id)
-        await self._start(
-            interaction,
-            parent,
-            action,
-            operation,
-            idempotency_key=f"click:{parent.id}:{action}:{user_id}",
-            remixed=False,
-        )
+        key = f"click:{parent.id}:{action}:{interaction.user.id}"
+        await self._start(interaction, parent, action, plan.operation, key=key, remixed=False)
 
     async def on_modal_submit(self, interaction: discord.Interaction[Any]) -> None:
         """`on_interaction` listener: handles the submits of our forms (see modals.py)."""
@@ -165,12 +173,9 @@ class FollowUps:
         job_id: str,
         values: dict[str, str | list[str]],
     ) -> None:
-        parent = await self._finished_parent(interaction, job_id)
-        if parent is None:
-            return
-        if (refusal := self._unsupported(action)) is not None:
-            await refuse(interaction, refusal)
-            return
+        parent = self.check_parent(interaction, await self._engine.get(job_id))
+        if (refusal := rules.unsupported(self._capabilities, action)) is not None:
+            raise Refusal(refusal)
         try:
             form = read_form(
                 action,
@@ -184,14 +189,12 @@ class FollowUps:
                 self._policy, interaction, _probe(action, parent, form.prompt), parent
             )
         except (ActionInputError, SpeedConflictError) as exc:
-            await refuse(interaction, str(exc))
-            return
+            raise Refusal(str(exc)) from None
         if form.prompt is not None:
             form = dataclasses.replace(form, prompt=probe.prompt)
         # The rules again, with the prompt typed into the form (banned words, parameters),
         # before any download or deferral.
-        if await self._refused(interaction, probe, parent):
-            return
+        await self._starter.check(interaction, probe, parent=parent)
         if form.region or form.mask_url:
             # Downloading the source (and a mask) may outlast the 3-second window.
             await interaction.response.defer()
@@ -199,34 +202,10 @@ class FollowUps:
             given = await self._action_input(parent, form, action)
             operation = dataclasses.replace(operation_for(action, parent, given), mode=probe.mode)
         except (ActionInputError, media.MediaError) as exc:
-            text = exc.message if isinstance(exc, media.MediaError) else str(exc)
-            if interaction.response.is_done():
-                await interaction.followup.send(text, ephemeral=True)
-            else:
-                await refuse(interaction, text)
-            return
-        await self._start(
-            interaction,
-            parent,
-            action,
-            operation,
-            idempotency_key=f"modal:{interaction.id}",
-            remixed=await self._remix_mode(interaction),
-        )
-
-    async def _refused(
-        self, interaction: discord.Interaction[Any], operation: Operation, parent: Job
-    ) -> bool:
-        """The server's rules (policy.py): True after telling the member why not."""
-        return await refused_by(self._policy, interaction, operation, parent=parent)
-
-    def _unsupported(self, action: str) -> str | None:
-        """Why the backend cannot serve `action` (a button from before a backend switch)."""
-        kind = kind_of(action)
-        if self._capabilities is None or kind is None or self._capabilities.supports(kind):
-            return None
-        title, _ = describe_action(action)
-        return f"The image service this server uses cannot do {title}."
+            raise Refusal(exc.message if isinstance(exc, media.MediaError) else str(exc)) from None
+        remixed = await self._remix_mode(interaction)
+        key = f"modal:{interaction.id}"
+        await self._start(interaction, parent, action, operation, key=key, remixed=remixed)
 
     async def _action_input(self, parent: Job, form: FormInput, action: str) -> ActionInput:
         if not (form.region or form.mask_url):
@@ -274,50 +253,13 @@ class FollowUps:
         action: str,
         operation: Operation,
         *,
-        idempotency_key: str,
+        key: str,
         remixed: bool,
     ) -> None:
         """Mark the button used, submit the follow-up, and give it its own message."""
         # Acknowledge within the 3-second window: the used button changes colour.
-        await mark_clicked(interaction, parent, action, remixed=remixed)
-        try:
-            # message_id=None: the publisher posts the follow-up's own message.
-            _, attached = await start_job(
-                interaction.client, interaction, operation, idempotency_key=idempotency_key
-            )
-        except EngineError as exc:
-            await interaction.followup.send(exc.error.message, ephemeral=True)
-            return
-        except StoreError as exc:
-            await answer_storage_error(interaction, exc)
-            return
-        if not attached:
-            await interaction.followup.send("You already started that one.", ephemeral=True)
-
-    async def _finished_parent(
-        self, interaction: discord.Interaction[Any], job_id: str
-    ) -> Job | None:
-        """The job a button or form belongs to, or None after telling the member why not."""
-        parent = await self._engine.get(job_id)
-        if parent is None or parent.guild_id != optional_str(interaction.guild_id):
-            await refuse(interaction, "This button belongs to a job this bot does not know.")
-            return None
-        if parent.status is not JobStatus.COMPLETED:
-            await refuse(interaction, "That job has not finished.")
-            return None
-        if (
-            self._window is not None
-            and self._engine.clock.time() - parent.created_at > self._window
-        ):
-            # Buttons posted before the window closed are still enabled on old messages.
-            hours = self._window / 3600
-            await refuse(
-                interaction,
-                f"This image is older than {hours:g} hours; the image service no longer takes "
-                "follow-ups on it. Start a new /imagine.",
-            )
-            return None
-        return parent
+        await mark_clicked(interaction, action, parent.id, remixed=remixed)
+        await self._starter.start_follow_up(interaction, operation, key=key)
 
     async def _remix_mode(self, interaction: discord.Interaction[Any]) -> bool:
         prefs = await self._prefs.get(optional_str(interaction.guild_id), str(interaction.user.id))
