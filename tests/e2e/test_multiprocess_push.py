@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import statistics
 import time
 from collections.abc import AsyncIterator, Callable
@@ -226,3 +227,30 @@ async def test_a_cancel_reaching_another_process_is_applied_by_the_job_s_owner(
     ]
     assert message_edits_by_b == [] and "taken over" not in b.log()
     print(f"\n/job cancel through B for A's job: answered 'cancelled' after {answered_s:.2f}s")
+
+
+async def test_a_cancel_the_frozen_owner_cannot_confirm_is_recorded_and_applied_later(
+    world: World, pg_url: str
+) -> None:
+    base_a = world.env["DISCORD_API_BASE"].replace("127.0.0.1", "localhost")
+    a = await world.start_bot(DATABASE_URL=pg_url, DISCORD_API_BASE=base_a)
+    pending = await world.discord.slash("imagine", {"prompt": "a slow one"})
+    await world.discord.wait_for(lambda: len(world.piapi.created()) == 1, timeout=15)
+    [(job_id,)] = await db_rows(pg_url, "SELECT id FROM jobs")
+    await world.start_bot(DATABASE_URL=pg_url)  # B, the newest: it takes the commands
+    a.proc.send_signal(signal.SIGSTOP)  # alive, lease live, but answering nothing
+    try:
+        cancel = await world.discord.slash("job cancel", {"id": job_id})
+        await private_text(world, cancel, r"did not confirm .* recorded and will be applied")
+        assert await db_rows(pg_url, "SELECT status FROM jobs") == [("submitted",)]
+        assert await db_rows(pg_url, "SELECT kind FROM webhook_inbox") == [("cancel",)]
+    finally:
+        a.proc.send_signal(signal.SIGCONT)
+    # A wakes to the NOTIFY waiting on its connection and applies the recorded cancel.
+    await world.wait_message(
+        lambda m: m.id == pending.original_message_id and "Cancelled" in m.content,
+        what="the job's own message to say it was cancelled",
+    )
+    assert await db_rows(pg_url, "SELECT status FROM jobs") == [("cancelled",)]
+    assert await db_rows(pg_url, "SELECT count(*) FROM webhook_inbox") == [(0,)]
+    assert "cancel forwarded by another process applied" in a.log()
