@@ -24,6 +24,7 @@ from pathlib import Path
 
 import asyncpg
 
+from bot.engine.fair_queue import FairQueue
 from tests.e2e.conftest import World, open_world
 from tests.e2e.test_imagine import is_final_grid
 from tests.fakes.discord.models import InteractionRecord, MessageRecord
@@ -178,8 +179,34 @@ async def finish_and_check(world: World, interactions: list[InteractionRecord]) 
     assert len(prompts) == len(SUBMISSIONS) and len(set(prompts)) == len(SUBMISSIONS)
 
 
+def fair_positions() -> dict[int, int]:
+    """What FairQueue says each waiting submission's position is once all are in."""
+    queue = FairQueue()
+    for n, (member, _) in enumerate(SUBMISSIONS):
+        queue.push(str(n), member)
+        if n < LIMIT:
+            assert queue.pop() == str(n)  # a free slot: sent at once
+    return {int(job): position for job, position in queue.positions().items()}
+
+
+async def positions_shown(world: World, interactions: list[InteractionRecord]) -> None:
+    """Every waiting job's message shows its place in the one queue (each process shows
+    only its own jobs, with positions read from the database)."""
+    for n, position in sorted(fair_positions().items()):
+        await world.wait_message(
+            showing(interactions[n], f"Queued (position {position})"),
+            limit_s=15,
+            what=f"job {n} shown at position {position}",
+        )
+
+
+def showing(interaction: InteractionRecord, text: str) -> Callable[[MessageRecord], bool]:
+    return lambda m: m.id == interaction.original_message_id and text in m.content
+
+
 async def run(world: World, processes: int, count: Count, **env: str) -> tuple[list[str], int]:
     interactions = await submit_all(world, processes, count, **env)
+    await positions_shown(world, interactions)
     await drain(world)
     await finish_and_check(world, interactions)
     return creates_by_member(world), most_in_flight(world)
