@@ -5,12 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
+import pytest
 
-from bot.domain import JobStatus
+from bot.clock import FakeClock
+from bot.domain import Job, JobStatus, ProviderSnapshot
+from bot.engine.forwarding import Forwarder
+from bot.providers.base import PushProvider
 from bot.store.pg_inbox import CANCEL, INBOX_CHANNEL, PUSH, InboxItem, PgInbox
 from bot.store.postgres import PostgresStore
+from tests.fakes.piapi import FakePiAPI
+from tests.integration.conftest import API_KEY
+from tests.integration.test_leases_engine import (
+    Pair,
+    Process,
+    imagine,
+    start_process,
+    status_of,
+    stop_process,
+)
 from tests.integration.test_leases_store import a_job, open_pg, rows
 
 
@@ -106,3 +122,113 @@ async def test_two_readers_at_once_take_every_row_exactly_once_in_order(pg_url: 
         await a.close()
         await a_again.close()
         await b.close()
+
+
+# --- the forwarder between two engines (bot/engine/forwarding.py) ------------------------
+
+
+@pytest.fixture
+async def pair(pg_url: str) -> AsyncIterator[Pair]:
+    """test_leases_engine.py's two engines on one database, with the fake PiAPI."""
+    clock = FakeClock()
+    async with FakePiAPI(api_key=API_KEY, clock=clock, image_size=128) as fake:
+        a = await start_process(pg_url, fake, clock)
+        b = await start_process(pg_url, fake, clock)
+        try:
+            yield Pair(clock, fake, pg_url, a, b)
+        finally:
+            await stop_process(a)
+            await stop_process(b)
+
+
+def forwarder(process: Process, **options: Any) -> Forwarder:
+    """Not started: no listener (a lost NOTIFY) and no loop; the test drives `drain`."""
+    provider = process.engine.pool.accounts[0].provider
+    assert isinstance(provider, PushProvider)
+    return Forwarder(
+        process.engine,
+        process.keeper,
+        PgInbox(process.store.db, process.store.leases.owner),
+        process.store.jobs,
+        provider,
+        dead_owners=lambda owners: [],
+        **options,
+    )
+
+
+async def running_on_a(pair: Pair) -> tuple[Job, dict[str, Any]]:
+    """A job A runs, and a post saying it is at 50 % (which the fake does not say yet, so
+    that only the post can have moved the job there)."""
+    job = await pair.a.engine.submit(imagine(), requester_id="u")
+    await pair.run_until(
+        lambda: status_of(pair.a.engine, job.id) is JobStatus.SUBMITTED, pair.a.engine
+    )
+    [current] = [j for j in pair.a.engine.active_jobs() if j.id == job.id]
+    assert current.provider_ref and current.progress != 50
+    data = pair.fake.task_json(current.provider_ref)
+    data = {
+        **data,
+        "status": "processing",
+        "output": {**(data.get("output") or {}), "progress": 50},
+    }
+    return current, {"timestamp": int(pair.clock.time()), "data": data}
+
+
+def parsed(process: Process, body: dict[str, Any]) -> ProviderSnapshot:
+    provider = process.engine.pool.accounts[0].provider
+    assert isinstance(provider, PushProvider)
+    snapshot = provider.parse_push(body)
+    assert snapshot is not None
+    return snapshot
+
+
+async def test_a_post_for_a_live_owner_waits_in_the_inbox_until_its_owner_s_periodic_look(
+    pair: Pair,
+) -> None:
+    job, body = await running_on_a(pair)
+    fa, fb = forwarder(pair.a), forwarder(pair.b)
+    snapshot = parsed(pair.b, body)
+    assert await pair.b.engine.ingest_outcome(snapshot) == "unknown_job"  # not B's job
+    assert await fb.push(body, snapshot) == "forwarded"
+    assert await pair.rows("SELECT job_id, kind FROM webhook_inbox") == [(job.id, "push")]
+    assert await fb.drain() == 0  # B holds nothing: the row stays for A
+    # A's NOTIFY was lost (no listener): its periodic look applies the post, once.
+    assert await fa.drain() == 1 and await fa.drain() == 0
+    [now] = [j for j in pair.a.engine.active_jobs() if j.id == job.id]
+    assert (now.status, now.progress) == (JobStatus.RUNNING, 50)
+    assert await pair.rows("SELECT count(*) FROM webhook_inbox") == [(0,)]
+
+
+async def test_a_post_for_a_lapsed_job_is_taken_over_and_applied_at_once(pair: Pair) -> None:
+    job, body = await running_on_a(pair)
+    await pair.a.engine.stop()  # A dies: nothing renews its lease
+    await pair.expire_leases()
+    fb = forwarder(pair.b)
+    assert await fb.push(body, parsed(pair.b, body)) == "forwarded"
+    assert pair.b.engine.holds(job.id) and pair.b.keeper.takeovers == 1
+    [now] = [j for j in pair.b.engine.active_jobs() if j.id == job.id]
+    assert now.progress == 50  # only the post says 50 (the resumed job's poll may not)
+    [(owner, epoch)] = await pair.rows("SELECT owner, lease_epoch FROM jobs")
+    assert (owner, epoch) == (pair.b.store.leases.owner, 2)
+    assert await pair.rows("SELECT count(*) FROM webhook_inbox") == [(0,)]
+
+
+async def test_a_cancel_for_another_owner_s_job_is_applied_there_and_answered(
+    pair: Pair,
+) -> None:
+    """Both forwarders listening: B's cancel wakes A by NOTIFY, A cancels at the provider
+    and answers on the answer channel, which ends B's wait."""
+    job, _ = await running_on_a(pair)
+    fa, fb = forwarder(pair.a), forwarder(pair.b, cancel_wait_s=10.0)
+    await fa.start(pair.a.store.leases.listen_to)
+    await fb.start(pair.b.store.leases.listen_to)
+    try:
+        result = await asyncio.wait_for(fb.cancel(job.id), 15)
+    finally:
+        await fa.stop()
+        await fb.stop()
+    assert result.status is JobStatus.CANCELLED
+    assert await pair.rows("SELECT status FROM jobs") == [("cancelled",)]
+    assert await pair.rows("SELECT count(*) FROM webhook_inbox") == [(0,)]
+    assert any(r.method == "DELETE" for r in pair.fake.requests)  # asked at the provider by A
+    assert not pair.b.engine.holds(job.id)  # B never ran it
