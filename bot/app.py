@@ -139,7 +139,7 @@ class MidjourneyBot(commands.AutoShardedBot):
         window = self.provider.capabilities.follow_up_window
         self._wire_publisher(clock, window)
         self._watch_leases()
-        self._wire_follow_ups(clock, fetch_policy, window)
+        self._wire_follow_ups(clock, window)
         await self._apply_account_concurrency()
         # The publisher subscribed before the engine resumes, so no change is missed.
         await self.engine.start()
@@ -219,9 +219,7 @@ class MidjourneyBot(commands.AutoShardedBot):
             for bucket, n in self.publisher.writes_waiting_by_bucket().items()
         }
 
-    def _wire_follow_ups(
-        self, clock: SystemClock, fetch_policy: FetchPolicy, window: float | None
-    ) -> None:
+    def _wire_follow_ups(self, clock: SystemClock, window: float | None) -> None:
         """The policy, the one JobStarter, the follow-up buttons and forms (by custom id)."""
         capabilities = self.provider.capabilities
         prompt_limit = min(capabilities.max_prompt_length, self.settings.mj_max_prompt_length)
@@ -239,7 +237,7 @@ class MidjourneyBot(commands.AutoShardedBot):
             starter=self.starter,
             prefs=self.store.prefs,
             follow_up_window=window,
-            fetch_policy=fetch_policy,
+            fetcher=self.media_fetcher,
         )
         # Form submits are routed by custom id, so forms opened before a restart still work.
         self.add_listener(self.follow_ups.on_modal_submit, "on_interaction")

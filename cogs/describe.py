@@ -12,12 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import discord
-import httpx
 from discord import app_commands
 from discord.ext import commands
 
-from bot.actions import parse_action
-from bot.aiohttp_transport import AiohttpTransport
 from bot.discord.attachments import (
     AttachmentError,
     CheckedImage,
@@ -41,7 +38,6 @@ if TYPE_CHECKING:
 class Describe(commands.Cog):
     def __init__(self, bot: MidjourneyBot) -> None:
         self.bot = bot
-        self._http = httpx.AsyncClient(follow_redirects=False, transport=AiohttpTransport())
         self._policy = FetchPolicy(allow_private=bot.settings.media_allow_private_hosts)
 
     async def cog_load(self) -> None:
@@ -49,7 +45,6 @@ class Describe(commands.Cog):
 
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(DescribeButton, ImagineAllButton)
-        await self._http.aclose()
 
     @app_commands.command(name="describe", description="Get four prompts that fit an image")
     # Server rules (channels, roles, quotas, speeds) need a server: no DMs, no user installs.
@@ -88,7 +83,9 @@ class Describe(commands.Cog):
             if image is not None:
                 checked = await check_attachment(image)
             else:
-                checked = await check_image_url(link, client=self._http, policy=self._policy)
+                checked = await check_image_url(
+                    link, client=self.bot.media_fetcher.client, policy=self._policy
+                )
         except AttachmentError as exc:
             await interaction.edit_original_response(content=f"❌ {exc}")
             return
@@ -111,7 +108,7 @@ class DescribeButton(JobItem, template=item_template(r"describe_pick:[1-9]|descr
     async def judge(self, interaction: discord.Interaction[Any]) -> None:
         parent = _finished_describe(interaction, self.job)
         starter = services(interaction).starter
-        parsed = parse_action(self.action)
+        parsed = self.parsed
         if parsed is not None and parsed.family == "describe_reroll":
             mode = await starter.policy.default_mode(Member.of(interaction))
             operation = Operation(

@@ -15,7 +15,6 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.actions import parse_action
 from bot.discord.policy import Member
 from bot.domain import Job, Operation, OperationKind
 from bot.interactions import rules
@@ -78,7 +77,7 @@ class ShortenButton(JobItem, template=item_template("shorten_pick:[1-9]")):
         if refusal is not None:
             raise Refusal(refusal)
         assert self.job is not None
-        parsed = parse_action(self.action)
+        parsed = self.parsed
         n = parsed.index if parsed is not None else None
         prompts = self.job.prompts or []
         if n is None or not 1 <= n <= len(prompts):
@@ -88,7 +87,7 @@ class ShortenButton(JobItem, template=item_template("shorten_pick:[1-9]")):
 
     async def act(self, interaction: discord.Interaction[Any]) -> None:
         assert self.job is not None and self.operation is not None  # judged
-        parsed = parse_action(self.action)
+        parsed = self.parsed
         assert parsed is not None and parsed.index is not None
         key = f"shorten_pick:{self.job.id}:{parsed.index}:{interaction.user.id}"
         await start_suggestion(

@@ -16,6 +16,7 @@ from typing import Any, Protocol, Self, cast
 
 import discord
 
+from bot.actions import parse_action
 from bot.domain import Job
 from bot.interactions.errors import answer_error
 from bot.interactions.follow_ups import ClickPlan, FollowUps
@@ -59,6 +60,7 @@ class JobItem(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"(?!)"):
     ) -> None:
         super().__init__(button)
         self.action = action
+        self.parsed = parse_action(action)  # None: no action the bot can name
         self.job_id = job_id
         self.job = job  # the job the button is under (None: unknown)
         self.problem = problem  # loading the job failed: told by interaction_check

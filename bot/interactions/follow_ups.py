@@ -22,11 +22,9 @@ import logging
 from typing import Any
 
 import discord
-import httpx
 
 from bot import media
 from bot.actions import ActionInput, ActionInputError, kind_of, needs_input, operation_for
-from bot.aiohttp_transport import AiohttpTransport
 from bot.discord.modals import (
     MAX_TEXT,
     FormInput,
@@ -43,6 +41,7 @@ from bot.interactions.errors import Refusal, answer_error
 from bot.interactions.ids import optional_str
 from bot.interactions.recolour import mark_clicked
 from bot.interactions.starter import JobStarter
+from bot.media_fetcher import MediaFetcher
 from bot.speed import SpeedConflictError
 from bot.store.base import MemberPrefsRepository
 
@@ -80,7 +79,7 @@ class FollowUps:
         starter: JobStarter,
         prefs: MemberPrefsRepository,
         follow_up_window: float | None,
-        fetch_policy: media.FetchPolicy,
+        fetcher: MediaFetcher,
     ) -> None:
         self._starter = starter
         self._engine = starter.engine
@@ -88,7 +87,7 @@ class FollowUps:
         self._capabilities = starter.capabilities
         self._prefs = prefs
         self._window = follow_up_window
-        self._fetch_policy = fetch_policy
+        self._fetcher = fetcher  # the bot's one media client (bot/media_fetcher.py)
         self._max_prompt = min(starter.prompt_limit, MAX_TEXT)
 
     def check_parent(self, interaction: discord.Interaction[Any], parent: Job | None) -> Job:
@@ -221,15 +220,8 @@ class FollowUps:
             source_url = parent.tiles[int(tile) - 1]  # ✏️ n: the mask is drawn on tile n
         if not source_url:
             raise ActionInputError("That job has no image to repaint.")
-        async with httpx.AsyncClient(
-            follow_redirects=False, transport=AiohttpTransport()
-        ) as client:
-            source = await media.fetch_image(source_url, client=client, policy=self._fetch_policy)
-            uploaded = None
-            if form.mask_url:
-                uploaded = await media.fetch_image(
-                    form.mask_url, client=client, policy=self._fetch_policy
-                )
+        source = await self._fetcher.fetch_image(source_url)
+        uploaded = await self._fetcher.fetch_image(form.mask_url) if form.mask_url else None
         # Pillow work off the event loop: these images can be large.
         info = await asyncio.to_thread(media.inspect_image, source)
         if uploaded is not None:
