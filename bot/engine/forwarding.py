@@ -26,6 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
+from bot import redaction
 from bot.domain import ErrorCode, Job, JobError, ProviderSnapshot
 from bot.engine.core import Engine, EngineError, PushOutcome
 from bot.engine.leases import LeaseKeeper
@@ -106,9 +107,12 @@ class Forwarder:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._drain_s)
+            periodic = not self._wake.is_set()
             self._wake.clear()
             try:
                 await self.drain()
+                if periodic:
+                    await self._inbox.sweep()
             except StoreError as exc:  # the rows stay; the next look takes them
                 log.warning("inbox not read (%s); retrying", exc)
             except Exception:
@@ -126,7 +130,11 @@ class Forwarder:
             return "unknown_job"
         if job.status.is_terminal:
             return "duplicate"
-        placed = await self._inbox.put(job.id, PUSH, self._provider.name, json.dumps(body))
+        # The body may echo the callback URL (its path token) or the secret: never stored.
+        payload = redaction.scrub(json.dumps(body))
+        placed = await self._inbox.put(job.id, PUSH, self._provider.name, payload)
+        if placed.ended:
+            return "duplicate"
         if not placed.stored:  # ours after all (it just ended here, or was never resumed)
             return "unknown_job"
         if placed.live and not self._dead(placed.owner):

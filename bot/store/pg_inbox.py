@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 
+from bot.domain import JobStatus
 from bot.store.postgres import PostgresDatabase
 
 # NOTIFY channels: rows waiting for an owner (payload: that owner's id), and answers to
@@ -30,6 +31,7 @@ PUSH = "push"
 CANCEL = "cancel"
 # NOTIFY payloads must stay under 8000 bytes: the provider's words are clipped to this.
 _ANSWER_TEXT_LIMIT = 1500
+_ENDED = [status.value for status in JobStatus if status.is_terminal]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +51,13 @@ class Placement:
     stored: bool
     owner: str | None  # None: the job is unowned (or unknown)
     live: bool  # the owner's lease has not expired by the database's clock
+    ended: bool = False  # the job has ended: nothing to forward
 
 
-_LOOK = "SELECT owner, owner IS NOT NULL AND lease_expires_at > now() FROM jobs WHERE id = $1"
+_LOOK = (
+    "SELECT owner, owner IS NOT NULL AND lease_expires_at > now(), status = ANY($2::text[])"
+    " FROM jobs WHERE id = $1 FOR SHARE"
+)
 _INSERT = (
     "INSERT INTO webhook_inbox (job_id, kind, provider, payload) VALUES ($1, $2, $3, $4)"
     " RETURNING id"
@@ -65,6 +71,12 @@ DELETE FROM webhook_inbox WHERE id IN (
     ORDER BY w.id LIMIT $3
     FOR UPDATE OF w SKIP LOCKED)
 RETURNING id, job_id, kind, provider, payload, EXTRACT(EPOCH FROM received_at)
+"""
+
+_SWEEP = """
+DELETE FROM webhook_inbox w USING jobs j
+WHERE j.id = w.job_id AND j.status = ANY($1::text[])
+  AND w.received_at < now() - make_interval(secs => $2)
 """
 
 
@@ -82,10 +94,12 @@ class PgInbox:
         A lapsed job's row is stored too: whoever adopts the job next applies it."""
 
         async def work(conn: asyncpg.Connection) -> Placement:
-            row = await conn.fetchrow(_LOOK, job_id)
+            row = await conn.fetchrow(_LOOK, job_id, _ENDED)
             if row is None:
                 return Placement(False, None, False)
             owner, live = row[0], bool(row[1])
+            if row[2]:
+                return Placement(False, owner, live, ended=True)
             if owner == self.owner and live:
                 return Placement(False, owner, True)
             await conn.fetchval(_INSERT, job_id, kind, provider, payload)
@@ -109,6 +123,16 @@ class PgInbox:
             for r in rows
         ]
         return sorted(items, key=lambda item: item.id)  # RETURNING has no order
+
+    async def sweep(self, older_than_s: float = 60.0) -> int:
+        """Drop rows of jobs that ended meanwhile (a post that crossed the job's end, or
+        a cancel of a job that finished first): no owner takes them any more."""
+
+        async def work(conn: asyncpg.Connection) -> str:
+            return str(await conn.execute(_SWEEP, _ENDED, older_than_s))
+
+        status = await self._db.write_statement(work)
+        return int(status.rsplit(" ", 1)[-1]) if status.startswith("DELETE") else 0
 
     async def waiting(self) -> int:
         """Rows in the inbox, every owner's (for health figures and tests)."""

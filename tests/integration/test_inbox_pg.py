@@ -87,6 +87,27 @@ async def test_a_lapsed_job_s_row_waits_for_whoever_claims_it(pg_url: str) -> No
         await b.close()
 
 
+async def test_rows_of_ended_jobs_are_not_stored_and_left_ones_are_swept(pg_url: str) -> None:
+    a, b = await open_pg(pg_url), await open_pg(pg_url)
+    try:
+        ended_id, crossed_id = await owned_jobs(a, 2)
+        from_b = PgInbox(b.db, b.leases.owner)
+        await rows(pg_url, "UPDATE jobs SET status = 'completed' WHERE id = $1", ended_id)
+        ended = await from_b.put(ended_id, PUSH, "piapi", "{}")
+        assert (ended.stored, ended.ended) == (False, True)
+        # A post that crossed its job's end stays until the sweep, once it is a minute old.
+        assert (await from_b.put(crossed_id, PUSH, "piapi", "{}")).stored
+        await rows(
+            pg_url, "UPDATE jobs SET status = 'completed', owner = NULL WHERE id = $1", crossed_id
+        )
+        assert await from_b.sweep() == 0  # too recent: its owner may still be about to look
+        await rows(pg_url, "UPDATE webhook_inbox SET received_at = now() - interval '2 minutes'")
+        assert await from_b.sweep() == 1 and await from_b.waiting() == 0
+    finally:
+        await a.close()
+        await b.close()
+
+
 async def test_two_readers_at_once_take_every_row_exactly_once_in_order(pg_url: str) -> None:
     """The owner's listener and its periodic look (or two processes' readers racing after a
     hand-over) read at the same time: each row goes to one of them, none is lost."""
