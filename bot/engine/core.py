@@ -204,6 +204,7 @@ class Engine:
             start=self._start_granted,
             show=self._show_positions,
             spawn=self._spawn,
+            waiting=lambda: len(self._queue) > 0,
         )
 
     def _init_bookkeeping(self) -> None:
@@ -728,7 +729,8 @@ class Engine:
             live = self._live.get(job.id)
             if live is not None:
                 live.submitting = False
-            self._pump()
+            if self._shared is None:  # shared: its end or its re-queue wakes the dispatch
+                self._pump()
 
     async def _send_inner(self, job: Job) -> None:
         parent: Job | None = None

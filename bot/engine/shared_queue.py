@@ -63,10 +63,12 @@ class SharedDispatch:
         start: Callable[[dict[str, str]], None],
         show: Callable[[dict[str, int]], None],
         spawn: Callable[[Coroutine[Any, Any, None], str], None],
+        waiting: Callable[[], bool],
     ) -> None:
         self.queue = queue
         self._limits = limits
         self._place = place
+        self._waiting = waiting  # this process has jobs of its own in the queue
         self._start = start
         self._show = show
         self._spawn = spawn
@@ -123,13 +125,17 @@ class SharedDispatch:
 
     async def _once(self) -> None:
         try:
+            # Also when nothing of ours waits: a slot freed here may be another's turn.
             await self.queue.dispatch(self._limits(), self._place)
-            granted = {
-                job_id: account
-                for job_id, account in (await self.queue.granted()).items()
-                if job_id not in self._requeueing
-            }
-            self.positions = await self.queue.positions()
+            granted: dict[str, str] = {}
+            self.positions = {}
+            if self._waiting():  # only our waiting jobs can be granted or shown
+                granted = {
+                    job_id: account
+                    for job_id, account in (await self.queue.granted()).items()
+                    if job_id not in self._requeueing
+                }
+                self.positions = await self.queue.positions()
         except StoreError as exc:
             log.warning("shared dispatch failed (%s); trying again shortly", exc)
             return
