@@ -18,7 +18,10 @@ from bot.domain import Job, JobStatus
 from bot.engine.fair_queue import FairQueue
 from bot.store.pg_queue import Place
 from bot.store.postgres import PostgresStore
+from tests.integration.test_leases_engine import Pair, imagine, pair, status_of
 from tests.integration.test_leases_store import a_job, open_pg, rows
+
+__all__ = ["pair"]  # the two-engine fixture, used here too
 
 ACCOUNT = "default"
 
@@ -200,3 +203,29 @@ async def test_a_grant_wakes_the_job_s_own_process_by_notify(pg_url: str) -> Non
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_a_refused_submission_gives_its_slot_back_and_waits_its_delay(pair: Pair) -> None:
+    """Two engines (tests/integration/test_leases_engine.py's pair) on the fake PiAPI: a 429
+    puts the job back at the front of its member's lane without its slot, not granted
+    again before its Retry-After has passed on the database's clock, then sent once."""
+    pair.fake.inject("POST", "/api/v1/task", "429", retry_after=30)
+    job = await pair.a.engine.submit(imagine(), requester_id="ann")
+    queued = "SELECT slot_account, queued_front, not_before > now() FROM jobs"
+    for _ in range(200):  # bounded: the re-queue is written by a task of its own
+        await pair.a.engine.settle()
+        if await pair.rows(queued) == [(None, True, True)]:
+            break
+    assert await pair.rows(queued) == [(None, True, True)]
+    for _ in range(35):  # the engine's own retry timer fires; the database says not yet
+        pair.clock.advance(1.0)
+        await pair.a.engine.settle()
+        await pair.b.engine.settle()
+    assert pair.fake.created() == [] and status_of(pair.a.engine, job.id) is JobStatus.QUEUED
+    await pair.rows("UPDATE jobs SET not_before = now()")  # its Retry-After has passed
+    ended: list[Job] = []
+    pair.a.engine.subscribe(lambda e: ended.append(e.job) if e.job.is_terminal else None)
+    await pair.run_until(lambda: bool(ended), pair.a.engine, pair.b.engine)
+    assert ended[0].status is JobStatus.COMPLETED
+    assert len(pair.fake.created()) == 1
+    assert await pair.rows("SELECT slot_account FROM jobs") == [(None,)]
