@@ -17,7 +17,12 @@ sent next. Here several processes share the jobs, so both live in the database
   the jobs of a killed process keep their slots until another process has taken them
   over (their leases lapse) and finished them, so the limit holds through a crash too;
 - only jobs whose owner's lease is alive are granted: a dead process's queued jobs wait
-  for their takeover rather than hold a slot nobody would use;
+  for their takeover rather than hold a slot nobody would use (a job granted just before
+  its owner died keeps the slot; whoever takes it over finds it granted and sends it);
+- the limits are those of the process that dispatches (its configured pool; processes
+  are meant to share one configuration), the count is every process's: a process never
+  adds a job beyond its limit, whoever holds the others. `accounts` keeps the names (the
+  lock) and the limits last registered, for operators;
 - queue positions shown to members are read from the same order (`positions`), one
   statement for every job a process shows.
 """
