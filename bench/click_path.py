@@ -101,6 +101,8 @@ def report(record: dict[str, Any], *, listing: bool = True) -> str:
         )
         lines.append(f"    tasks: {', '.join(m['project_task_names'])}")
     lines.append(f"every task of the chain that ran Python code: {', '.join(record['all_tasks'])}")
+    lines.append("functions per layer (before the ack / before the first message):")
+    lines.extend(_per_layer(record))
     lines.append("functions per file (before the ack / before the first message):")
     lines.extend(_per_file(record))
     if listing:
@@ -111,6 +113,36 @@ def report(record: dict[str, Any], *, listing: bool = True) -> str:
             if n in marks:
                 lines.append(f"       ---- {marks[n]} request sent here ----")
     return "\n".join(lines)
+
+
+# Layers by file, for a summary beside the per-file counts (first match wins).
+LAYERS = (
+    ("interaction (items, forms, rules, starting jobs)", ("bot/interactions/", "cogs/")),
+    ("interaction (items, forms, rules, starting jobs)", ("bot/app.py",)),
+    (
+        "interaction (items, forms, rules, starting jobs)",
+        tuple(f"bot/discord/{n}.py" for n in ("follow_ups", "submit", "policy", "views")),
+    ),
+    ("presentation and Discord writes", ("bot/discord/",)),
+    ("engine and accounts", ("bot/engine/", "bot/accounts/")),
+    ("store", ("bot/store/",)),
+    ("domain and shared helpers", ("bot/",)),
+)
+
+
+def layer_of(path: str) -> str:
+    return next(name for name, prefixes in LAYERS if path.startswith(prefixes))
+
+
+def _per_layer(record: dict[str, Any]) -> list[str]:
+    ack = record["milestones"].get("ack", {}).get("functions", 0)
+    message = record["milestones"].get("first_message", {}).get("functions", 0)
+    counts: dict[str, list[int]] = {name: [0, 0] for name, _ in LAYERS}
+    for n, entry in enumerate(record["order"], 1):
+        pair = counts[layer_of(entry["file"])]
+        pair[0] += n <= ack
+        pair[1] += n <= message
+    return [f"  {a:3} / {m:3}  {name}" for name, (a, m) in counts.items()]
 
 
 def _per_file(record: dict[str, Any]) -> list[str]:
