@@ -7,8 +7,10 @@ counters (see bot/store/pg_queue.py for how the database keeps them).
 freed here or a job was queued (the engine's `_pump`), when another process granted one
 of our jobs a slot (NOTIFY), and every `period_s` while this process has jobs waiting (a
 lost notification, a resubmission whose delay passed). After each run it starts this
-process's granted jobs and shows the positions the database gives. Nothing here knows
-Discord; on SQLite none of this exists and the engine behaves as before.
+process's granted jobs and shows the positions the database gives: a job's place in the
+one round-robin of every process (with several accounts it counts every job ahead, not
+only those competing for its accounts as the one-process positions do). Nothing here
+knows Discord; on SQLite none of this exists and the engine behaves as before.
 """
 
 from __future__ import annotations
@@ -138,6 +140,9 @@ class SharedDispatch:
                 self.positions = await self.queue.positions()
         except StoreError as exc:
             log.warning("shared dispatch failed (%s); trying again shortly", exc)
+            return
+        except Exception:  # a bug must not stop dispatching: the next wake tries again
+            log.exception("shared dispatch failed unexpectedly")
             return
         if granted:
             self._start(granted)
