@@ -76,10 +76,15 @@ LIMIT $1
 """
 # Re-checked on the row's latest version: a job cancelled meanwhile is not granted a slot
 # (nothing would ever give it back).
-_GRANT = (
-    "UPDATE jobs SET slot_account = $2 WHERE id = $1 AND status = 'queued' AND slot_account IS NULL"
+# The member served goes to the back of the ring, in the same statement.
+_GRANT = """
+WITH g AS (
+    UPDATE jobs SET slot_account = $2
+    WHERE id = $1 AND status = 'queued' AND slot_account IS NULL RETURNING id
 )
-_SERVED = "UPDATE member_turns SET turn = nextval('queue_turns') WHERE requester_id = $1"
+UPDATE member_turns SET turn = nextval('queue_turns')
+WHERE requester_id = $3 AND EXISTS (SELECT 1 FROM g)
+"""
 # Back to the front of its member's lane (FairQueue.push(front=True)), fenced by the lease.
 _REQUEUE = """
 WITH j AS (
@@ -176,8 +181,9 @@ class PostgresSharedQueue:
             for name, count in await conn.fetch(_SLOTS, names):
                 used[str(name)] = int(count)
             grants: list[Grant] = []
-            while any(used[n] < limits[n] for n in names):
-                grant = await _grant_next(conn, used, place, scan_limit)
+            more = True
+            while more and any(used[n] < limits[n] for n in names):
+                grant, more = await _grant_next(conn, used, place, scan_limit)
                 if grant is None:
                     break
                 grants.append(grant)
@@ -243,15 +249,18 @@ class PostgresSharedQueue:
 
 async def _grant_next(
     conn: asyncpg.Connection, used: Mapping[str, int], place: Place, scan_limit: int
-) -> Grant | None:
-    """The first waiting job in round-robin order that an account can take now, granted."""
+) -> tuple[Grant | None, bool]:
+    """The first waiting job in round-robin order that an account can take now, granted;
+    and whether more jobs wait after it (if not, no second look is needed)."""
+    grant: Grant | None = None
     async for row in conn.cursor(_CANDIDATES, scan_limit, prefetch=32):
+        if grant is not None:
+            return grant, True  # another job waits
         job = job_from_dict(json.loads(row["data"]))
         account = place(job, used)
         if account is None:
             continue
-        if await conn.execute(_GRANT, row["id"], account) != "UPDATE 1":
-            continue  # ended or granted since the cursor read it
-        await conn.execute(_SERVED, row["requester_id"])
-        return Grant(str(row["id"]), account, str(row["owner"]))
-    return None
+        granted = await conn.execute(_GRANT, row["id"], account, row["requester_id"])
+        if granted == "UPDATE 1":  # else ended or granted since the cursor read it
+            grant = Grant(str(row["id"]), account, str(row["owner"]))
+    return grant, False
