@@ -298,7 +298,7 @@ class Imagine(commands.Cog):
             await self._start_with_references(interaction, text, refs, attachments, operation)
             return
         # Stored first, then acknowledged publicly within the 3-second window, before the
-        # provider is asked (bot/discord/submit.py).
+        # provider is asked (bot/interactions/starter.py).
         await self.bot.starter.start_public(interaction, operation)
 
     async def _start_with_references(
