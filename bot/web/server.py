@@ -12,7 +12,8 @@ read answers 400 (so does JSON nested deeper than `MAX_JSON_DEPTH`, refused befo
 parser recurses); one about a job the bot does not know answers 200 (so that the provider
 stops retrying) and is counted. With several processes on PostgreSQL, one about a job
 another process runs is answered once it is stored for that owner (or the job taken over
-from a dead one: bot/engine/forwarding.py), 503 when it cannot be stored. Neither the token, the secret nor the body is ever logged.
+from a dead one: bot/engine/forwarding.py), 503 when it cannot be stored. Neither the
+token, the secret nor the body is ever logged.
 
 Slow clients are cut off: headers must be complete within `header_timeout_s` of the
 connection (or of the previous answer on a kept-alive one) and a body within
