@@ -60,6 +60,9 @@ _LANE_KEY = "CASE WHEN j.queued_front THEN -j.queued_seq ELSE j.queued_seq END"
 _WAITING = "j.status = 'queued' AND j.slot_account IS NULL"
 _MEMBER = "COALESCE(j.requester_id, '')"
 
+# Is anything waiting at all? One cheap read (the jobs_waiting index) spares the dispatch
+# transaction when not: a job queued after it wakes a dispatch of its own.
+_ANY_WAITING = f"SELECT EXISTS (SELECT 1 FROM jobs j WHERE {_WAITING})"
 _LOCK_ACCOUNTS = "SELECT name FROM accounts WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE"
 _SLOTS = (
     "SELECT slot_account, count(*) FROM jobs WHERE slot_account = ANY($1::text[])"
@@ -173,6 +176,12 @@ class PostgresSharedQueue:
         """Grant slots to waiting jobs of every process while an account has room, in the
         members' round-robin order; returns the grants (this process's and the others')."""
         me = self.owner
+
+        async def waiting(conn: asyncpg.Connection) -> bool:
+            return bool(await conn.fetchval(_ANY_WAITING))
+
+        if not await self._db.read(waiting):
+            return []
 
         async def work(conn: asyncpg.Connection) -> list[Grant]:
             names = sorted(limits)
