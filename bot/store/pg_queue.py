@@ -78,8 +78,7 @@ ORDER BY t.turn, {_LANE_KEY}
 LIMIT $1
 """
 # Re-checked on the row's latest version: a job cancelled meanwhile is not granted a slot
-# (nothing would ever give it back).
-# The member served goes to the back of the ring, in the same statement.
+# (nothing would ever give it back). The member served goes to the back of the ring.
 _GRANT = """
 WITH g AS (
     UPDATE jobs SET slot_account = $2
