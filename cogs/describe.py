@@ -40,12 +40,6 @@ class Describe(commands.Cog):
         self.bot = bot
         self._policy = FetchPolicy(allow_private=bot.settings.media_allow_private_hosts)
 
-    async def cog_load(self) -> None:
-        self.bot.add_dynamic_items(DescribeButton, ImagineAllButton)
-
-    async def cog_unload(self) -> None:
-        self.bot.remove_dynamic_items(DescribeButton, ImagineAllButton)
-
     @app_commands.command(name="describe", description="Get four prompts that fit an image")
     # Server rules (channels, roles, quotas, speeds) need a server: no DMs, no user installs.
     @app_commands.guild_only()
@@ -115,6 +109,9 @@ class DescribeButton(JobItem, template=item_template(r"describe_pick:[1-9]|descr
                 OperationKind.DESCRIBE, image_urls=parent.operation.image_urls, mode=mode
             )
             key = f"describe_reroll:{parent.id}:{interaction.user.id}"
+            if not starter.capabilities.supports(OperationKind.DESCRIBE):
+                # A button from before a switch to a backend without /describe.
+                raise Refusal("The image service this server uses cannot describe images.")
             await starter.check(interaction, operation, parent=parent)
         else:
             n = parsed.index if parsed is not None else None
@@ -175,6 +172,13 @@ def _finished_describe(interaction: discord.Interaction[Any], parent: Job | None
 
 
 async def setup(bot: MidjourneyBot) -> None:
+    # The buttons answer whatever the backend: those under describes from before a switch
+    # to a backend without /describe still get a private answer, never "interaction failed".
+    bot.add_dynamic_items(DescribeButton, ImagineAllButton)
     # Hidden where the backend cannot describe (e.g. Vtrix): no command that always fails.
     if bot.provider.capabilities.supports(OperationKind.DESCRIBE):
         await bot.add_cog(Describe(bot))
+
+
+async def teardown(bot: MidjourneyBot) -> None:
+    bot.remove_dynamic_items(DescribeButton, ImagineAllButton)

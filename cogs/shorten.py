@@ -104,12 +104,6 @@ class Shorten(commands.Cog):
     def __init__(self, bot: MidjourneyBot) -> None:
         self.bot = bot
 
-    async def cog_load(self) -> None:
-        self.bot.add_dynamic_items(ShortenButton)
-
-    async def cog_unload(self) -> None:
-        self.bot.remove_dynamic_items(ShortenButton)
-
     @app_commands.command(name="shorten", description="Shorter versions of a prompt")
     @app_commands.guild_only()
     @app_commands.allowed_installs(guilds=True, users=False)
@@ -126,5 +120,12 @@ class Shorten(commands.Cog):
 
 
 async def setup(bot: MidjourneyBot) -> None:
+    # The picks answer whatever the backend (they start an /imagine): those under shortens
+    # from before a switch to a backend without /shorten keep working.
+    bot.add_dynamic_items(ShortenButton)
     if bot.provider.capabilities.supports(OperationKind.SHORTEN):
         await bot.add_cog(Shorten(bot))
+
+
+async def teardown(bot: MidjourneyBot) -> None:
+    bot.remove_dynamic_items(ShortenButton)
