@@ -247,7 +247,18 @@ class Settings(BaseSettings):
             missing.append("MJPROXY_BASE_URL (with MJ_PROVIDER=mjproxy)")
         if self.webhook_listen and not self.webhook_public_url:
             missing.append("WEBHOOK_PUBLIC_URL (with WEBHOOK_LISTEN)")
+        if self.webhook_listen and not _present(self.webhook_secret) and self.shared_database:
+            # A post may land on any process sharing the database: one made up at start
+            # by each would make every other process's callbacks fail their token check.
+            missing.append(
+                "WEBHOOK_SECRET (with WEBHOOK_LISTEN on PostgreSQL: one for all processes)"
+            )
         return missing
+
+    @property
+    def shared_database(self) -> bool:
+        """A database several processes may share (PostgreSQL), not an embedded file."""
+        return self.database_url.startswith(("postgresql://", "postgres://"))
 
     @property
     def push_mode(self) -> bool:

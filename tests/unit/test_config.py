@@ -175,3 +175,26 @@ def test_a_pools_accounts_name_their_own_base_urls(
         require_discord=False, mj_accounts_file=accounts, mj_provider="piapi", piapi_api_key="k"
     )
     assert settings.provider_base_urls() == ["http://10.0.0.5:8080", "https://api.legnext.ai/api"]
+
+
+def test_push_mode_on_postgresql_needs_one_webhook_secret_for_every_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A callback may land on any process sharing the database: a secret made up at start
+    by each would fail every other process's token check, so it must be given."""
+    monkeypatch.setenv("DISCORD_TOKEN", "tok")
+    monkeypatch.setenv("MJ_PROVIDER", "piapi")
+    monkeypatch.setenv("PIAPI_API_KEY", "key")
+    monkeypatch.setenv("WEBHOOK_LISTEN", "127.0.0.1:8080")
+    monkeypatch.setenv("WEBHOOK_PUBLIC_URL", "https://bot.example")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://bot:pw@db/bot")
+    monkeypatch.delenv("WEBHOOK_SECRET", raising=False)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "WEBHOOK_SECRET" in str(info.value)
+    monkeypatch.setenv("WEBHOOK_SECRET", "shared-by-all-processes")
+    assert load_settings().push_mode
+    # One process on its embedded SQLite file may still have one made at start.
+    monkeypatch.delenv("WEBHOOK_SECRET")
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///data/bot.db")
+    assert load_settings().webhook_secret is not None
