@@ -36,7 +36,9 @@ class SharedQueue(Protocol):
 
     async def register_accounts(self, limits: Mapping[str, int]) -> None: ...
 
-    async def dispatch(self, limits: Mapping[str, int], place: Place) -> list[Any]: ...
+    async def dispatch(
+        self, limits: Mapping[str, int], place: Place, *, known_waiting: bool = False
+    ) -> list[Any]: ...
 
     async def granted(self) -> dict[str, str]: ...
 
@@ -128,10 +130,11 @@ class SharedDispatch:
     async def _once(self) -> None:
         try:
             # Also when nothing of ours waits: a slot freed here may be another's turn.
-            await self.queue.dispatch(self._limits(), self._place)
+            ours = self._waiting()
+            await self.queue.dispatch(self._limits(), self._place, known_waiting=ours)
             granted: dict[str, str] = {}
             self.positions = {}
-            if self._waiting():  # only our waiting jobs can be granted or shown
+            if ours:  # only our waiting jobs can be granted or shown
                 granted = {
                     job_id: account
                     for job_id, account in (await self.queue.granted()).items()

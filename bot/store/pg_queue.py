@@ -170,16 +170,22 @@ class PostgresSharedQueue:
         await self._db.write_statement(work)
 
     async def dispatch(
-        self, limits: Mapping[str, int], place: Place, *, scan_limit: int = SCAN_LIMIT
+        self,
+        limits: Mapping[str, int],
+        place: Place,
+        *,
+        scan_limit: int = SCAN_LIMIT,
+        known_waiting: bool = False,
     ) -> list[Grant]:
         """Grant slots to waiting jobs of every process while an account has room, in the
-        members' round-robin order; returns the grants (this process's and the others')."""
+        members' round-robin order; returns the grants (this process's and the others').
+        `known_waiting`: the caller has jobs waiting, so the first cheap look is skipped."""
         me = self.owner
 
         async def waiting(conn: asyncpg.Connection) -> bool:
             return bool(await conn.fetchval(_ANY_WAITING))
 
-        if not await self._db.read(waiting):
+        if not known_waiting and not await self._db.read(waiting):
             return []
 
         async def work(conn: asyncpg.Connection) -> list[Grant]:
