@@ -15,6 +15,7 @@ from discord.ext import commands
 from bot import redaction
 from bot.clock import SystemClock
 from bot.config import Settings, parse_listen
+from bot.discord.global_share import GlobalShare
 from bot.discord.identify import IdentifySpacer
 from bot.discord.policy import Policy
 from bot.discord.publisher import Publisher
@@ -38,6 +39,7 @@ from bot.references import FreshReferences, discord_keeper
 from bot.store import open_store
 from bot.store.base import Store
 from bot.store.pg_identify import identify_locks_of
+from bot.store.pg_processes import process_registry_of
 from bot.web import GatewayWatch, WebhookAuth, WebServer, register_engine_gauges, servers_for
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,8 @@ class MidjourneyBot(commands.AutoShardedBot):
     identify_spacer: IdentifySpacer | None = None
     # PostgreSQL: webhooks and cancels for jobs another process runs (issue 17).
     forwarder: Forwarder | None = None
+    # PostgreSQL: Discord's global limit paced at this process's share (issue 17).
+    global_share: GlobalShare | None = None
 
     def __init__(self, settings: Settings) -> None:
         intents = discord.Intents.default()
@@ -143,6 +147,7 @@ class MidjourneyBot(commands.AutoShardedBot):
         await self._apply_account_concurrency()
         # The publisher subscribed before the engine resumes, so no change is missed.
         await self.engine.start()
+        await self._start_global_share()
         push = self._push_provider() if self.settings.push_mode else None
         self.forwarder = await start_forwarding(self.engine, self.store, push)
         await self._start_web()
@@ -242,6 +247,17 @@ class MidjourneyBot(commands.AutoShardedBot):
         # Form submits are routed by custom id, so forms opened before a restart still work.
         self.add_listener(self.follow_ups.on_modal_submit, "on_interaction")
         self.add_dynamic_items(JobButton)
+
+    async def _start_global_share(self) -> None:
+        """Processes sharing PostgreSQL pace Discord's global limit (per bot) at their share."""
+        keeper = self.engine.keeper
+        if keeper is None or not self.settings.discord_global_share:
+            return
+        registry = process_registry_of(self.store, live_s=keeper.settings.lease_s)
+        if registry is not None:
+            share = GlobalShare(self.rate_ledger, registry, interval_s=keeper.settings.renew_s)
+            await share.start()
+            self.global_share = share
 
     def _watch_leases(self) -> None:
         """Jobs taken over from another process get their messages back; an ended job
@@ -368,6 +384,8 @@ class MidjourneyBot(commands.AutoShardedBot):
             await self.engine.stop()
         if hasattr(self, "publisher"):
             await self.publisher.close()
+        if self.global_share is not None:
+            await self.global_share.stop()  # nothing writes from here: the others' share grows
         if hasattr(self, "engine"):
             await self.engine.release_leases()  # nothing here writes any more: hand over
         if hasattr(self, "provider"):

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     # its guild's shard.
     discord_shard_count: int | None = Field(default=None, ge=1)
     discord_shard_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    # Processes on one PostgreSQL each pace Discord's global limit (50/s per bot) at their
+    # share of it (bot/discord/global_share.py). Off: each paces as if it were alone.
+    discord_global_share: bool = True
 
     # --- provider ------------------------------------------------------------------------
     # Legnext by default: PiAPI stopped its Midjourney service in 2025 (GoAPI and other

@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 
 # Discord's documented global limit for bot-token routes; interaction routes are exempt.
 GLOBAL_LIMIT_PER_S = 50
+# The limit is per bot, whatever its processes: each of N paces at this much of 1/N of it,
+# the rest room for a process that joined or left before the others heard of it.
+GLOBAL_SHARE_SAFETY = 0.96
 # Sends dispatched up to this long before the window Discord reports are counted in it:
 # our clock starts a request slightly before Discord's does.
 WINDOW_SLACK_S = 0.25
@@ -175,6 +178,7 @@ class BucketLedger:
         self._channel_guild: dict[str, str] = {}
         self._waiters: list[asyncio.Future[None]] = []
         self._subscribers: list[Callable[[frozenset[Key]], None]] = []
+        self._global_limited: list[Callable[[float], None]] = []
         self.rate_limited = 0
         self.widened = 0
 
@@ -226,6 +230,35 @@ class BucketLedger:
         """A bot-token message write in a channel: a post, or (`message`) an edit."""
         route = f"{method} /channels/{{id}}/messages{'/{id}' if message else ''}"
         return Write(route, channel_id, channel_id, self._channel_guild.get(channel_id))
+
+    # --- the global limit, shared by the bot's processes --------------------------------
+
+    @property
+    def global_per_s(self) -> int:
+        return self._global_per_s
+
+    def set_global_share(self, processes: int) -> int:
+        """Pace bot-token requests at this process's share of the bot's global limit when
+        `processes` run (alone: all of it); the rate now in force."""
+        if processes <= 1:
+            rate = GLOBAL_LIMIT_PER_S
+        else:
+            rate = max(1, math.floor(GLOBAL_LIMIT_PER_S * GLOBAL_SHARE_SAFETY / processes))
+        raised = rate > self._global_per_s
+        self._global_per_s = rate
+        if raised:
+            self._notify(frozenset())  # room may have come free for any waiting write
+        return rate
+
+    def hold_global(self, retry_after: float) -> None:
+        """Another process of the bot met the global limit: send no bot-token request for
+        `retry_after` seconds either (the limit is the bot's, not the process's)."""
+        if math.isfinite(retry_after) and retry_after > 0:
+            self._global_until = max(self._global_until, self._clock() + retry_after)
+
+    def on_global_limited(self, listener: Callable[[float], None]) -> None:
+        """Call `listener(retry_after)` on each global 429 this process receives."""
+        self._global_limited.append(listener)
 
     # --- room -----------------------------------------------------------------------------
 
@@ -399,6 +432,8 @@ class BucketLedger:
             if headers.get("X-RateLimit-Global"):
                 retry = _float(headers.get("Retry-After"), 1.0)
                 self._global_until = max(self._global_until, now + retry)
+                for listener in self._global_limited:
+                    listener(retry)
                 return None
         bucket_id = headers.get("X-RateLimit-Bucket")
         remaining = _int(headers.get("X-RateLimit-Remaining"))
