@@ -932,8 +932,9 @@ class Engine:
         if job_id == _PROBE_TIMER:
             self._spawn(self._probe_accounts(), "account-probe")
             return
-        if job_id == _DISPATCH_TIMER:
-            self._pump()  # a lost notification, a resubmission whose delay passed
+        if job_id == _DISPATCH_TIMER and self._shared is not None:
+            self._shared.look_next()  # a lost notification, a resubmission whose delay passed
+            self._pump()
             return
         live = self._live.get(job_id)
         if live is None:

@@ -46,6 +46,9 @@ class SharedQueue(Protocol):
 
     async def positions(self) -> dict[str, int]: ...
 
+    @property
+    def owner(self) -> str: ...
+
     async def listen(self, callback: Callable[[], None]) -> None: ...
 
 
@@ -78,6 +81,7 @@ class SharedDispatch:
         self._spawn = spawn
         self._running = False
         self._again = False
+        self._look = True  # read our grants: another process may have granted some
         self._requeueing: set[str] = set()  # their slot is being given back: not sent
         self.positions: dict[str, int] = {}  # this process's waiting jobs, as last read
 
@@ -85,13 +89,22 @@ class SharedDispatch:
         """Before the first dispatch: the accounts rows exist, and grants wake us."""
         await self.queue.register_accounts(self._limits())
         try:
-            await self.queue.listen(self.wake)
+            await self.queue.listen(self.poke)
         except (StoreError, OSError) as exc:  # the periodic dispatch still finds them
             log.warning(
                 "dispatch notifications unavailable (%s); looking every %.1fs",
                 exc,
                 DISPATCH_PERIOD_S,
             )
+
+    def poke(self) -> None:
+        """Wake, and read which of our jobs were granted (a NOTIFY)."""
+        self.look_next()
+        self.wake()
+
+    def look_next(self) -> None:
+        """The next run reads our grants (the periodic look, for a lost NOTIFY)."""
+        self._look = True
 
     def wake(self) -> None:
         if self._running:
@@ -129,24 +142,24 @@ class SharedDispatch:
 
     async def _once(self) -> None:
         try:
-            # Also when nothing of ours waits: a slot freed here may be another's turn.
-            ours = self._waiting()
-            await self.queue.dispatch(self._limits(), self._place, known_waiting=ours)
-            granted: dict[str, str] = {}
-            self.positions = {}
-            if ours:  # only our waiting jobs can be granted or shown
-                granted = {
-                    job_id: account
-                    for job_id, account in (await self.queue.granted()).items()
-                    if job_id not in self._requeueing
-                }
-                self.positions = await self.queue.positions()
+            await self._dispatch_and_start()
         except StoreError as exc:
             log.warning("shared dispatch failed (%s); trying again shortly", exc)
-            return
         except Exception:  # a bug must not stop dispatching: the next wake tries again
             log.exception("shared dispatch failed unexpectedly")
-            return
+
+    async def _dispatch_and_start(self) -> None:
+        # Also when nothing of ours waits: a slot freed here may be another's turn.
+        ours = self._waiting()
+        grants = await self.queue.dispatch(self._limits(), self._place, known_waiting=ours)
+        mine = {g.job_id: g.account for g in grants if g.owner == self.queue.owner}
+        look, self._look = self._look, False
+        if ours and (look or not mine):
+            # Granted by another process (a NOTIFY), or before a takeover: read them.
+            mine.update(await self.queue.granted())
+        granted = {j: a for j, a in mine.items() if j not in self._requeueing}
         if granted:
             self._start(granted)
+        # Only our jobs still waiting are shown a position.
+        self.positions = await self.queue.positions() if self._waiting() else {}
         self._show(self.positions)
