@@ -44,17 +44,11 @@ UNHANDLED = ("unknown", "something went wrong")
 BANNED_PROMPT = "a bloody fox"
 ANSWER_S = 10.0
 # Families a backend's bot does not answer, each with why no such button is ever posted
-# under that backend. Kept explicit: a family added to the grammar is held to a handler
-# on every backend here unless it is named below with its reason.
-NOT_SERVED = {
-    "piapi": {
-        # cogs/shorten.py's setup loads the cog only where the backend can shorten, so
-        # no shorten button is posted under PiAPI; one from before a switch of backend
-        # is answered "Unknown action 'shorten_pick:1'." (a finding, not a promise).
-        "shorten_pick": "the /shorten cog is not loaded on PiAPI",
-    },
-    "mjproxy": {},
-}
+# under that backend; none today. Kept explicit: a family added to the grammar is held to
+# a handler on every backend here unless it is named below with its reason. (Describe's
+# and shorten's buttons are registered whatever the backend since bd69ce7: a button from
+# before a switch of backend still gets a private answer.)
+NOT_SERVED: dict[str, dict[str, str]] = {"piapi": {}, "mjproxy": {}}
 PERSISTENT = re.compile(r"(?s)mj:(?P<action>.+):(?P<job>[0-9a-z]+)")
 
 
