@@ -25,15 +25,15 @@ from tests.fakes.discord.limits import LimitModel
 
 GLOBAL = LimitModel.GLOBAL.value
 CONFIG = BenchConfig(
-    jobs=300,
+    jobs=400,
     burst=0,
     ramp_s=4.0,
     modes=("poll",),
     naive=False,
     profile=PROFILES["short"],
     grace_s=60.0,
-    channels=60,
-    guilds=12,  # 6 a shard: each process takes the commands of its own guilds
+    channels=160,
+    guilds=16,  # 8 a shard: each process takes the commands of its own guilds
     limits="abd",
     processes=2,
     bot_env={
