@@ -68,6 +68,7 @@ class GlobalShare:
         self._task: asyncio.Task[None] | None = None
         self._announcing: set[asyncio.Task[None]] = set()
         self._announced_until = 0.0
+        self._stopping = False
         self.processes = 1  # the last count
 
     async def start(self) -> None:
@@ -87,11 +88,15 @@ class GlobalShare:
         self._task = asyncio.create_task(self._loop(), name="discord-global-share")
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
+            # asyncio.timeout, not wait_for: 3.11's wait_for swallows a cancel that comes
+            # as the wake does, and stop() would wait for this loop forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval_s)
+                async with asyncio.timeout(self._interval_s):
+                    await self._wake.wait()
             self._wake.clear()
-            await self._beat()
+            if not self._stopping:
+                await self._beat()
 
     async def _beat(self) -> None:
         try:
@@ -134,6 +139,7 @@ class GlobalShare:
 
     async def stop(self) -> None:
         """Stop counting and leave the registry: the others get this one's share back."""
+        self._stopping = True
         tasks = [t for t in (self._task, *self._announcing) if t is not None]
         for task in tasks:
             task.cancel()
