@@ -38,6 +38,18 @@ def preset_problem(name: str, value: str) -> str | None:
     return None
 
 
+def no_such_preset(key: str, names: list[str], whose: str) -> str:
+    """The answer to deleting a preset that was never saved: nothing changes; the names
+    there are, when they fit in a line."""
+    text = f"There is no {whose}preset named **{key[:MAX_PRESET_NAME]}**, so nothing was deleted."
+    if not names:
+        return f"{text} There are no {whose}presets yet."
+    listed = ", ".join(f"`{n}`" for n in names)
+    if len(listed) <= 300:
+        return f"{text} The {whose}presets are: {listed}."
+    return f"{text} `/prefs preset list` shows them."
+
+
 def describe_prefs(prefs: MemberPrefs, *, server_mode: str | None = None) -> str:
     remix = "on" if prefs.remix else "off"
     mode = prefs.default_mode or (f"the server's ({server_mode})" if server_mode else "default")
@@ -275,6 +287,13 @@ class Prefs(commands.GroupCog, group_name="prefs", group_description="Your own p
                     "Only members with Manage Server can delete server presets.", ephemeral=True
                 )
                 return
+            if key not in dict(settings.presets):
+                await interaction.response.send_message(
+                    no_such_preset(key, [n for n, _ in settings.presets], "server "),
+                    ephemeral=True,
+                    allowed_mentions=discord.AllowedMentions.none(),
+                )
+                return
             kept = tuple((n, v) for n, v in settings.presets if n != key)
             await self.bot.policy.save_settings(settings.with_changes(presets=kept))
             await interaction.response.send_message(
@@ -282,6 +301,13 @@ class Prefs(commands.GroupCog, group_name="prefs", group_description="Your own p
             )
             return
         prefs = await self._load(interaction)
+        if key not in dict(prefs.presets):
+            await interaction.response.send_message(
+                no_such_preset(key, [n for n, _ in prefs.presets], ""),
+                ephemeral=True,
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+            return
         kept = tuple((n, v) for n, v in prefs.presets if n != key)
         await self._save(interaction, f"Preset **{key}** deleted.", presets=kept)
 

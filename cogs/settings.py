@@ -20,7 +20,8 @@ from discord.ext import commands
 from bot.community import MAX_VIDEO_WEIGHT, GuildSettings, Limits
 from bot.discord.buttons_layout import clip
 from bot.domain import SpeedMode
-from bot.interactions.errors import Refusal
+from bot.interactions.errors import Refusal, range_problem
+from bot.prompt_check import BannedWords, load_default_banned_words
 
 if TYPE_CHECKING:
     from bot.app import MidjourneyBot
@@ -131,6 +132,13 @@ def _set_limits(role_id: str | None, changes: dict[str, Any], s: GuildSettings) 
     return s.with_changes(role_limits=role_limits)
 
 
+def _is_banned(word: str, s: GuildSettings) -> bool:
+    """Whether `word` is one of the server's own banned words or a default one (compared
+    as the prompt check compares entries)."""
+    entry = BannedWords([word]).words
+    return word in s.banned_words_added or bool(entry & load_default_banned_words())
+
+
 def _no_mentions() -> discord.AllowedMentions:
     return discord.AllowedMentions.none()
 
@@ -154,14 +162,19 @@ class Settings(
         # default_permissions only hides the command; a server can override it per role,
         # so the bot checks Manage Server itself too.
         user = interaction.user
-        if isinstance(user, discord.Member) and (
+        if not isinstance(user, discord.Member) or not (
             user.guild_permissions.manage_guild or user.guild_permissions.administrator
         ):
-            return True
-        await interaction.response.send_message(
-            "Only members with Manage Server can change the server's settings.", ephemeral=True
-        )
-        return False
+            await interaction.response.send_message(
+                "Only members with Manage Server can change the server's settings.",
+                ephemeral=True,
+            )
+            return False
+        # The options' declared ranges, checked here too: nothing is written out of range.
+        if (problem := range_problem(interaction)) is not None:
+            await interaction.response.send_message(problem, ephemeral=True)
+            return False
+        return True
 
     async def _load(self, interaction: discord.Interaction[Any]) -> GuildSettings:
         assert interaction.guild_id is not None
@@ -428,8 +441,16 @@ class Settings(
     @app_commands.describe(word="The word or phrase to allow again")
     async def banned_remove(self, interaction: discord.Interaction[Any], word: str) -> None:
         word = " ".join(word.lower().split())[:100]
+        if not word:
+            raise Refusal("Give a word or phrase.")
 
         def build(s: GuildSettings) -> GuildSettings:
+            if not _is_banned(word, s):
+                raise Refusal(
+                    f"**{clip(word, 100)}** is not on the banned list (neither this server's "
+                    "words nor the default ones), so nothing changed. `/settings banned list` "
+                    "shows the server's own."
+                )
             if word in s.banned_words_added:
                 return s.with_changes(
                     banned_words_added=tuple(w for w in s.banned_words_added if w != word)

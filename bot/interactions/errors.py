@@ -80,6 +80,68 @@ async def answer_storage_error(interaction: discord.Interaction[Any], exc: Excep
         log.warning("could not tell the member about the storage failure (%s)", error.status)
 
 
+_KINDS = {
+    discord.AppCommandOptionType.integer: "a whole number",
+    discord.AppCommandOptionType.number: "a number",
+    discord.AppCommandOptionType.user: "a member of this server",
+    discord.AppCommandOptionType.channel: "a channel the command allows",
+    discord.AppCommandOptionType.role: "a role of this server",
+}
+
+
+def _parameters(interaction: discord.Interaction[Any]) -> list[app_commands.Parameter]:
+    command = interaction.command
+    return list(command.parameters) if isinstance(command, app_commands.Command) else []
+
+
+def unknown_value_text(
+    interaction: discord.Interaction[Any], error: app_commands.TransformerError
+) -> str:
+    """The sentence for a value that does not convert: the option by name and what it
+    accepts (its choices, or its kind). TransformerError does not name the option, so it
+    is the one whose value as received is the one that failed."""
+    namespace = interaction.namespace
+    for parameter in _parameters(interaction):
+        if getattr(namespace, parameter.display_name, None) != error.value:
+            continue
+        name = parameter.display_name
+        if parameter.choices:
+            accepted = ", ".join(c.name for c in parameter.choices)
+            return f"That value for **{name}** isn't one of its choices ({accepted})."
+        kind = _KINDS.get(parameter.type, "a value of the kind it asks for")
+        return f"That value for **{name}** isn't {kind}."
+    return "One of the values given isn't one this command accepts; please pick it again."
+
+
+def range_problem(interaction: discord.Interaction[Any]) -> str | None:
+    """What is out of range among a command's numbers as received, or None. Discord checks
+    the declared ranges in its clients, but discord.py does not on receipt (`Range` is
+    only declared), so the bot checks the same declared bounds itself."""
+    namespace = interaction.namespace
+    for parameter in _parameters(interaction):
+        if parameter.type not in (
+            discord.AppCommandOptionType.integer,
+            discord.AppCommandOptionType.number,
+        ):
+            continue
+        value = getattr(namespace, parameter.display_name, None)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        low, high = parameter.min_value, parameter.max_value
+        if (low is not None and value < low) or (high is not None and value > high):
+            return (
+                f"**{parameter.display_name}** must be between {_bound(low, '-∞')} "
+                f"and {_bound(high, '∞')}; {value} is not. Nothing was changed."
+            )
+    return None
+
+
+def _bound(value: float | None, none: str) -> str:
+    if value is None:
+        return none
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
 async def answer_error(
     interaction: discord.Interaction[Any], error: BaseException, *, where: str
 ) -> None:
@@ -92,6 +154,10 @@ async def answer_error(
             await answer_refusal(interaction, original.text)
         elif isinstance(original, StoreError):
             await answer_storage_error(interaction, original)
+        elif isinstance(original, app_commands.TransformerError):
+            # A value no client offers (a choice that is not one): bad input, not a bug.
+            log.info("%s refused for member %s: an unknown value", where, interaction.user.id)
+            await answer_refusal(interaction, unknown_value_text(interaction, original))
         elif isinstance(original, app_commands.CheckFailure):
             # A failed check (guild_only, a cooldown) has been answered by discord.py.
             log.info(

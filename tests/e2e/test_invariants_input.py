@@ -299,3 +299,66 @@ async def test_every_command_answers_bad_input_privately_and_for_free(
         listed = "\n".join(failures)
         assert not failures, f"{len(failures)} of {len(every)}:\n{listed}\n{bot.log()[-2000:]}"
         assert not creations(world, after_start)
+
+
+async def _private_answer(world: World, case: Case) -> str:
+    private, text = await answer_of(world, await send(world, case))
+    assert private, text
+    return text
+
+
+async def _plain(world: World, path: str, user: str = "admin") -> str:
+    """The private answer to a command given no options."""
+    record = await world.discord.slash(path, {}, user=user)
+    private, text = await answer_of(world, record)
+    assert private, text
+    return text
+
+
+async def _admin_view(world: World) -> str:
+    """/settings show and /settings audit, as the admin reads them."""
+    return "\n".join([await _plain(world, "settings show"), await _plain(world, "settings audit")])
+
+
+async def test_bad_values_are_refused_by_name_and_change_nothing(tmp_path: Path) -> None:
+    """Issue 14's follow-up: the four wrong answers the sweep above let pass (it only asks
+    for a private sentence). Each is refused with its reason; nothing is written."""
+    async with open_world(tmp_path) as world:
+        bot = await world.start_bot()
+        before = await _admin_view(world)
+        assert "No settings have been changed yet." in before, before
+        # 1. A choice that is not one: named, with what it accepts; no traceback logged.
+        log_before = len(bot.log())
+        modes = Case(
+            "settings modes", "mode", "warp", True, {"mode": "fast", "allowed": "on"}, True
+        )
+        text = await _private_answer(world, modes)
+        assert "**mode**" in text and "isn't one of its choices (relax, fast, turbo)" in text, text
+        assert APOLOGY not in text.lower(), text
+        assert "Traceback" not in bot.log()[log_before:] and " failed" not in bot.log()[log_before:]
+        # 2. A number past its declared range: refused with the range, not saved or clamped.
+        for path, option, bad, good, bounds in (
+            ("settings limits", "at_once", 1001, {}, "between 0 and 1000"),
+            ("settings limits", "per_day", 100_001, {}, "between 0 and 100000"),
+            ("settings limits", "fast_per_day", -1, {}, "between 0 and 100000"),
+            ("settings limits", "moderation_refusals", 101, {}, "between 1 and 100"),
+            ("settings video", "weight", 101, {"state": "on"}, "between 1 and 100"),
+        ):
+            case = Case(path, option, bad, True, {**good, option: 1}, True)
+            text = await _private_answer(world, case)
+            assert f"**{option}** must be {bounds}; {bad} is not" in text, (case, text)
+            assert "Saved" not in text, text
+        # 4. Lifting a word that is on neither list: said so, no "lifted" word, no audit row.
+        remove = Case("settings banned remove", "word", "tulip", False, {}, True)
+        text = await _private_answer(world, remove)
+        assert "**tulip** is not on the banned list" in text and "Saved" not in text, text
+        assert await _admin_view(world) == before
+        # 3. Deleting a preset that was never saved: said so, with the ones there are.
+        mine = Case("prefs preset save", "name", "my-style", False, {"value": "--s 250"}, False)
+        assert "saved" in await _private_answer(world, mine)
+        gone = Case("prefs preset delete", "name", "nobody-saved", False, {}, False)
+        text = await _private_answer(world, gone)
+        assert "There is no preset named **nobody-saved**" in text, text
+        assert "`my-style`" in text and "Preset **nobody-saved** deleted" not in text, text
+        listed = await _plain(world, "prefs preset list", user="tester")
+        assert "**my-style** (yours)" in listed, listed
