@@ -105,8 +105,9 @@ class Forwarder:
 
     async def _loop(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._drain_s)
+            with contextlib.suppress(TimeoutError):  # not wait_for: see LeaseKeeper._loop
+                async with asyncio.timeout(self._drain_s):
+                    await self._wake.wait()
             periodic = not self._wake.is_set()
             self._wake.clear()
             try:

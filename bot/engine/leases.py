@@ -108,8 +108,11 @@ class LeaseKeeper:
         next_scan = self._now() + s.scan_s
         while True:
             timeout = max(0.0, min(next_renew, next_scan) - self._now())
+            # asyncio.timeout, not wait_for: 3.11's wait_for swallows a cancel that comes
+            # as the wake does, and stop() would then wait for this loop forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
             woken = self._wake.is_set()
             self._wake.clear()
             renew = self._now() >= next_renew
