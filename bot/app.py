@@ -26,7 +26,7 @@ from bot.engine import Engine, EngineSettings
 from bot.engine.forwarding import Forwarder, start_forwarding
 from bot.engine.leases import leases_of
 from bot.interactions.buttons import JobButton
-from bot.interactions.errors import on_app_command_error
+from bot.interactions.errors import on_app_command_error, within_declared_ranges
 from bot.interactions.follow_ups import FollowUps
 from bot.interactions.starter import JobStarter, bot_actions
 from bot.logging_setup import setup_logging
@@ -126,6 +126,9 @@ class MidjourneyBot(commands.AutoShardedBot):
         self.add_listener(self._register_interaction, "on_interaction")
         # One answer for every command's failure (bot/interactions/errors.py).
         self.tree.on_error = on_app_command_error  # type: ignore[method-assign]
+        # Discord checks options' ranges in its clients only; the bot checks them for every
+        # command, once, before it runs.
+        self.tree.interaction_check = within_declared_ranges  # type: ignore[method-assign]
 
     async def _register_interaction(self, interaction: discord.Interaction[Any]) -> None:
         self.rate_ledger.register_interaction(

@@ -20,7 +20,7 @@ from discord.ext import commands
 from bot.community import MAX_VIDEO_WEIGHT, GuildSettings, Limits
 from bot.discord.buttons_layout import clip
 from bot.domain import SpeedMode
-from bot.interactions.errors import Refusal, range_problem
+from bot.interactions.errors import Refusal
 from bot.prompt_check import BannedWords, load_default_banned_words
 
 if TYPE_CHECKING:
@@ -169,10 +169,6 @@ class Settings(
                 "Only members with Manage Server can change the server's settings.",
                 ephemeral=True,
             )
-            return False
-        # The options' declared ranges, checked here too: nothing is written out of range.
-        if (problem := range_problem(interaction)) is not None:
-            await interaction.response.send_message(problem, ephemeral=True)
             return False
         return True
 

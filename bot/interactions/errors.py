@@ -131,9 +131,19 @@ def range_problem(interaction: discord.Interaction[Any]) -> str | None:
         if (low is not None and value < low) or (high is not None and value > high):
             return (
                 f"**{parameter.display_name}** must be between {_bound(low, '-∞')} "
-                f"and {_bound(high, '∞')}; {value} is not. Nothing was changed."
+                f"and {_bound(high, '∞')}; {value} is not. Nothing was done."
             )
     return None
+
+
+async def within_declared_ranges(interaction: discord.Interaction[Any]) -> bool:
+    """The tree's check before every command: a number outside its option's declared range
+    is refused privately (with the range) before the command runs, so nothing starts."""
+    problem = range_problem(interaction)
+    if problem is None:
+        return True
+    await answer_refusal(interaction, problem)
+    return False
 
 
 def _bound(value: float | None, none: str) -> str:

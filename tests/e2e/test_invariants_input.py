@@ -362,3 +362,34 @@ async def test_bad_values_are_refused_by_name_and_change_nothing(tmp_path: Path)
         assert "`my-style`" in text and "Preset **nobody-saved** deleted" not in text, text
         listed = await _plain(world, "prefs preset list", user="tester")
         assert "**my-style** (yours)" in listed, listed
+        # 5. Every command's numbers, not only /settings': the tree checks the declared
+        # ranges before any command runs, so nothing is started or charged.
+        posts_before = len(world.fake.requests)
+        for case, bounds in (
+            (
+                Case(
+                    "imagine",
+                    "image_weight",
+                    4.5,
+                    True,
+                    {"prompt": "a fox", "image_weight": 1.0},
+                    False,
+                ),
+                "0 and 3",
+            ),
+            (
+                Case(
+                    "imagine",
+                    "omni_weight",
+                    1001,
+                    True,
+                    {"prompt": "a fox", "omni_weight": 100},
+                    False,
+                ),
+                "1 and 1000",
+            ),
+            (Case("job history", "page", 0, True, {"page": 1}, False), "1 and 10000"),
+        ):
+            text = await _private_answer(world, case)
+            assert f"**{case.option}** must be between {bounds}" in text, (case, text)
+        assert creations(world, posts_before) == [], creations(world, posts_before)
