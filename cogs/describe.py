@@ -161,14 +161,7 @@ class ImagineAllButton(JobItem, template=item_template("describe_all")):
 def _finished_describe(interaction: discord.Interaction[Any], parent: Job | None) -> Job:
     """The rules of describe's buttons: a describe of this server's, finished."""
     guild_id = optional_str(interaction.guild_id)
-    refusal = rules.unknown_job(parent, guild_id, kind=OperationKind.DESCRIBE)
-    if refusal is None:
-        assert parent is not None
-        refusal = rules.not_finished(parent)
-    if refusal is not None:
-        raise Refusal(refusal)
-    assert parent is not None
-    return parent
+    return rules.finished_here(parent, guild_id, kind=OperationKind.DESCRIBE)
 
 
 async def setup(bot: MidjourneyBot) -> None:

@@ -178,14 +178,7 @@ class Edit(commands.Cog):
 def _finished_job(interaction: discord.Interaction[Any], found: Job | None, typed: str) -> Job:
     """The rules of /edit's job option: a job of this server's, finished (raises Refusal)."""
     text = f"There is no job `{typed.strip()[:20]}` in this server."
-    refusal = rules.unknown_job(found, optional_str(interaction.guild_id), text=text)
-    if refusal is None:
-        assert found is not None
-        refusal = rules.not_finished(found)
-    if refusal is not None:
-        raise Refusal(refusal)
-    assert found is not None
-    return found
+    return rules.finished_here(found, optional_str(interaction.guild_id), text=text)
 
 
 def _edit_action(parent: Job, image: int | None) -> str:

@@ -70,20 +70,14 @@ class ShortenButton(JobItem, template=item_template("shorten_pick:[1-9]")):
 
     async def judge(self, interaction: discord.Interaction[Any]) -> None:
         guild_id = optional_str(interaction.guild_id)
-        refusal = rules.unknown_job(self.job, guild_id, kind=OperationKind.SHORTEN)
-        if refusal is None:
-            assert self.job is not None
-            refusal = rules.not_finished(self.job)
-        if refusal is not None:
-            raise Refusal(refusal)
-        assert self.job is not None
+        job = rules.finished_here(self.job, guild_id, kind=OperationKind.SHORTEN)
         parsed = self.parsed
         n = parsed.index if parsed is not None else None
-        prompts = self.job.prompts or []
+        prompts = job.prompts or []
         if n is None or not 1 <= n <= len(prompts):
             raise Refusal("That prompt is not available.")
         starter = services(interaction).starter
-        self.operation = await judge_suggestion(starter, interaction, self.job, prompts[n - 1])
+        self.operation = await judge_suggestion(starter, interaction, job, prompts[n - 1])
 
     async def act(self, interaction: discord.Interaction[Any]) -> None:
         assert self.job is not None and self.operation is not None  # judged

@@ -12,6 +12,7 @@ from bot.actions import kind_of
 from bot.discord.buttons_layout import describe_action
 from bot.discord.policy import Member, Policy
 from bot.domain import Job, JobStatus, Operation, OperationKind
+from bot.interactions.errors import Refusal
 from bot.providers.base import Capabilities
 
 UNKNOWN_BUTTON = "This button belongs to a job this bot does not know."
@@ -37,6 +38,25 @@ def unknown_job(
 def not_finished(job: Job) -> str | None:
     """Follow-ups start from a completed job only."""
     return NOT_FINISHED if job.status is not JobStatus.COMPLETED else None
+
+
+def finished_here(
+    job: Job | None,
+    guild_id: str | None,
+    *,
+    kind: OperationKind | None = None,
+    text: str = UNKNOWN_BUTTON,
+) -> Job:
+    """`unknown_job` then `not_finished`, for what acts on a finished job of this server
+    (describe's and shorten's picks, /edit's job): the job, or Refusal with the sentence."""
+    refusal = unknown_job(job, guild_id, kind=kind, text=text)
+    if refusal is None:
+        assert job is not None
+        refusal = not_finished(job)
+    if refusal is not None:
+        raise Refusal(refusal)
+    assert job is not None
+    return job
 
 
 def past_window(job: Job, *, now: float, window: float | None) -> str | None:

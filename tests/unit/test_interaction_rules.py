@@ -120,3 +120,21 @@ async def test_policy_refusal_checks_the_click_then_the_job(
     typed = Operation(OperationKind.IMAGINE, prompt="a lighthouse")
     banned = await rules.policy_refusal(policy, member("someone"), typed)
     assert banned is not None and "buttons" not in banned
+
+
+def test_finished_here_is_unknown_job_then_not_finished_raised_as_a_refusal() -> None:
+    from bot.interactions.errors import Refusal
+
+    done = job()
+    assert rules.finished_here(done, GUILD) is done
+    cases = [
+        (None, {}, rules.UNKNOWN_BUTTON),
+        (job(guild_id="other"), {}, rules.UNKNOWN_BUTTON),
+        (done, {"kind": OperationKind.DESCRIBE}, rules.UNKNOWN_BUTTON),
+        (None, {"text": "There is no job `x` in this server."}, "There is no job `x`"),
+        (job(status=JobStatus.RUNNING), {}, rules.NOT_FINISHED),
+    ]
+    for found, options, sentence in cases:
+        with pytest.raises(Refusal) as refused:
+            rules.finished_here(found, GUILD, **options)  # type: ignore[arg-type]
+        assert refused.value.text.startswith(sentence), (found, options, refused.value.text)
