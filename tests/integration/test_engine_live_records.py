@@ -8,22 +8,18 @@ The engine runs against the fake PiAPI over real HTTP on 127.0.0.1 with a SQLite
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
-from bot.clock import FakeClock
 from bot.domain import ErrorCode, JobStatus, Operation, OperationKind, ProviderSnapshot
 from bot.engine import Engine
-from tests.fakes.piapi import FakePiAPI, Profile
-from tests.integration.conftest import API_KEY, Harness
+from tests.fakes.piapi import Profile
+from tests.integration.conftest import Harness
 from tests.integration.test_leases_engine import (
     LEASES,
     Pair,
-    start_process,
+    pair,
     status_of,
-    stop_process,
 )
+
+__all__ = ["pair"]  # the two-engine fixture of test_leases_engine, used here too
 
 
 def imagine(prompt: str = "a quiet harbour") -> Operation:
@@ -117,19 +113,6 @@ async def test_a_push_after_the_end_finds_no_record_and_counts_as_duplicate(
 
 
 # --- leases: a job dropped here (another process holds it now) ----------------------------
-
-
-@pytest.fixture
-async def pair(pg_url: str) -> AsyncIterator[Pair]:
-    clock = FakeClock()
-    async with FakePiAPI(api_key=API_KEY, clock=clock, image_size=128) as fake:
-        a = await start_process(pg_url, fake, clock)
-        b = await start_process(pg_url, fake, clock)
-        try:
-            yield Pair(clock, fake, pg_url, a, b)
-        finally:
-            await stop_process(a)
-            await stop_process(b)
 
 
 async def test_a_job_whose_lease_was_taken_over_leaves_no_record(pair: Pair) -> None:

@@ -5,29 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-import pytest
 
-from bot.clock import FakeClock
 from bot.domain import Job, JobStatus, ProviderSnapshot
 from bot.engine.forwarding import Forwarder
 from bot.providers.base import PushProvider
 from bot.store.pg_inbox import CANCEL, INBOX_CHANNEL, PUSH, InboxItem, PgInbox
 from bot.store.postgres import PostgresStore
-from tests.fakes.piapi import FakePiAPI
-from tests.integration.conftest import API_KEY
 from tests.integration.test_leases_engine import (
     Pair,
     Process,
     imagine,
-    start_process,
+    pair,
     status_of,
-    stop_process,
 )
 from tests.integration.test_leases_store import a_job, open_pg, rows
+
+__all__ = ["pair"]  # the two-engine fixture of test_leases_engine, used here too
 
 
 async def owned_jobs(store: PostgresStore, n: int) -> list[str]:
@@ -146,20 +142,6 @@ async def test_two_readers_at_once_take_every_row_exactly_once_in_order(pg_url: 
 
 
 # --- the forwarder between two engines (bot/engine/forwarding.py) ------------------------
-
-
-@pytest.fixture
-async def pair(pg_url: str) -> AsyncIterator[Pair]:
-    """test_leases_engine.py's two engines on one database, with the fake PiAPI."""
-    clock = FakeClock()
-    async with FakePiAPI(api_key=API_KEY, clock=clock, image_size=128) as fake:
-        a = await start_process(pg_url, fake, clock)
-        b = await start_process(pg_url, fake, clock)
-        try:
-            yield Pair(clock, fake, pg_url, a, b)
-        finally:
-            await stop_process(a)
-            await stop_process(b)
 
 
 def forwarder(process: Process, **options: Any) -> Forwarder:
