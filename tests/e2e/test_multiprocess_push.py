@@ -19,49 +19,30 @@ import re
 import signal
 import statistics
 import time
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
-import pytest
 
-from tests.e2e.conftest import BotProcess, World, open_world
+from tests.e2e.conftest import BotProcess, World
 from tests.e2e.test_commands import private_text
 from tests.e2e.test_imagine import is_final_grid
 from tests.e2e.test_multiprocess import (
-    _HOST,
     JOBS,
     MEMBERS,
-    HostRecord,
     db_rows,
     finals_written_by,
     owner_of,
     wait_owned_by,
+    world,
     writes_from,
 )
 from tests.e2e.test_push import advance, free_port
-from tests.fakes.discord import rest as discord_rest
 from tests.fakes.discord.models import InteractionRecord, MessageRecord
 
+__all__ = ["world"]  # test_multiprocess.py's world: each Discord request keeps its Host
+
 SECRET = "a-webhook-secret-both-processes-share"
-
-
-@pytest.fixture
-async def world(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_url: str
-) -> AsyncIterator[World]:
-    """test_multiprocess.py's world: each Discord request keeps its Host header."""
-    original = discord_rest.RestApi.handle
-
-    async def handle(self: Any, request: Any) -> Any:
-        _HOST.set(request.host)
-        return await original(self, request)
-
-    monkeypatch.setattr(discord_rest.RestApi, "handle", handle)
-    monkeypatch.setattr(discord_rest, "RequestRecord", HostRecord)
-    async with open_world(tmp_path) as w:
-        yield w
 
 
 async def start_push_pair(world: World, pg_url: str) -> tuple[BotProcess, BotProcess, str]:
