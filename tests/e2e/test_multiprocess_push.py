@@ -178,15 +178,23 @@ async def test_webhooks_for_a_killed_owner_s_jobs_are_taken_over_and_finished(
     )
 
 
-async def test_a_cancel_reaching_another_process_is_applied_by_the_job_s_owner(
+async def owner_with_one_job(
     world: World, pg_url: str
-) -> None:
+) -> tuple[BotProcess, InteractionRecord, str]:
+    """Process A (its Discord writes tagged by host) running one slow job it owns."""
     base_a = world.env["DISCORD_API_BASE"].replace("127.0.0.1", "localhost")
     a = await world.start_bot(DATABASE_URL=pg_url, DISCORD_API_BASE=base_a)
     pending = await world.discord.slash("imagine", {"prompt": "a slow one"})
     await world.discord.wait_for(lambda: len(world.piapi.created()) == 1, timeout=15)
     [(job_id, owner)] = await db_rows(pg_url, "SELECT id, owner FROM jobs")
     assert owner == owner_of(a, [(owner,)])
+    return a, pending, str(job_id)
+
+
+async def test_a_cancel_reaching_another_process_is_applied_by_the_job_s_owner(
+    world: World, pg_url: str
+) -> None:
+    a, pending, job_id = await owner_with_one_job(world, pg_url)
     b = await world.start_bot(DATABASE_URL=pg_url)  # the newest: it takes the commands now
     before_b = world.discord.requests[-1].seq
     asked = time.monotonic()
@@ -213,11 +221,7 @@ async def test_a_cancel_reaching_another_process_is_applied_by_the_job_s_owner(
 async def test_a_cancel_the_frozen_owner_cannot_confirm_is_recorded_and_applied_later(
     world: World, pg_url: str
 ) -> None:
-    base_a = world.env["DISCORD_API_BASE"].replace("127.0.0.1", "localhost")
-    a = await world.start_bot(DATABASE_URL=pg_url, DISCORD_API_BASE=base_a)
-    pending = await world.discord.slash("imagine", {"prompt": "a slow one"})
-    await world.discord.wait_for(lambda: len(world.piapi.created()) == 1, timeout=15)
-    [(job_id,)] = await db_rows(pg_url, "SELECT id FROM jobs")
+    a, pending, job_id = await owner_with_one_job(world, pg_url)
     await world.start_bot(DATABASE_URL=pg_url)  # B, the newest: it takes the commands
     a.proc.send_signal(signal.SIGSTOP)  # alive, lease live, but answering nothing
     try:

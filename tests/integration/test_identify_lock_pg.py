@@ -109,7 +109,10 @@ async def test_buckets_of_max_concurrency_do_not_wait_for_each_other(pg_url: str
     await b.close()
 
 
-async def test_a_process_that_dies_holding_its_bucket_frees_it(pg_url: str) -> None:
+async def a_holds_and_b_waits(
+    pg_url: str,
+) -> tuple[IdentifySpacer, IdentifySpacer, asyncio.Task[None]]:
+    """Process A holding bucket 0 after its IDENTIFY; B's turn waiting on the lock."""
     a, _ = spacer(pg_url)
     b, _ = spacer(pg_url)
     await a.before_identify(0)
@@ -119,6 +122,11 @@ async def test_a_process_that_dies_holding_its_bucket_frees_it(pg_url: str) -> N
         return await identify_locks(pg_url, granted=False) == [0]
 
     await until(b_waits)
+    return a, b, b_turn
+
+
+async def test_a_process_that_dies_holding_its_bucket_frees_it(pg_url: str) -> None:
+    a, b, b_turn = await a_holds_and_b_waits(pg_url)
     # A's session ends as a kill -9 ends it: the server drops the connection.
     conn = await asyncpg.connect(pg_url)
     try:
@@ -138,15 +146,7 @@ async def test_a_process_that_dies_holding_its_bucket_frees_it(pg_url: str) -> N
 
 
 async def test_a_closing_process_lets_go_of_its_bucket_at_once(pg_url: str) -> None:
-    a, _ = spacer(pg_url)
-    b, _ = spacer(pg_url)
-    await a.before_identify(0)
-    b_turn = asyncio.create_task(b.before_identify(0))
-
-    async def b_waits() -> bool:
-        return await identify_locks(pg_url, granted=False) == [0]
-
-    await until(b_waits)
+    a, b, b_turn = await a_holds_and_b_waits(pg_url)
     await a.close()  # its 5 s hold is never ended: close must not wait for it
     async with asyncio.timeout(WAIT_LIMIT_S):
         await b_turn
